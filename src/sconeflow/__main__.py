@@ -1,0 +1,3 @@
+from sconeflow.cli import main
+
+main()

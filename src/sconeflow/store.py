@@ -1,0 +1,492 @@
+"""The object store: S3 semantics over a local directory (default) or real S3 (``s3://``).
+
+Everything in sconeflow reads and writes objects through :class:`ObjectStore`, so the same code runs
+on the embedded store, on the local S3-compatible gateway and on AWS.
+
+Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes, and
+``<root>/.meta/<bucket>/<key>.json`` the content type, ETag and user metadata. Bucket names can never
+start with ``.``, so ``.meta`` never collides with a bucket. Writes go to a temporary file in the
+target folder, then ``os.replace``: a crash never leaves a half-written object visible.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from sconeflow.errors import SconeflowError
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_BYTES = 1024
+META_DIR = ".meta"
+_CHUNK = 1 << 20
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+class StoreError(SconeflowError):
+    """Base of the object store's errors."""
+
+
+class NoSuchBucket(StoreError):
+    """The bucket does not exist."""
+
+
+class NoSuchKey(StoreError):
+    """The object does not exist."""
+
+
+class BucketAlreadyExists(StoreError):
+    """A bucket with that name exists already."""
+
+
+class BucketNotEmpty(StoreError):
+    """A bucket that still holds objects cannot be deleted."""
+
+
+class InvalidBucketName(StoreError):
+    """The bucket name breaks S3's naming rules."""
+
+
+class InvalidKey(StoreError):
+    """The key is empty, too long, not UTF-8, or would escape its bucket."""
+
+
+class KeyConflict(StoreError):
+    """The key clashes with another key on a file system (``a`` and ``a/b`` cannot both exist locally)."""
+
+
+class InvalidRange(StoreError):
+    """The requested byte range is not satisfiable."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    content_type: str = "binary/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ListResult:
+    objects: list[ObjectInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_continuation_token: str | None
+    key_count: int
+
+
+class ObjectStore(Protocol):
+    """What every store backend offers (local directory, real S3)."""
+
+    uri: str
+
+    def create_bucket(self, bucket: str, *, exist_ok: bool = False) -> None: ...
+    def delete_bucket(self, bucket: str) -> None: ...
+    def bucket_exists(self, bucket: str) -> bool: ...
+    def list_buckets(self) -> list[BucketInfo]: ...
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo: ...
+    def get_object(self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None) -> bytes: ...
+    def open_object(self, bucket: str, key: str) -> BinaryIO: ...
+    def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
+    def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        max_keys: int = 1000,
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+    ) -> ListResult: ...
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]: ...
+    def delete_object(self, bucket: str, key: str) -> None: ...
+    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo: ...
+
+
+def validate_bucket_name(bucket: str) -> None:
+    """S3 general-purpose bucket naming rules."""
+    problem = None
+    if not 3 <= len(bucket) <= 63:
+        problem = "must be 3 to 63 characters long"
+    elif not _BUCKET_RE.match(bucket):
+        problem = "may hold only lowercase letters, digits, '.' and '-', and must start and end with a letter or digit"
+    elif ".." in bucket or ".-" in bucket or "-." in bucket:
+        problem = "must not contain '..', '.-' or '-.'"
+    elif _IP_RE.match(bucket):
+        problem = "must not be formatted as an IP address"
+    elif bucket.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or bucket.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        problem = "uses a prefix or suffix reserved by S3"
+    if problem:
+        raise InvalidBucketName(f"invalid bucket name {bucket!r}: {problem}")
+
+
+def validate_key(key: str) -> None:
+    """S3's key rules plus safety: the key must stay inside its bucket on a file system."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("object key must be a non-empty string")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKey(f"object key {key!r} is not valid UTF-8") from exc
+    if len(encoded) > MAX_KEY_BYTES:
+        raise InvalidKey(f"object key is {len(encoded)} bytes; S3 allows at most {MAX_KEY_BYTES}")
+    if "\x00" in key:
+        raise InvalidKey(f"object key {key!r} contains a NUL byte")
+    if "\\" in key:
+        raise InvalidKey(f"object key {key!r} contains a backslash, which could escape the bucket on some systems")
+    if key.startswith("/"):
+        raise InvalidKey(f"object key {key!r} is an absolute path")
+    segments = key.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        raise InvalidKey(f"object key {key!r} has a '.' or '..' segment that would escape its bucket")
+    if any(segment == "" for segment in segments[:-1]):
+        raise InvalidKey(f"object key {key!r} has an empty path segment ('//')")
+    if key.endswith("/"):
+        raise InvalidKey(f"object key {key!r} ends with '/' (folder markers are not stored locally)")
+    if segments[0] == META_DIR:
+        raise InvalidKey(f"object key {key!r} uses the reserved prefix {META_DIR}/")
+
+
+def guess_content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "binary/octet-stream"
+
+
+def _utc_from_timestamp(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _encode_token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreError(f"invalid continuation token {token!r}") from exc
+
+
+class LocalStore:
+    """An S3-like object store in a local directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = self.root.as_uri()
+
+    # -- paths -------------------------------------------------------------------------------
+    def _bucket_dir(self, bucket: str) -> Path:
+        validate_bucket_name(bucket)
+        return self.root / bucket
+
+    def _existing_bucket_dir(self, bucket: str) -> Path:
+        path = self._bucket_dir(bucket)
+        if not path.is_dir():
+            raise NoSuchBucket(f"bucket {bucket!r} does not exist")
+        return path
+
+    def _object_path(self, bucket: str, key: str) -> Path:
+        validate_key(key)
+        base = self._existing_bucket_dir(bucket)
+        path = base.joinpath(*key.split("/"))
+        # Refuse symlinks anywhere between the bucket folder and the object.
+        probe = base
+        for part in key.split("/"):
+            probe = probe / part
+            if probe.is_symlink():
+                raise InvalidKey(f"object key {key!r} passes through a symbolic link; refused")
+        if not path.resolve().is_relative_to(base.resolve()):
+            raise InvalidKey(f"object key {key!r} resolves outside bucket {bucket!r}")
+        return path
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        return self.root / META_DIR / bucket / (key + ".json")
+
+    # -- buckets -----------------------------------------------------------------------------
+    def create_bucket(self, bucket: str, *, exist_ok: bool = False) -> None:
+        path = self._bucket_dir(bucket)
+        if path.is_dir():
+            if exist_ok:
+                return
+            raise BucketAlreadyExists(f"bucket {bucket!r} already exists")
+        path.mkdir(parents=True, exist_ok=exist_ok)
+
+    def delete_bucket(self, bucket: str) -> None:
+        path = self._existing_bucket_dir(bucket)
+        if any(path.iterdir()):
+            raise BucketNotEmpty(f"bucket {bucket!r} is not empty")
+        path.rmdir()
+        shutil.rmtree(self.root / META_DIR / bucket, ignore_errors=True)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            return self._bucket_dir(bucket).is_dir()
+        except InvalidBucketName:
+            return False
+
+    def list_buckets(self) -> list[BucketInfo]:
+        buckets = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.is_dir() and not entry.name.startswith("."):
+                buckets.append(BucketInfo(entry.name, _utc_from_timestamp(entry.stat().st_mtime)))
+        return buckets
+
+    # -- objects -----------------------------------------------------------------------------
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        path = self._object_path(bucket, key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise KeyConflict(f"key {key!r} clashes with an existing object that is a prefix of it") from exc
+        if path.is_dir():
+            raise KeyConflict(f"key {key!r} clashes with existing keys under {key + '/'!r}")
+        digest = hashlib.md5(usedforsecurity=False)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, bytes | bytearray | memoryview):
+                    digest.update(data)
+                    out.write(data)
+                else:
+                    while chunk := data.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            stat = os.stat(tmp_name)
+            meta = {
+                "content_type": content_type or guess_content_type(key),
+                "etag": digest.hexdigest(),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "metadata": dict(metadata or {}),
+            }
+            meta_path = self._meta_path(bucket, key)
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(meta_path, json.dumps(meta))
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return self._info(bucket, key, path)
+
+    def _info(self, bucket: str, key: str, path: Path) -> ObjectInfo:
+        stat = path.stat()
+        meta = self._read_meta(bucket, key)
+        fresh = meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns
+        etag = meta["etag"] if fresh and meta.get("etag") else _md5_file(path)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=stat.st_size,
+            etag=etag,
+            last_modified=_utc_from_timestamp(stat.st_mtime),
+            content_type=meta.get("content_type") or guess_content_type(key),
+            metadata=meta.get("metadata") or {},
+        )
+
+    def _read_meta(self, bucket: str, key: str) -> dict:
+        try:
+            return json.loads(self._meta_path(bucket, key).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        path = self._object_path(bucket, key)
+        if not path.is_file():
+            raise NoSuchKey(f"s3://{bucket}/{key} does not exist")
+        return self._info(bucket, key, path)
+
+    def get_object(self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None) -> bytes:
+        with self.open_object(bucket, key) as handle:
+            if byte_range is None:
+                return handle.read()
+            start, end = byte_range
+            size = os.fstat(handle.fileno()).st_size
+            if start >= size or (end is not None and end < start):
+                raise InvalidRange(f"range {start}-{end} is not satisfiable for an object of {size} bytes")
+            handle.seek(start)
+            length = (min(end, size - 1) - start + 1) if end is not None else size - start
+            return handle.read(length)
+
+    def open_object(self, bucket: str, key: str) -> BinaryIO:
+        path = self._object_path(bucket, key)
+        try:
+            return path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise NoSuchKey(f"s3://{bucket}/{key} does not exist") from exc
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        """Delete a key; like S3, deleting a missing key is not an error."""
+        path = self._object_path(bucket, key)
+        if path.is_file():
+            path.unlink()
+            self._meta_path(bucket, key).unlink(missing_ok=True)
+            base = self._existing_bucket_dir(bucket)
+            parent = path.parent
+            while parent != base:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+                parent = parent.parent
+
+    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo:
+        info = self.head_object(src_bucket, src_key)
+        with self.open_object(src_bucket, src_key) as handle:
+            return self.put_object(
+                dst_bucket, dst_key, handle, content_type=info.content_type, metadata=info.metadata
+            )
+
+    def _walk_keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        """All keys under ``prefix`` in S3's (UTF-8 byte) order, descending only into matching folders."""
+        base = self._existing_bucket_dir(bucket)
+        folder, _, _ = prefix.rpartition("/")
+        start = base.joinpath(*folder.split("/")) if folder else base
+        if not start.is_dir() or start.is_symlink():
+            return
+        stack: list[tuple[Path, str]] = [(start, folder + "/" if folder else "")]
+        entries: list[str] = []
+        while stack:
+            directory, rel = stack.pop()
+            for entry in os.scandir(directory):
+                name = rel + entry.name
+                if entry.name.startswith(".tmp-") and entry.name.endswith(".part"):
+                    continue
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    if (name + "/").startswith(prefix) or prefix.startswith(name + "/"):
+                        stack.append((Path(entry.path), name + "/"))
+                elif name.startswith(prefix):
+                    entries.append(name)
+        entries.sort(key=lambda k: k.encode("utf-8"))
+        yield from entries
+
+    def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        max_keys: int = 1000,
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+    ) -> ListResult:
+        # The continuation token is the last key or common prefix returned, base64-encoded.
+        after = _decode_token(continuation_token) if continuation_token else (start_after or "")
+        after_bytes = after.encode("utf-8")
+        skip_prefix = after if delimiter and after.endswith(delimiter) else None
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        last: str | None = None
+        truncated = False
+        base = self._existing_bucket_dir(bucket)
+        for key in self._walk_keys(bucket, prefix):
+            if after and key.encode("utf-8") <= after_bytes:
+                continue
+            if skip_prefix and key.startswith(skip_prefix):
+                continue
+            common = None
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    if prefixes and prefixes[-1] == common:
+                        continue
+            if len(objects) + len(prefixes) >= max_keys:
+                truncated = True
+                break
+            if common is not None:
+                prefixes.append(common)
+                last = common
+            else:
+                objects.append(self._info(bucket, key, base.joinpath(*key.split("/"))))
+                last = key
+        token = _encode_token(last) if truncated and last is not None else None
+        return ListResult(objects, prefixes, truncated, token, len(objects) + len(prefixes))
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._existing_bucket_dir(bucket)
+        for key in self._walk_keys(bucket, prefix):
+            yield self._info(bucket, key, base.joinpath(*key.split("/")))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_store(uri: str) -> ObjectStore:
+    """A store for ``file:///path`` (or a plain path) or ``s3://`` (real S3 through boto3)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        path = parsed.path if parsed.scheme == "file" else uri
+        return LocalStore(path)
+    if parsed.scheme == "s3":
+        from sconeflow.store_s3 import S3Store
+
+        return S3Store(uri)
+    raise StoreError(f"unsupported store URI {uri!r}: use file:///path or s3://")
+
+
+def parse_object_uri(uri: str, default_bucket: str | None = None) -> tuple[str, str]:
+    """``s3://bucket/key`` or ``bucket/key`` -> (bucket, key)."""
+    text = uri[len("s3://") :] if uri.startswith("s3://") else uri
+    bucket, _, key = text.partition("/")
+    if not bucket and default_bucket:
+        bucket = default_bucket
+    return bucket, key
