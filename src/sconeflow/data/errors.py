@@ -43,3 +43,7 @@ class SourceNotFound(DataError):
 
 class DatasetNotFound(DataError):
     """No prepared dataset (manifest, classes.json) in the bucket."""
+
+
+class EmptyClass(DataError):
+    """A requested class has no rows in a split, or fewer than two classes were asked for."""
