@@ -32,6 +32,7 @@ from sconeflow.errors import SconeflowError
 log = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024
+MAX_SEGMENT_BYTES = 255
 META_DIR = ".meta"
 _CHUNK = 1 << 20
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -118,7 +119,9 @@ class ObjectStore(Protocol):
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> ObjectInfo: ...
-    def get_object(self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None) -> bytes: ...
+    def get_object(
+        self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None
+    ) -> bytes: ...
     def open_object(self, bucket: str, key: str) -> BinaryIO: ...
     def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
     def list_objects(
@@ -142,12 +145,14 @@ def validate_bucket_name(bucket: str) -> None:
     if not 3 <= len(bucket) <= 63:
         problem = "must be 3 to 63 characters long"
     elif not _BUCKET_RE.match(bucket):
-        problem = "may hold only lowercase letters, digits, '.' and '-', and must start and end with a letter or digit"
+        problem = "may hold only a-z, 0-9, '.' and '-', and must start and end with a letter or digit"
     elif ".." in bucket or ".-" in bucket or "-." in bucket:
         problem = "must not contain '..', '.-' or '-.'"
     elif _IP_RE.match(bucket):
         problem = "must not be formatted as an IP address"
-    elif bucket.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or bucket.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+    elif bucket.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or bucket.endswith(
+        ("-s3alias", "--ol-s3", "--x-s3")
+    ):
         problem = "uses a prefix or suffix reserved by S3"
     if problem:
         raise InvalidBucketName(f"invalid bucket name {bucket!r}: {problem}")
@@ -166,7 +171,9 @@ def validate_key(key: str) -> None:
     if "\x00" in key:
         raise InvalidKey(f"object key {key!r} contains a NUL byte")
     if "\\" in key:
-        raise InvalidKey(f"object key {key!r} contains a backslash, which could escape the bucket on some systems")
+        raise InvalidKey(
+            f"object key {key!r} contains a backslash, which could escape the bucket on some systems"
+        )
     if key.startswith("/"):
         raise InvalidKey(f"object key {key!r} is an absolute path")
     segments = key.split("/")
@@ -176,6 +183,8 @@ def validate_key(key: str) -> None:
         raise InvalidKey(f"object key {key!r} has an empty path segment ('//')")
     if key.endswith("/"):
         raise InvalidKey(f"object key {key!r} ends with '/' (folder markers are not stored locally)")
+    if segments[-1].startswith(".tmp-") and segments[-1].endswith(".part"):
+        raise InvalidKey(f"object key {key!r} uses the reserved temporary-file pattern .tmp-*.part")
     if segments[0] == META_DIR:
         raise InvalidKey(f"object key {key!r} uses the reserved prefix {META_DIR}/")
 
@@ -220,6 +229,12 @@ class LocalStore:
 
     def _object_path(self, bucket: str, key: str) -> Path:
         validate_key(key)
+        for segment in key.split("/"):
+            if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+                raise InvalidKey(
+                    f"object key segment {segment[:40]!r}... is longer than {MAX_SEGMENT_BYTES} bytes, "
+                    "which a local file system cannot store"
+                )
         base = self._existing_bucket_dir(bucket)
         path = base.joinpath(*key.split("/"))
         # Refuse symlinks anywhere between the bucket folder and the object.
@@ -233,7 +248,9 @@ class LocalStore:
         return path
 
     def _meta_path(self, bucket: str, key: str) -> Path:
-        return self.root / META_DIR / bucket / (key + ".json")
+        # Hashed, flat names: a key's metadata file can never clash with another key's folder.
+        digest = hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
+        return self.root / META_DIR / bucket / digest[:2] / (digest + ".json")
 
     # -- buckets -----------------------------------------------------------------------------
     def create_bucket(self, bucket: str, *, exist_ok: bool = False) -> None:
@@ -242,13 +259,16 @@ class LocalStore:
             if exist_ok:
                 return
             raise BucketAlreadyExists(f"bucket {bucket!r} already exists")
-        path.mkdir(parents=True, exist_ok=exist_ok)
+        try:
+            path.mkdir(parents=True, exist_ok=exist_ok)
+        except FileExistsError:
+            raise BucketAlreadyExists(f"bucket {bucket!r} already exists") from None
 
     def delete_bucket(self, bucket: str) -> None:
         path = self._existing_bucket_dir(bucket)
-        if any(path.iterdir()):
+        if next(self._walk_keys(bucket, ""), None) is not None:
             raise BucketNotEmpty(f"bucket {bucket!r} is not empty")
-        path.rmdir()
+        shutil.rmtree(path)  # only empty folders and stray temporary files are left
         shutil.rmtree(self.root / META_DIR / bucket, ignore_errors=True)
 
     def bucket_exists(self, bucket: str) -> bool:
@@ -260,7 +280,7 @@ class LocalStore:
     def list_buckets(self) -> list[BucketInfo]:
         buckets = []
         for entry in sorted(self.root.iterdir()):
-            if entry.is_dir() and not entry.name.startswith("."):
+            if entry.is_dir() and not entry.is_symlink() and self.bucket_exists(entry.name):
                 buckets.append(BucketInfo(entry.name, _utc_from_timestamp(entry.stat().st_mtime)))
         return buckets
 
@@ -381,9 +401,14 @@ class LocalStore:
         """All keys under ``prefix`` in S3's (UTF-8 byte) order, descending only into matching folders."""
         base = self._existing_bucket_dir(bucket)
         folder, _, _ = prefix.rpartition("/")
-        start = base.joinpath(*folder.split("/")) if folder else base
-        if not start.is_dir() or start.is_symlink():
-            return
+        parts = folder.split("/") if folder else []
+        if any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+            return  # no valid key lies under such a prefix; never walk outside the bucket
+        start = base
+        for part in parts:
+            start = start / part
+            if start.is_symlink() or not start.is_dir():
+                return
         stack: list[tuple[Path, str]] = [(start, folder + "/" if folder else "")]
         entries: list[str] = []
         while stack:
@@ -415,7 +440,9 @@ class LocalStore:
         # The continuation token is the last key or common prefix returned, base64-encoded.
         after = _decode_token(continuation_token) if continuation_token else (start_after or "")
         after_bytes = after.encode("utf-8")
-        skip_prefix = after if delimiter and after.endswith(delimiter) else None
+        skip_prefix = after if continuation_token and delimiter and after.endswith(delimiter) else None
+        if max_keys <= 0:
+            return ListResult([], [], False, None, 0)
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
         last: str | None = None
@@ -440,7 +467,10 @@ class LocalStore:
                 prefixes.append(common)
                 last = common
             else:
-                objects.append(self._info(bucket, key, base.joinpath(*key.split("/"))))
+                try:
+                    objects.append(self._info(bucket, key, base.joinpath(*key.split("/"))))
+                except FileNotFoundError:  # deleted by another process while listing
+                    continue
                 last = key
         token = _encode_token(last) if truncated and last is not None else None
         return ListResult(objects, prefixes, truncated, token, len(objects) + len(prefixes))
@@ -448,7 +478,10 @@ class LocalStore:
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._existing_bucket_dir(bucket)
         for key in self._walk_keys(bucket, prefix):
-            yield self._info(bucket, key, base.joinpath(*key.split("/")))
+            try:
+                yield self._info(bucket, key, base.joinpath(*key.split("/")))
+            except FileNotFoundError:  # deleted by another process while listing
+                continue
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
