@@ -1,0 +1,187 @@
+"""Dynamic micro-batching: concurrent requests share one model call, off the event loop.
+
+Requests (already decoded to uint8 H x W x 3) are appended to a bounded queue. One inference thread takes
+whatever is waiting, up to ``max_batch`` items, optionally waits up to ``max_wait`` for more, runs the
+model once, and resolves every request's future with one wake-up of the event loop. While a batch runs,
+new requests queue up and form the next batch, so batches grow with the load and a lone request never
+waits (with ``max_wait`` 0, the default).
+
+The queue is bounded by ``max_queue`` requests (queued + running): beyond it ``submit`` raises
+:class:`~sconeflow.endpoint.errors.ThrottlingException` immediately, so an overloaded endpoint answers
+fast errors instead of letting latency grow without limit.
+
+Items carry the model they were prepared for; a batch never mixes models, so a model swap
+(``endpoint update``) lets queued requests finish on the model they were decoded for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sconeflow.endpoint.errors import ModelError, ThrottlingException
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class _Item:
+    model: Predictor
+    image: np.ndarray
+    future: asyncio.Future[Any]
+    enqueued: float
+
+
+@dataclass
+class BatchStats:
+    """Counters the metrics module reads (updated by the inference thread only)."""
+
+    batches: int = 0
+    items: int = 0
+    model_seconds: float = 0.0
+    batch_sizes: list[int] = field(default_factory=list)  # drained by the metrics observer
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: np.ndarray  # float32 [C]
+    model_seconds: float  # the model call's duration for the whole batch
+    batch_size: int
+
+
+class MicroBatcher:
+    """One inference thread serving a bounded queue of single-image requests."""
+
+    def __init__(
+        self,
+        *,
+        max_batch: int = 64,
+        max_wait: float = 0.0,
+        max_queue: int = 256,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or max_queue < 1 or max_wait < 0:
+            raise ValueError("max_batch and max_queue must be >= 1, max_wait >= 0")
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._items: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._running = 0  # items in the batch being computed
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Requests queued or being computed."""
+        return len(self._items) + self._running
+
+    def submit(self, model: Predictor, image: np.ndarray) -> asyncio.Future[Any]:
+        """Queue one image; await the returned future for a :class:`Prediction`. Event-loop thread only."""
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        if self._closed:
+            raise ThrottlingException("The endpoint is shutting down; retry on another endpoint")
+        if len(self._items) + self._running >= self.max_queue:
+            raise ThrottlingException(
+                f"Rate exceeded: {self.max_queue} requests are already queued for this endpoint; retry later"
+            )
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cond:
+            self._items.append(_Item(model, image, future, time.perf_counter()))
+            self._cond.notify()
+        return future
+
+    # -- inference thread -------------------------------------------------------------------
+    def _take_batch(self) -> list[_Item] | None:
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            if self.max_wait > 0 and len(self._items) < self.max_batch:
+                deadline = time.perf_counter() + self.max_wait
+                while len(self._items) < self.max_batch and not self._closed:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            first = self._items[0].model
+            batch: list[_Item] = []
+            while self._items and len(batch) < self.max_batch and self._items[0].model is first:
+                batch.append(self._items.popleft())
+            self._running = len(batch)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            try:
+                self._compute(batch)
+            finally:
+                with self._cond:
+                    self._running = 0
+
+    def _compute(self, batch: list[_Item]) -> None:
+        model = batch[0].model
+        results: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        started = time.perf_counter()
+        try:
+            images = np.stack([item.image for item in batch])
+            probs = np.asarray(model.predict_proba(images), dtype=np.float32)
+            if probs.ndim != 2 or probs.shape[0] != len(batch):
+                raise RuntimeError(f"model returned shape {probs.shape} for a batch of {len(batch)}")
+            elapsed = time.perf_counter() - started
+            for i, item in enumerate(batch):
+                results.append((item.future, Prediction(probs[i], elapsed, len(batch)), True))
+        except Exception as exc:
+            elapsed = time.perf_counter() - started
+            log.exception("inference failed for a batch of %d", len(batch))
+            error = ModelError(
+                f'Received server error (500) from primary with message "{type(exc).__name__}: {exc}"',
+                original_status=500,
+                original_message=f"{type(exc).__name__}: {exc}",
+            )
+            results = [(item.future, error, False) for item in batch]
+        if self._on_batch is not None:
+            try:
+                self._on_batch(len(batch), elapsed)
+            except Exception:
+                log.exception("batch observer failed")
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve_all, results)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the queued requests, then stop the inference thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+    for future, value, ok in results:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

@@ -1,0 +1,312 @@
+"""Model Monitor data capture: SageMaker's JSON Lines records, written by a background thread.
+
+Record layout (byte-compatible with the AWS-recorded files, see ``aws-contracts.md`` 1.1)::
+
+    {"captureData":{"endpointInput":{"observedContentType":..,"mode":"INPUT","data":..,"encoding":..},
+     "endpointOutput":{...,"mode":"OUTPUT",...}},"eventMetadata":{"eventId":..,"inferenceTime":..},
+     "eventVersion":"0"}
+
+Files go to ``<dest>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/<mm-ss-mmm-uuid4>.jsonl``: a file is named
+after the moment it was opened and collects records for ``roll_seconds`` (60 s, as SageMaker's files do;
+also rolled at ``roll_bytes`` so that a busy endpoint never holds a huge file in memory).
+
+The request path only appends a small tuple to a bounded queue (``offer``); it never blocks and never
+touches the store. When the queue is full the record is dropped and counted. The writer thread builds
+the lines, and publishes the open file to the store every ``flush_seconds`` (whole lines only: each
+publish is one atomic ``put_object`` of the complete file so far) and when it rolls. ``close()``
+drains the queue and publishes everything accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sconeflow.endpoint.errors import InvalidCaptureConfig
+from sconeflow.endpoint.models import VARIANT_NAME, DataCaptureConfig
+from sconeflow.store import ObjectStore, parse_object_uri
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 20_000
+DEFAULT_ROLL_SECONDS = 60.0
+DEFAULT_ROLL_BYTES = 16 * 1024 * 1024
+DEFAULT_FLUSH_SECONDS = 2.0
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class CaptureEvent:
+    """What the request path hands to the writer (cheap to build: no encoding yet)."""
+
+    input_body: bytes
+    input_content_type: str
+    output_body: bytes
+    output_content_type: str
+    event_id: str
+    inference_time: float  # epoch seconds
+    inference_id: str | None = None
+
+
+def encoding_for(content_type: str, config: DataCaptureConfig) -> str:
+    """``JSON``/``CSV`` when the media type is listed in CaptureContentTypeHeader, else ``BASE64``."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in (t.lower() for t in config.json_content_types):
+        return "JSON"
+    if kind in (t.lower() for t in config.csv_content_types):
+        return "CSV"
+    return "BASE64"
+
+
+def _payload(body: bytes, content_type: str, mode: str, config: DataCaptureConfig) -> dict[str, str]:
+    encoding = encoding_for(content_type, config)
+    if encoding != "BASE64":
+        try:
+            data = body.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "BASE64"
+    if encoding == "BASE64":
+        data = base64.b64encode(body).decode("ascii")
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+def format_inference_time(epoch: float) -> str:
+    """Whole-second UTC, ``YYYY-MM-DDTHH:MM:SSZ`` (real capture files carry no milliseconds)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, Any]:
+    capture: dict[str, Any] = {}
+    if config.capture_input:
+        capture["endpointInput"] = _payload(event.input_body, event.input_content_type, "INPUT", config)
+    if config.capture_output:
+        capture["endpointOutput"] = _payload(event.output_body, event.output_content_type, "OUTPUT", config)
+    metadata: dict[str, str] = {"eventId": event.event_id}
+    if event.inference_id:
+        metadata["inferenceId"] = event.inference_id
+    metadata["inferenceTime"] = format_inference_time(event.inference_time)
+    return {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
+
+
+def record_line(event: CaptureEvent, config: DataCaptureConfig) -> bytes:
+    """One record as SageMaker writes it: compact JSON, one line, ``\\n``-terminated."""
+    return json.dumps(build_record(event, config), separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def capture_file_key(prefix: str, endpoint: str, opened: float, variant: str = VARIANT_NAME) -> str:
+    """``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm-uuid4>.jsonl`` for a file opened then."""
+    moment = datetime.fromtimestamp(opened, tz=UTC)
+    millis = moment.microsecond // 1000
+    name = f"{moment:%M-%S}-{millis:03d}-{uuid.uuid4()}.jsonl"
+    parts = [p for p in (prefix.strip("/"), endpoint, variant, f"{moment:%Y/%m/%d/%H}", name) if p]
+    return "/".join(parts)
+
+
+def parse_destination(uri: str, default_bucket: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` (or ``bucket/prefix``) -> (bucket, prefix) in the store."""
+    text = uri.strip()
+    if text.startswith(("https://", "file://")):
+        raise InvalidCaptureConfig(f"capture destination {uri!r}: use s3://bucket/prefix (in the store)")
+    bucket, prefix = parse_object_uri(text, default_bucket)
+    if not bucket:
+        raise InvalidCaptureConfig(f"capture destination {uri!r} names no bucket")
+    return bucket, prefix.strip("/")
+
+
+def read_capture_lines(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
+    """Parse capture JSON Lines (ours or AWS's) into records; blank lines are skipped."""
+    for line in lines:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        if text.strip():
+            yield json.loads(text)
+
+
+class _OpenFile:
+    def __init__(self, key: str, opened: float) -> None:
+        self.key = key
+        self.opened = opened
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.records = 0
+        self.published_records = 0
+        self.last_publish = opened
+
+    @property
+    def dirty(self) -> bool:
+        return self.records != self.published_records
+
+
+class CaptureWriter:
+    """A background writer of capture records for one endpoint (thread-safe ``offer``)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        endpoint: str,
+        config: DataCaptureConfig,
+        *,
+        default_bucket: str,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        roll_seconds: float = DEFAULT_ROLL_SECONDS,
+        roll_bytes: int = DEFAULT_ROLL_BYTES,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+        clock: Any = time.time,
+    ) -> None:
+        self.store = store
+        self.endpoint = endpoint
+        self.config = config
+        self.bucket, self.prefix = parse_destination(config.destination_s3_uri, default_bucket)
+        self.roll_seconds = roll_seconds
+        self.roll_bytes = roll_bytes
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._file: _OpenFile | None = None
+        self._lock = threading.Lock()
+        self.written = 0  # records published to the store
+        self.dropped = 0  # records refused because the queue was full (or the writer closed)
+        self.errors = 0  # failed store writes (records are kept and retried)
+        self.files: list[str] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"capture-{endpoint}", daemon=True)
+        self._thread.start()
+
+    # -- request path -------------------------------------------------------------------------
+    def offer(self, event: CaptureEvent) -> bool:
+        """Queue one record without blocking; False (and counted) when it had to be dropped."""
+        if self._closed:
+            with self._lock:
+                self.dropped += 1
+            return False
+        try:
+            self._queue.put_nowait(event)
+            return True
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+            return False
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    # -- writer thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.ensure_bucket()
+        except Exception as exc:
+            log.warning("capture bucket %s could not be created: %s", self.bucket, exc)
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=self._timeout())
+            except queue.Empty:
+                self._maybe_flush()
+                continue
+            batch: list[CaptureEvent] = []
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= 1024 and not stopping:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._append_all(batch)
+            self._maybe_flush()
+        self._final_flush()
+
+    def _timeout(self) -> float:
+        if self._file is None:
+            return 1.0
+        now = self._clock()
+        due = min(self._file.opened + self.roll_seconds, now + self.flush_seconds)
+        return max(0.01, min(self.flush_seconds, due - now))
+
+    def _append_all(self, events: list[CaptureEvent]) -> None:
+        for event in events:
+            try:
+                line = record_line(event, self.config)
+            except Exception:  # a record that cannot be built must not stop the writer
+                log.exception("capture record could not be built; dropped")
+                with self._lock:
+                    self.dropped += 1
+                continue
+            now = self._clock()
+            current = self._file
+            if current is not None and (
+                now - current.opened >= self.roll_seconds or current.size >= self.roll_bytes
+            ):
+                self._publish(current)
+                current = None
+            if current is None:
+                current = _OpenFile(capture_file_key(self.prefix, self.endpoint, now), now)
+                self._file = current
+                self.files.append(current.key)
+            current.chunks.append(line)
+            current.size += len(line)
+            current.records += 1
+
+    def _maybe_flush(self) -> None:
+        current = self._file
+        if current is None:
+            return
+        now = self._clock()
+        if now - current.opened >= self.roll_seconds:
+            self._publish(current)
+            if not current.dirty:
+                self._file = None
+        elif current.dirty and now - current.last_publish >= self.flush_seconds:
+            self._publish(current)
+
+    def _publish(self, current: _OpenFile) -> None:
+        if not current.dirty:
+            return
+        try:
+            self.store.put_object(
+                self.bucket, current.key, b"".join(current.chunks), content_type="application/jsonl"
+            )
+        except Exception as exc:
+            self.errors += 1
+            log.warning("capture file s3://%s/%s could not be written: %s", self.bucket, current.key, exc)
+            return
+        with self._lock:
+            self.written += current.records - current.published_records
+        current.published_records = current.records
+        current.last_publish = self._clock()
+
+    def _final_flush(self) -> None:
+        if self._file is not None:
+            for _ in range(3):
+                self._publish(self._file)
+                if not self._file.dirty:
+                    break
+                time.sleep(0.2)
+            self._file = None
+
+    def close(self, timeout: float = 20.0) -> None:
+        """Stop accepting, write every accepted record, publish the open file. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("capture writer for %s did not finish within %.0fs", self.endpoint, timeout)
+
+    def ensure_bucket(self) -> None:
+        create = getattr(self.store, "create_bucket", None)
+        if create is not None:
+            create(self.bucket, exist_ok=True)

@@ -1,0 +1,90 @@
+"""Request bodies to model inputs: content-type and size checks, bomb refusal, decode, resize.
+
+Everything a client can get wrong raises :class:`~sconeflow.endpoint.errors.ValidationError` with a one-line
+message; nothing here can raise anything else for bad input. Image dimensions are read from the header
+and checked *before* any pixel is decoded, so a decompression bomb costs microseconds, not gigabytes.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sconeflow.endpoint.errors import ValidationError
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's modeled body limit (6,291,456 bytes)
+DEFAULT_MAX_PIXELS = 4096 * 4096
+IMAGE_CONTENT_TYPES = ("image/png", "image/jpeg", "application/x-image")
+_FORMATS = ("PNG", "JPEG")
+_RESAMPLING = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+def media_type(content_type: str | None) -> str:
+    """``"Image/PNG; q=1"`` -> ``"image/png"``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_request(content_type: str | None, length: int | None) -> None:
+    """Checks that need only the headers (run before the body is read)."""
+    kind = media_type(content_type)
+    if kind not in IMAGE_CONTENT_TYPES:
+        shown = content_type if content_type else "(none)"
+        raise ValidationError(
+            f"Unsupported content type {shown!r}: send one of {', '.join(IMAGE_CONTENT_TYPES)}"
+        )
+    if length is not None and length > MAX_PAYLOAD_BYTES:
+        raise ValidationError(
+            f"Request payload of {length} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes (6 MiB)"
+        )
+
+
+def decode(
+    body: bytes,
+    size: tuple[int, int],
+    *,
+    resize: str = "bilinear",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """An encoded PNG/JPEG -> uint8 H x W x 3 RGB at ``size`` (width, height)."""
+    if not body:
+        raise ValidationError("Request body is empty: send one encoded image (PNG or JPEG)")
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(
+            f"Request payload of {len(body)} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes (6 MiB)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(body), formats=_FORMATS)
+        with image:
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise ValidationError(f"Image has an empty size ({width}x{height})")
+            if width * height > max_pixels:
+                raise ValidationError(
+                    f"Image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels "
+                    "(refused before decoding: possible decompression bomb)"
+                )
+            image.load()
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+    except ValidationError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ValidationError("Unable to decode the request body: it is not a PNG or JPEG image") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValidationError(f"Unable to decode the request body as a PNG or JPEG image: {reason}") from exc
+    except Exception as exc:  # Pillow plugins raise assorted errors on hostile input; never a 5xx
+        raise ValidationError(f"Unable to decode the request body as an image: {type(exc).__name__}") from exc
+    if rgb.size != size:
+        rgb = rgb.resize(size, _RESAMPLING.get(resize, Image.Resampling.BILINEAR))
+    return np.asarray(rgb, dtype=np.uint8)
