@@ -1,0 +1,402 @@
+"""``sconeflow monitor captures|baseline|run|schedule|report|executions``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sconeflow.cliutil import HomeOption, console, err_console, settings_for
+
+EndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint", "-e", help="Endpoint whose captures to read (default destination)."),
+]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source", help="Capture prefix: s3://bucket/prefix (the store), bucket/prefix, or a local folder."
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Only records at or after this time (ISO 8601, 'now', '2h ago')."),
+]
+UntilOption = Annotated[str | None, typer.Option("--until", help="Only records before this time.")]
+BaselineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline",
+        help="Baseline prefix with statistics.json + constraints.json "
+        "(default s3://<bucket>/monitoring/baseline/).",
+    ),
+]
+
+monitor_app = typer.Typer(
+    name="monitor",
+    help="Model monitoring: read captured traffic, baseline it, find violations, plot and report.",
+    no_args_is_help=True,
+)
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+@monitor_app.command("captures")
+def captures_cmd(
+    endpoint: EndpointOption = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to show in the table (0 = all).")] = 20,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (Rich) or jsonl (one JSON object per record).")
+    ] = "table",
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Comma-separated class names in output order.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Load capture JSONL into a table: event, time, input, image statistics, probabilities, prediction."""
+    from sconeflow.monitor.captures import read_captures, resolve_source
+    from sconeflow.monitor.features import CONFIDENCE, prob_feature, table_from_records
+    from sconeflow.monitor.report import summarize
+    from sconeflow.monitor.timeutil import resolve_window
+
+    settings = settings_for(home)
+    start, end = resolve_window(None, since, until)
+    capture_source = resolve_source(settings, endpoint=endpoint, source=source)
+    captures = read_captures(settings, capture_source, since=start, until=end)
+    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else _known_classes(settings)
+    table = table_from_records(captures.records, class_list)
+    if output_format == "jsonl":
+        for i in range(len(table)):
+            row = {
+                "eventId": table.event_ids[i],
+                "inferenceTime": str(table.times[i]) + "Z",
+                "contentType": table.content_types[i],
+                "inputBytes": int(table.input_sizes[i]),
+                **{k: (None if math.isnan(v[i]) else float(v[i])) for k, v in table.numeric.items()},
+                "predictedClass": table.predicted[i],
+                "source": captures.records[i].source,
+                "line": captures.records[i].line,
+            }
+            typer.echo(json.dumps(row))
+    elif output_format == "table":
+        view = Table(title=f"Captured invocations from {capture_source.uri}", show_lines=False)
+        headers = ("event", "time (UTC)", "type", "bytes", "w×h", "RGB mean", "contrast", "sharpness")
+        for col in headers:
+            view.add_column(col, no_wrap=col in ("time (UTC)", "w×h"))
+        view.add_column("probabilities")
+        view.add_column("class")
+        view.add_column("conf.", justify="right")
+        shown = len(table) if limit <= 0 else min(limit, len(table))
+        for i in range(shown):
+            n = table.numeric
+            probs = " ".join(_fmt(n[prob_feature(c)][i], 3) for c in table.classes)
+            view.add_row(
+                table.event_ids[i][:8],
+                str(table.times[i]).replace("T", " "),
+                (table.content_types[i] or "").replace("application/", "app/"),
+                str(table.input_sizes[i]),
+                f"{_fmt(n['image_width'][i], 0)}×{_fmt(n['image_height'][i], 0)}",
+                "/".join(_fmt(n[f"brightness_{c}"][i], 0) for c in "rgb"),
+                _fmt(n["contrast"][i]),
+                _fmt(n["sharpness"][i], 0),
+                probs,
+                table.predicted[i] or "",
+                _fmt(n[CONFIDENCE][i], 3),
+            )
+        console.print(view)
+        summary = summarize(table, malformed=len(captures.malformed))
+        console.print(
+            f"{summary.count} records in {captures.files} files (showing {shown}); mean confidence "
+            f"{_fmt(summary.mean_confidence or float('nan'), 4)}; below {summary.threshold:g}: "
+            f"{summary.below_threshold}; classes {summary.class_counts}; malformed lines skipped: "
+            f"{len(captures.malformed)}"
+        )
+    else:
+        raise typer.BadParameter("--format must be 'table' or 'jsonl'")
+    for bad in captures.malformed[:20]:
+        err_console.print(f"[yellow]skipped[/] {bad.source}:{bad.line}: {bad.reason}", highlight=False)
+    if len(captures.malformed) > 20:
+        err_console.print(f"[yellow]... and {len(captures.malformed) - 20} more malformed lines[/]")
+
+
+def _known_classes(settings) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """Classes from the default baseline when there is one."""
+    from sconeflow.errors import SconeflowError
+    from sconeflow.monitor.baseline import load_baseline
+
+    try:
+        return load_baseline(settings).classes or None
+    except SconeflowError:
+        return None
+
+
+@monitor_app.command("baseline")
+def baseline_cmd(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", "-d", help="bucket[/train|test], s3://bucket/prefix, or a training job name."
+        ),
+    ] = "",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Training job, model.tar.gz path or s3:// URI.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Split when --dataset names a bucket or job.")
+    ] = "train",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Where to write (s3:// prefix or folder).")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Run the model over training (or validation) images; write statistics.json and constraints.json."""
+    from sconeflow.monitor.baseline import create_baseline
+
+    settings = settings_for(home)
+    with console.status("Running the model over the baseline dataset..."):
+        result = create_baseline(
+            settings, dataset=dataset or settings.bucket, model=model, split=split, output=output
+        )
+    console.print(
+        f"Baseline of [bold]{result.item_count}[/] images from {result.dataset} with model {result.model}"
+    )
+    for path in result.files:
+        console.print(f"  wrote {path}")
+    features = {f["name"]: f for f in result.statistics["features"]}
+    conf = features.get("confidence", {}).get("numerical_statistics", {})
+    console.print(
+        f"classes {result.classes}; mean confidence {conf.get('mean', float('nan')):.4f}; "
+        "Completed: Job completed successfully with no violations."
+    )
+
+
+@monitor_app.command("run")
+def run_cmd(
+    endpoint: EndpointOption = None,
+    source: SourceOption = None,
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="Analyse the last 1h, 30m, ... ('all' = everything).")
+    ] = "1h",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    baseline: BaselineOption = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Reports prefix (default s3://<bucket>/monitoring/reports)."),
+    ] = None,
+    schedule_name: Annotated[
+        str, typer.Option("--schedule-name", help="Name recorded on the execution.")
+    ] = "on-demand",
+    home: HomeOption = None,
+) -> None:
+    """Compare the window's traffic with the baseline; exit 0 without violations, 3 with violations."""
+    from sconeflow.monitor.timeutil import resolve_window
+    from sconeflow.monitor.violations import run_monitoring
+
+    settings = settings_for(home)
+    start, end = resolve_window(window, since, until)
+    result = run_monitoring(
+        settings,
+        endpoint=endpoint,
+        source=source,
+        baseline_uri=baseline,
+        since=start,
+        until=end,
+        schedule_name=schedule_name,
+        output=output,
+    )
+    _print_violations(result.violations)
+    execution = result.execution
+    style = "green" if execution.status == "Completed" else "red"
+    console.print(f"[{style}]{execution.exit_message}[/] ({execution.records} records)", highlight=False)
+    console.print(f"report: {execution.report_uri}constraint_violations.json", highlight=False)
+    console.print(f"execution: {execution.arn}", highlight=False)
+    if execution.exit_code:
+        raise typer.Exit(execution.exit_code)
+
+
+def _print_violations(violations: list[dict[str, str]]) -> None:
+    if not violations:
+        return
+    table = Table(title=f"{len(violations)} constraint violation(s)")
+    table.add_column("feature")
+    table.add_column("check")
+    table.add_column("description", overflow="fold")
+    for v in violations:
+        table.add_row(v["feature_name"], v["constraint_check_type"], v["description"])
+    console.print(table)
+
+
+@monitor_app.command("report")
+def report_cmd(
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Folder for the PNGs and report.html.")
+    ],
+    endpoint: EndpointOption = None,
+    source: SourceOption = None,
+    window: Annotated[str, typer.Option("--window", "-w", help="Last 1h, 1d, ... or 'all'.")] = "all",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    baseline: BaselineOption = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Confidence threshold of the filter Lambda.")
+    ] = 0.93,
+    home: HomeOption = None,
+) -> None:
+    """Write PNG plots and one self-contained HTML report of the captured traffic against the baseline."""
+    from sconeflow.errors import SconeflowError
+    from sconeflow.monitor.baseline import BaselineNotFound, load_baseline
+    from sconeflow.monitor.captures import read_captures, resolve_source
+    from sconeflow.monitor.features import table_from_records
+    from sconeflow.monitor.report import write_report
+    from sconeflow.monitor.timeutil import resolve_window
+    from sconeflow.monitor.violations import evaluate
+
+    if not 0.0 <= threshold <= 1.0:
+        raise typer.BadParameter("--threshold must be between 0 and 1")
+    settings = settings_for(home)
+    start, end = resolve_window(window, since, until)
+    capture_source = resolve_source(settings, endpoint=endpoint, source=source)
+    try:
+        base = load_baseline(settings, baseline)
+    except BaselineNotFound:
+        if baseline:
+            raise
+        base = None
+    except SconeflowError:
+        raise
+    with console.status("Reading captures and drawing plots..."):
+        captures = read_captures(settings, capture_source, since=start, until=end)
+        table = table_from_records(captures.records, base.classes if base else None)
+        violations = evaluate(base, table) if base else []
+        result = write_report(
+            table,
+            output_dir,
+            baseline=base,
+            violations=violations,
+            malformed=captures.malformed,
+            threshold=threshold,
+            source=capture_source.uri,
+        )
+    s = result.summary
+    console.print(
+        f"{s.count} invocations; mean confidence {_fmt(_nan(s.mean_confidence), 4)}; "
+        f"{s.below_threshold} below {threshold:g} ({_fmt((s.share_below_threshold or 0) * 100, 1)}%); "
+        f"{len(violations)} violation(s); {s.malformed} malformed line(s) skipped"
+    )
+    for path in result.plots:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"report: [bold]{result.html}[/]", highlight=False)
+
+
+@monitor_app.command("schedule")
+def schedule_cmd(
+    name: Annotated[str, typer.Argument(help="Schedule name.")] = "default",
+    every: Annotated[str | None, typer.Option("--every", help="Run interval: 1h, 15m, 30s, PT1H.")] = None,
+    window: Annotated[
+        str | None, typer.Option("--window", "-w", help="Window each run analyses (default = --every).")
+    ] = None,
+    endpoint: EndpointOption = None,
+    source: SourceOption = None,
+    baseline: BaselineOption = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Reports prefix.")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the schedule NAME.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List schedules.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Run `monitor run` periodically in the background (stop with --stop, `sconeflow down` or cleanup)."""
+    from sconeflow.monitor.schedule import create_schedule, schedule_status, stop_schedule
+    from sconeflow.monitor.timeutil import parse_duration
+
+    settings = settings_for(home)
+    if list_:
+        table = Table(title="Monitoring schedules")
+        for col in ("name", "status", "running", "pid", "every (s)", "window (s)", "endpoint / source"):
+            table.add_column(col)
+        for row in schedule_status(settings):
+            table.add_row(
+                row["name"],
+                row["status"],
+                "yes" if row["running"] else "no",
+                str(row["pid"] or ""),
+                f"{row['every_seconds']:g}",
+                f"{row['window_seconds']:g}",
+                row["endpoint"] or row["source"] or "",
+            )
+        console.print(table)
+        return
+    if stop:
+        was_running = stop_schedule(settings, name)
+        console.print(f"schedule {name}: {'stopped' if was_running else 'was not running; marked Stopped'}")
+        return
+    if not every:
+        raise typer.BadParameter("give --every (e.g. 1h), --list or --stop")
+    schedule, record = create_schedule(
+        settings,
+        name,
+        every=parse_duration(every),
+        window=parse_duration(window) if window else None,
+        endpoint=endpoint,
+        source=source,
+        baseline_uri=baseline,
+        output=output,
+    )
+    console.print(
+        f"schedule [bold]{schedule.name}[/] runs every {schedule.every_seconds:g}s over the last "
+        f"{schedule.window_seconds:g}s (pid {record.pid}, log {record.log_path})",
+        highlight=False,
+    )
+
+
+@monitor_app.command("schedule-worker", hidden=True)
+def schedule_worker_cmd(name: str, home: HomeOption = None) -> None:
+    """The background loop of a schedule (started by `monitor schedule`)."""
+    from sconeflow.monitor.schedule import run_worker
+
+    run_worker(settings_for(home), name)
+
+
+@monitor_app.command("executions")
+def executions_cmd(
+    schedule_name: Annotated[str | None, typer.Option("--schedule-name", help="Only this schedule.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """List monitoring executions (newest first) with their MonitoringExecutionStatus."""
+    from sconeflow.monitor.violations import MonitoringExecutions
+
+    executions = MonitoringExecutions(settings_for(home)).list(schedule_name, limit)
+    if as_json:
+        typer.echo(json.dumps({"MonitoringExecutionSummaries": [e.describe() for e in executions]}, indent=2))
+        return
+    table = Table(title="Monitoring executions")
+    for col in ("created (UTC)", "schedule", "status", "records", "violations", "exit message"):
+        table.add_column(col, overflow="fold")
+    for e in executions:
+        table.add_row(
+            e.created_at,
+            e.schedule_name,
+            e.status,
+            str(e.records),
+            str(e.violations),
+            e.exit_message or e.failure_reason or "",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")

@@ -1,0 +1,287 @@
+"""Turn capture records (or dataset images plus model outputs) into a columnar feature table.
+
+Features (the names used in ``statistics.json`` / ``constraints.json``):
+
+- ``image_width``, ``image_height`` (Integral, pixels);
+- ``brightness_r``, ``brightness_g``, ``brightness_b``: mean channel value, 0-255;
+- ``contrast``: RMS contrast, the standard deviation of the grey level (0-255);
+- ``sharpness``: variance of the 4-neighbour Laplacian of the grey level (higher = sharper or noisier);
+- ``confidence``: the highest output probability; ``prob_<class>``: each class's probability;
+- ``predicted_class`` (String): the class with the highest probability.
+
+A value that cannot be computed (an input that is not an image, an output that is not a probability
+list) is missing (NaN / None); an output value of the wrong type is counted in ``type_errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sconeflow.monitor.captures import CaptureRecord
+
+log = logging.getLogger(__name__)
+
+IMAGE_FEATURES = (
+    "image_width",
+    "image_height",
+    "brightness_r",
+    "brightness_g",
+    "brightness_b",
+    "contrast",
+    "sharpness",
+)
+INTEGRAL_FEATURES = frozenset({"image_width", "image_height"})
+CONFIDENCE = "confidence"
+PREDICTED_CLASS = "predicted_class"
+PROB_PREFIX = "prob_"
+DEFAULT_BINARY_CLASSES = ("bicycle", "motorcycle")
+_GREY = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def default_classes(count: int) -> list[str]:
+    """Names for ``count`` output columns when nothing better is known (the Scones pair for 2)."""
+    if count == len(DEFAULT_BINARY_CLASSES):
+        return list(DEFAULT_BINARY_CLASSES)
+    return [f"class_{i}" for i in range(count)]
+
+
+def prob_feature(cls: str) -> str:
+    return f"{PROB_PREFIX}{cls}"
+
+
+def classes_from_feature_names(names: Sequence[str]) -> list[str]:
+    """The class list encoded by ``prob_<class>`` feature names (their order is the output order)."""
+    return [name[len(PROB_PREFIX) :] for name in names if name.startswith(PROB_PREFIX)]
+
+
+@dataclass
+class FeatureTable:
+    """Columns of per-record features; missing values are NaN (numbers) or None (strings)."""
+
+    classes: list[str]
+    times: np.ndarray  # datetime64[s], UTC
+    event_ids: list[str]
+    content_types: list[str | None]
+    input_sizes: np.ndarray  # int64 bytes, -1 when unknown
+    numeric: dict[str, np.ndarray]
+    predicted: list[str | None]
+    type_errors: dict[str, int] = field(default_factory=dict)
+    output_columns: np.ndarray | None = None  # how many probabilities each record returned (0 = none)
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [*IMAGE_FEATURES, CONFIDENCE, *(prob_feature(c) for c in self.classes)]
+
+    def subset(self, mask: np.ndarray) -> FeatureTable:
+        index = np.flatnonzero(mask)
+        return FeatureTable(
+            classes=list(self.classes),
+            times=self.times[index],
+            event_ids=[self.event_ids[i] for i in index],
+            content_types=[self.content_types[i] for i in index],
+            input_sizes=self.input_sizes[index],
+            numeric={k: v[index] for k, v in self.numeric.items()},
+            predicted=[self.predicted[i] for i in index],
+            type_errors=dict(self.type_errors),
+            output_columns=None if self.output_columns is None else self.output_columns[index],
+        )
+
+
+def image_statistics(batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised statistics of a uint8 batch N x H x W x 3 (one shape)."""
+    n, height, width = batch.shape[:3]
+    pixels = batch.astype(np.float64)
+    means = pixels.mean(axis=(1, 2))
+    grey = pixels @ _GREY
+    contrast = grey.reshape(n, -1).std(axis=1)
+    if height >= 3 and width >= 3:
+        lap = (
+            grey[:, :-2, 1:-1]
+            + grey[:, 2:, 1:-1]
+            + grey[:, 1:-1, :-2]
+            + grey[:, 1:-1, 2:]
+            - 4.0 * grey[:, 1:-1, 1:-1]
+        )
+        sharpness = lap.reshape(n, -1).var(axis=1)
+    else:
+        sharpness = np.zeros(n)
+    return {
+        "image_width": np.full(n, float(width)),
+        "image_height": np.full(n, float(height)),
+        "brightness_r": means[:, 0],
+        "brightness_g": means[:, 1],
+        "brightness_b": means[:, 2],
+        "contrast": contrast,
+        "sharpness": sharpness,
+    }
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """Image bytes (PNG, JPEG, ...) -> uint8 H x W x 3, or None when they are not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def _fill_image_features(images: list[np.ndarray | None], numeric: dict[str, np.ndarray]) -> None:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        if image is not None:
+            groups.setdefault(image.shape, []).append(index)
+    for indices in groups.values():
+        stats = image_statistics(np.stack([images[i] for i in indices]))  # type: ignore[misc]
+        where = np.asarray(indices)
+        for name, values in stats.items():
+            numeric[name][where] = values
+
+
+def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[float] | None, bool]:
+    """The output probability list and whether it held values of the wrong type."""
+    if text is None:
+        return None, False
+    if encoding == "BASE64":
+        try:
+            text = base64.b64decode(text, validate=False).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None, False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None, False
+    if isinstance(value, dict):
+        value = value.get("probabilities", value.get("predictions"))
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if not isinstance(value, list) or not value:
+        return None, False
+    probs: list[float] = []
+    wrong = False
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            wrong = True
+            probs.append(float("nan"))
+        else:
+            probs.append(float(item))
+    return probs, wrong
+
+
+def _output_features(
+    outputs: list[list[float] | None], wrong: list[bool], classes: list[str], numeric: dict[str, np.ndarray]
+) -> tuple[list[str | None], dict[str, int], np.ndarray]:
+    predicted: list[str | None] = []
+    type_errors = {name: 0 for name in (CONFIDENCE, *(prob_feature(c) for c in classes))}
+    columns = np.zeros(len(outputs), dtype=np.int64)
+    confidence = numeric[CONFIDENCE]
+    prob_columns = [numeric[prob_feature(c)] for c in classes]
+    for row, probs in enumerate(outputs):
+        if probs is None:
+            predicted.append(None)
+            continue
+        columns[row] = len(probs)
+        for col, value in enumerate(probs[: len(classes)]):
+            prob_columns[col][row] = value
+            if value != value:  # NaN: a value of the wrong type
+                type_errors[prob_feature(classes[col])] += 1
+        if wrong[row]:
+            type_errors[CONFIDENCE] += 1
+            predicted.append(None)
+            continue
+        best = max(range(len(probs)), key=probs.__getitem__)
+        confidence[row] = probs[best]
+        predicted.append(classes[best] if best < len(classes) else f"class_{best}")
+    return predicted, type_errors, columns
+
+
+def _empty_numeric(n: int, classes: list[str]) -> dict[str, np.ndarray]:
+    names = [*IMAGE_FEATURES, CONFIDENCE, *(prob_feature(c) for c in classes)]
+    return {name: np.full(n, np.nan) for name in names}
+
+
+def table_from_records(
+    records: Sequence[CaptureRecord], classes: Sequence[str] | None = None
+) -> FeatureTable:
+    """Decode every record's input image and output probabilities into a feature table."""
+    outputs: list[list[float] | None] = []
+    wrong: list[bool] = []
+    images: list[np.ndarray | None] = []
+    sizes = np.full(len(records), -1, dtype=np.int64)
+    for row, record in enumerate(records):
+        probs, bad = parse_probabilities(record.output_data, record.output_encoding)
+        outputs.append(probs)
+        wrong.append(bad)
+        image = None
+        if record.input_data is not None:
+            if record.input_encoding == "BASE64":
+                try:
+                    raw = base64.b64decode(record.input_data)
+                except (binascii.Error, ValueError):
+                    raw = b""
+            else:
+                raw = record.input_data.encode("utf-8")
+            sizes[row] = len(raw)
+            image = decode_image(raw) if raw else None
+        images.append(image)
+    if classes is None:
+        width = max((len(p) for p in outputs if p), default=2)
+        classes = default_classes(width)
+    class_list = list(classes)
+    numeric = _empty_numeric(len(records), class_list)
+    _fill_image_features(images, numeric)
+    predicted, type_errors, columns = _output_features(outputs, wrong, class_list, numeric)
+    times = np.array([r.inference_time.replace(tzinfo=None) for r in records], dtype="datetime64[s]")
+    return FeatureTable(
+        classes=class_list,
+        times=times,
+        event_ids=[r.event_id for r in records],
+        content_types=[r.input_content_type for r in records],
+        input_sizes=sizes,
+        numeric=numeric,
+        predicted=predicted,
+        type_errors=type_errors,
+        output_columns=columns,
+    )
+
+
+def table_from_arrays(
+    images: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    *,
+    input_sizes: Sequence[int] | None = None,
+) -> FeatureTable:
+    """A feature table for dataset images (uint8 N x H x W x 3) and the model's probabilities (N x C)."""
+    class_list = list(classes)
+    n = len(images)
+    numeric = _empty_numeric(n, class_list)
+    if n:
+        for name, values in image_statistics(np.asarray(images, dtype=np.uint8)).items():
+            numeric[name][:] = values
+    probs = np.asarray(probabilities, dtype=np.float64).reshape(n, -1)
+    outputs = [list(map(float, row)) for row in probs]
+    predicted, type_errors, columns = _output_features(outputs, [False] * n, class_list, numeric)
+    return FeatureTable(
+        classes=class_list,
+        times=np.zeros(n, dtype="datetime64[s]"),
+        event_ids=[str(i) for i in range(n)],
+        content_types=["image/png"] * n,
+        input_sizes=np.asarray(input_sizes if input_sizes is not None else [-1] * n, dtype=np.int64),
+        numeric=numeric,
+        predicted=predicted,
+        type_errors=type_errors,
+        output_columns=columns,
+    )
