@@ -1,0 +1,55 @@
+"""Named errors of the training stage (each prints as one line: ``ErrorName: message``)."""
+
+from __future__ import annotations
+
+from sconeflow.errors import SconeflowError
+
+
+class ModelError(SconeflowError):
+    """Base of the training stage's errors."""
+
+
+class EmptySplit(ModelError):
+    """The split holds no images."""
+
+
+class SingleClassSplit(ModelError):
+    """The training split holds images of fewer than two classes."""
+
+
+class CorruptImage(ModelError):
+    """An image in the bucket cannot be decoded as the expected 32x32 RGB PNG."""
+
+
+class ManifestMissing(ModelError):
+    """The split's ``.lst`` manifest or ``classes.json`` is not in the bucket."""
+
+
+class InvalidManifest(ModelError):
+    """A manifest line or ``classes.json`` is malformed."""
+
+
+class InvalidHyperparameter(ModelError):
+    """A training hyperparameter is out of range or inconsistent with the data."""
+
+
+class InvalidModelArtifact(ModelError):
+    """A model.tar.gz is not a valid sconeflow artifact (members, model.json, or the ONNX graph)."""
+
+
+class ModelNotFound(ModelError):
+    """The model reference names no training job, file or store object."""
+
+
+class TrainingJobNotFound(ModelError):
+    """No training job has that name."""
+
+
+class TrainingStopped(ModelError):
+    """The training job was interrupted (Ctrl-C); it is recorded as Stopped."""
+
+    exit_code = 130
+
+
+class InvalidImage(ModelError):
+    """An image given for prediction cannot be decoded."""

@@ -1,0 +1,124 @@
+"""Training hyperparameters (SageMaker image-classification names where they exist) and presets.
+
+No torch import here: the CLI builds a :class:`TrainConfig` before any heavy module is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from sconeflow.model.errors import InvalidHyperparameter
+
+TTA_CHOICES = ("none", "flip", "auto")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training job's settings. Defaults are the benchmarked recipe (see docs/training.md)."""
+
+    # SageMaker built-in image-classification names.
+    epochs: int = 30
+    learning_rate: float = 0.2
+    mini_batch_size: int = 64
+    num_classes: int | None = None  # checked against classes.json when given
+    image_shape: str = "3,32,32"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # sconeflow extras.
+    label_smoothing: float = 0.2
+    ema_decay: float = 0.98
+    warmup_fraction: float = 0.2
+    widths: tuple[int, int, int] = (64, 256, 256)
+    seed: int = 0
+    ensemble_size: int = 3
+    distill: bool = True
+    distill_epochs: int | None = None  # default: same as epochs
+    distill_weight: float = 0.7  # weight of the teachers' soft labels vs the smoothed hard label
+    val_fraction: float = 0.1
+    tta: str = "none"
+    augment: bool = True
+    num_threads: int = 2
+    device: str = "auto"
+    bucket: str | None = None
+    evaluate_test: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.mini_batch_size >= 1, "mini_batch_size must be >= 1"),
+            (self.num_classes is None or self.num_classes >= 2, "num_classes must be >= 2"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)"),
+            (
+                len(self.widths) == 3 and all(w >= 1 for w in self.widths),
+                "widths must be three positive ints",
+            ),
+            (self.ensemble_size >= 1, "ensemble_size must be >= 1"),
+            (0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)"),
+            (0 <= self.distill_weight <= 1, "distill_weight must be in [0, 1]"),
+            (self.tta in TTA_CHOICES, f"tta must be one of {', '.join(TTA_CHOICES)}"),
+            (self.num_threads >= 1, "num_threads must be >= 1"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidHyperparameter(message)
+        if self.input_shape != (3, 32, 32):
+            raise InvalidHyperparameter(
+                f"image_shape {self.image_shape!r} is not supported: the prepared images are 3,32,32"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        try:
+            parts = tuple(int(p) for p in self.image_shape.split(","))
+        except ValueError as exc:
+            raise InvalidHyperparameter(f"image_shape {self.image_shape!r} must look like 3,32,32") from exc
+        if len(parts) != 3:
+            raise InvalidHyperparameter(f"image_shape {self.image_shape!r} must look like 3,32,32")
+        return parts  # type: ignore[return-value]
+
+    @property
+    def uses_student(self) -> bool:
+        return self.ensemble_size > 1 and self.distill
+
+    def hyperparameters(self) -> dict[str, str]:
+        """SageMaker-style hyperparameters: every value a string."""
+        out: dict[str, str] = {}
+        for key, value in asdict(self).items():
+            if key in ("extra", "bucket") or value is None:
+                continue
+            if isinstance(value, tuple | list):
+                value = ",".join(str(v) for v in value)
+            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+    def with_(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+    @classmethod
+    def fast(cls, **changes: Any) -> TrainConfig:
+        """A short schedule for quick looks: one small net, 10 epochs (about 20 s of 2-core CPU)."""
+        base = {"epochs": 10, "widths": (32, 128, 128), "ensemble_size": 1, "distill": False}
+        base.update(changes)
+        return cls(**base)
+
+    @classmethod
+    def tiny(cls, **changes: Any) -> TrainConfig:
+        """For tests on synthetic data: a few seconds."""
+        base = {
+            "epochs": 5,
+            "widths": (8, 16, 16),
+            "ensemble_size": 1,
+            "distill": False,
+            "mini_batch_size": 16,
+            "learning_rate": 0.1,
+        }
+        base.update(changes)
+        return cls(**base)

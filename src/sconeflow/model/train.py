@@ -1,0 +1,511 @@
+"""Training: the airbench-style recipe, ensembles, distillation, export, and training-job records.
+
+``train(settings, TrainConfig(...))`` reads the prepared split from the bucket, holds out stratified
+validation folds of the training set (never the test split) for model selection, trains ``ensemble_size``
+members (each holding out a different fold), optionally distills the ensemble into one student trained on
+all training images, exports the result as ONE ONNX graph that outputs probabilities, evaluates it on the
+test split (reported only, never used for a choice), writes ``models/<job>/output/model.tar.gz`` and
+records the job.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import sconeflow
+from sconeflow.config import Settings
+from sconeflow.model.artifact import (
+    ARTIFACT_FORMAT,
+    FORMAT_VERSION,
+    artifact_key,
+    build_artifact,
+    read_artifact,
+)
+from sconeflow.model.dataload import SplitData, describe_error, load_split_data
+from sconeflow.model.errors import InvalidHyperparameter, TrainingStopped
+from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
+from sconeflow.model.jobs import TrainingJob, TrainingJobs
+from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
+from sconeflow.model.recipe import TrainConfig
+from sconeflow.store import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
+
+CROP_PAD = 4
+N_FOLDS_MAX = 10
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    stage: str  # "member 1/3", "student", "model"
+    epoch: int
+    epochs: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "epoch": self.epoch,
+            "loss": round(self.loss, 5),
+            "train_accuracy": round(self.train_accuracy, 5),
+            "val_accuracy": None if self.val_accuracy is None else round(self.val_accuracy, 5),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+EpochCallback = Callable[[EpochReport], None]
+
+
+@dataclass
+class FitResult:
+    model: ProbabilityModel
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    epochs: list[EpochReport] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    flip_tta: bool = False
+
+
+# -- tensors and augmentation ---------------------------------------------------------------------
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise InvalidHyperparameter("device cuda requested but CUDA is not available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def normalization_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    return [round(float(v), 6) for v in x.mean(axis=0)], [round(float(v), 6) for v in x.std(axis=0)]
+
+
+def to_tensor(images: np.ndarray, mean: list[float], std: list[float], device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random 32x32 crops of the 4px reflect-padded images and random horizontal flips."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (CROP_PAD,) * 4, mode="reflect")
+    offsets = torch.randint(0, 2 * CROP_PAD + 1, (n, 2), generator=generator).tolist()
+    out = torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(3)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """A fold id per sample; each class is spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        folds[idx] = (np.arange(len(idx)) + offset) % n_folds
+        offset += len(idx)
+    return folds
+
+
+# -- one network --------------------------------------------------------------------------------
+
+
+class _Ema:
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.steps = 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        # Warm-up: early on the average follows the weights closely (matters for short schedules).
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        ema_state = self.model.state_dict()
+        for name, value in model.state_dict().items():
+            target = ema_state[name]
+            if value.dtype.is_floating_point:
+                target.lerp_(value, 1 - decay)
+            else:
+                target.copy_(value)
+
+
+def _lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warm = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return factor
+
+
+@torch.no_grad()
+def predict_logits_probs(
+    model: nn.Module, x: torch.Tensor, flip: bool = False, batch: int = 500
+) -> torch.Tensor:
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        probs = torch.softmax(model(xb), dim=1)
+        if flip:
+            probs = (probs + torch.softmax(model(xb.flip(3)), dim=1)) / 2
+        outs.append(probs)
+    return torch.cat(outs)
+
+
+def fit_network(
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    config: TrainConfig,
+    num_classes: int,
+    seed: int,
+    *,
+    epochs: int,
+    stage: str,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[nn.Module, list[EpochReport]]:
+    """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = AirbenchNet(num_classes, config.widths).to(x.device)
+    model.init_whitening(x)
+    model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params,
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+    n = len(x)
+    batch = min(config.mini_batch_size, n)
+    steps_per_epoch = math.ceil(n / batch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(steps_per_epoch * epochs, config.warmup_fraction)
+    )
+    ema = _Ema(model, config.ema_decay) if config.ema_decay > 0 else None
+    reports: list[EpochReport] = []
+    hard = targets.argmax(dim=1)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        xa = augment(x, generator) if config.augment else x
+        order = torch.randperm(n, generator=generator).to(x.device)
+        total_loss, correct = 0.0, 0
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            logits = model(xa[idx])
+            loss = torch.sum(-targets[idx] * F.log_softmax(logits, dim=1), dim=1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(dim=1) == hard[idx]).sum())
+        final = ema.model if ema is not None else model
+        val_acc = None
+        if val is not None and len(val[0]):
+            val_acc = float((predict_logits_probs(final, val[0]).argmax(1) == val[1]).float().mean())
+        report = EpochReport(
+            stage, epoch, epochs, total_loss / n, correct / n, val_acc, time.perf_counter() - t0
+        )
+        reports.append(report)
+        log.info("%s epoch %d/%d loss %.4f val %s", stage, epoch, epochs, report.loss, val_acc)
+        if on_epoch is not None:
+            on_epoch(report)
+    final = ema.model if ema is not None else model
+    return final.eval(), reports
+
+
+def total_epochs(config: TrainConfig) -> int:
+    """How many epochs a job runs in all (members plus student), for progress bars."""
+    extra = (config.distill_epochs or config.epochs) if config.uses_student else 0
+    return config.epochs * config.ensemble_size + extra
+
+
+def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = None) -> FitResult:
+    """Train the recipe on a split; return the probability model to export (with val metrics)."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    torch.set_num_threads(config.num_threads)
+    device = pick_device(config.device)
+    classes = list(train.classes)
+    num_classes = len(classes)
+    if config.num_classes is not None and config.num_classes != num_classes:
+        raise InvalidHyperparameter(
+            f"num_classes={config.num_classes} but classes.json lists {num_classes} classes "
+            f"({', '.join(classes)})"
+        )
+    mean, std = normalization_stats(train.images)
+    x = to_tensor(train.images, mean, std, device)
+    y = torch.from_numpy(train.labels).to(device)
+    onehot = F.one_hot(y, num_classes).float()
+    smoothed = onehot * (1 - config.label_smoothing) + config.label_smoothing / num_classes
+
+    use_val = config.val_fraction > 0
+    n_folds = min(N_FOLDS_MAX, max(2, round(1 / config.val_fraction))) if use_val else 1
+    min_class = int(np.bincount(train.labels, minlength=num_classes).min())
+    if use_val and min_class < n_folds:
+        use_val, n_folds = False, 1
+        log.warning(
+            "too few images per class (%d) for %d validation folds; training without validation",
+            min_class,
+            n_folds,
+        )
+    folds = (
+        stratified_folds(train.labels, n_folds, config.seed) if use_val else np.zeros(len(y), dtype=np.int64)
+    )
+
+    members: list[nn.Module] = []
+    reports: list[EpochReport] = []
+    oof_plain = torch.zeros(len(y), num_classes, device=device)
+    oof_flip = torch.zeros(len(y), num_classes, device=device)
+    oof_mask = torch.zeros(len(y), dtype=torch.bool, device=device)
+    member_val: list[float] = []
+    for m in range(config.ensemble_size):
+        stage = f"member {m + 1}/{config.ensemble_size}" if config.ensemble_size > 1 else "model"
+        if use_val:
+            held = torch.from_numpy(folds == (m % n_folds)).to(device)
+            train_idx, val_idx = (~held).nonzero().flatten(), held.nonzero().flatten()
+            val = (x[val_idx], y[val_idx])
+        else:
+            train_idx, val_idx, val = torch.arange(len(y), device=device), None, None
+        net, member_reports = fit_network(
+            x[train_idx],
+            smoothed[train_idx],
+            config,
+            num_classes,
+            config.seed * 1000 + m,
+            epochs=config.epochs,
+            stage=stage,
+            val=val,
+            on_epoch=on_epoch,
+        )
+        reports += member_reports
+        members.append(net)
+        if val_idx is not None:
+            oof_plain[val_idx] = predict_logits_probs(net, x[val_idx])
+            oof_flip[val_idx] = predict_logits_probs(net, x[val_idx], flip=True)
+            oof_mask[val_idx] = True
+            member_val.append(float((oof_plain[val_idx].argmax(1) == y[val_idx]).float().mean()))
+
+    val_metrics: dict[str, float] = {}
+    if oof_mask.any():
+        yv = y[oof_mask]
+        val_metrics["val_accuracy"] = float((oof_plain[oof_mask].argmax(1) == yv).float().mean())
+        val_metrics["val_accuracy_flip_tta"] = float((oof_flip[oof_mask].argmax(1) == yv).float().mean())
+        val_metrics["val_images"] = int(oof_mask.sum())
+        for i, acc in enumerate(member_val):
+            val_metrics[f"val_accuracy_member_{i + 1}"] = acc
+    if config.tta == "auto":
+        flip_tta = val_metrics.get("val_accuracy_flip_tta", 0) > val_metrics.get("val_accuracy", 0)
+    else:
+        flip_tta = config.tta == "flip"
+
+    if config.uses_student:
+        with torch.no_grad():
+            teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
+        val_metrics["teacher_train_accuracy"] = float((teacher.argmax(1) == y).float().mean())
+        targets = config.distill_weight * teacher + (1 - config.distill_weight) * smoothed
+        student, student_reports = fit_network(
+            x,
+            targets,
+            config,
+            num_classes,
+            config.seed * 1000 + 999,
+            epochs=config.distill_epochs or config.epochs,
+            stage="student",
+            on_epoch=on_epoch,
+        )
+        reports += student_reports
+        final_members = [student]
+    else:
+        final_members = members
+    final = ProbabilityModel([copy.deepcopy(m).to("cpu") for m in final_members], flip_tta=flip_tta).eval()
+    return FitResult(
+        model=final,
+        mean=mean,
+        std=std,
+        classes=classes,
+        val_metrics=val_metrics,
+        epochs=reports,
+        cpu_seconds=time.process_time() - cpu0,
+        wall_seconds=time.perf_counter() - wall0,
+        flip_tta=flip_tta,
+    )
+
+
+# -- the job --------------------------------------------------------------------------------------
+
+
+def build_metadata(
+    result: FitResult, config: TrainConfig, job_name: str, bucket: str, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    import onnx
+
+    return {
+        "format": ARTIFACT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "framework": "onnx",
+        "model_file": "model.onnx",
+        "classes": result.classes,
+        "num_classes": len(result.classes),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": list(config.input_shape),
+            "layout": "NCHW",
+            "dtype": "float32",
+            "color": "RGB",
+            "scale": "pixel / 255",
+            "normalization": {"mean": result.mean, "std": result.std},
+            "formula": "((pixel_uint8 / 255) - mean[c]) / std[c]",
+        },
+        "preprocessing": {
+            "decode": "any PIL-readable image (PNG, JPEG), converted to RGB",
+            "resize": "bilinear",
+            "resize_to": [config.input_shape[2], config.input_shape[1]],
+            "note": "images of another size are resized to the input size without cropping",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "kind": "probabilities",
+            "shape": ["batch", len(result.classes)],
+            "softmax_in_graph": True,
+        },
+        "architecture": {
+            "name": "airbench",
+            "widths": list(config.widths),
+            "members": len(result.model.members),
+            "flip_tta": result.flip_tta,
+            "distilled_from": config.ensemble_size if config.uses_student else None,
+            "parameters": count_parameters(result.model),
+        },
+        "metrics": metrics,
+        "training": {
+            "job_name": job_name,
+            "bucket": bucket,
+            "hyperparameters": config.hyperparameters(),
+            "wall_seconds": round(result.wall_seconds, 2),
+            "cpu_seconds": round(result.cpu_seconds, 2),
+        },
+        "versions": {
+            "sconeflow": sconeflow.__version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnx_opset": ONNX_OPSET,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def train(
+    settings: Settings,
+    config: TrainConfig | None = None,
+    *,
+    store: ObjectStore | None = None,
+    job_name: str | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainingJob:
+    """Run one training job end to end; the returned record is Completed (errors leave it Failed)."""
+    config = config or TrainConfig()
+    bucket = config.bucket or settings.bucket
+    store = store or open_store(settings.resolved_store_uri)
+    jobs = TrainingJobs(settings)
+    job = jobs.create(bucket, config.hyperparameters(), name=job_name)
+    log.info("training job %s started", job.name)
+    try:
+        jobs.set_secondary(job.name, "Downloading")
+        train_split = load_split_data(store, bucket, "train", require_classes=2)
+        jobs.set_secondary(job.name, "Training", classes=train_split.classes)
+
+        def record(report: EpochReport) -> None:
+            jobs.add_epoch(job.name, report.as_dict())
+            if on_epoch is not None:
+                on_epoch(report)
+
+        result = fit(train_split, config, on_epoch=record)
+        jobs.set_secondary(job.name, "Uploading")
+        onnx_bytes = export_onnx(result.model, config.input_shape)
+        metrics: dict[str, Any] = dict(result.val_metrics)
+        metrics["train_wall_seconds"] = round(result.wall_seconds, 2)
+        metrics["train_cpu_seconds"] = round(result.cpu_seconds, 2)
+        test_report = None
+        if config.evaluate_test:
+            test_report = _evaluate_test(onnx_bytes, result, config, job.name, bucket, store, metrics)
+        artifact = build_artifact(onnx_bytes, build_metadata(result, config, job.name, bucket, metrics))
+        read_artifact(artifact)  # never publish an artifact we could not load
+        key = artifact_key(job.name)
+        store.create_bucket(bucket, exist_ok=True)
+        store.put_object(bucket, key, artifact, content_type="application/x-gzip")
+        if test_report is not None:
+            from sconeflow.model.evaluate import save_report
+
+            save_report(test_report, store, bucket, f"models/{job.name}/output/evaluation")
+        return jobs.complete(job.name, f"s3://{bucket}/{key}", metrics)
+    except KeyboardInterrupt as exc:
+        jobs.stop(job.name)
+        raise TrainingStopped(f"training job {job.name} was interrupted; it is recorded as Stopped") from exc
+    except BaseException as exc:
+        jobs.fail(job.name, describe_error(exc))
+        raise
+
+
+def _evaluate_test(
+    onnx_bytes: bytes,
+    result: FitResult,
+    config: TrainConfig,
+    job_name: str,
+    bucket: str,
+    store: ObjectStore,
+    metrics: dict[str, Any],
+) -> Any:
+    """Test metrics of the exported graph: reported only, never used to choose anything."""
+    from sconeflow.model.artifact import OnnxClassifier
+    from sconeflow.model.errors import ManifestMissing
+    from sconeflow.model.evaluate import evaluate
+
+    try:
+        test_split = load_split_data(store, bucket, "test")
+    except ManifestMissing as exc:
+        log.warning("no test split to evaluate on: %s", exc)
+        return None
+    meta = build_metadata(result, config, job_name, bucket, {})
+    classifier = OnnxClassifier(onnx_bytes, meta, intra_op_threads=config.num_threads)
+    report = evaluate(classifier, test_split)
+    metrics["test_accuracy"] = report.accuracy
+    metrics["test_ece"] = report.ece
+    metrics["test_images"] = report.n
+    metrics["latency_ms_batch1"] = round(classifier.latency_ms(), 4)
+    return report

@@ -1,0 +1,99 @@
+"""Training end to end on a small synthetic prepared dataset: accuracy, the artifact, the job record."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from sconeflow.model.artifact import artifact_key, load_classifier, read_artifact, resolve_model
+from sconeflow.model.dataload import load_split_data
+from sconeflow.model.export import export_onnx
+from sconeflow.model.jobs import TrainingJobs
+from sconeflow.model.recipe import TrainConfig
+from sconeflow.model.train import fit, to_tensor, train
+
+from .conftest import THREE, write_prepared
+
+JOB_NAME = re.compile(r"^image-classification-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}$")
+
+
+def test_tiny_training_learns_the_synthetic_task_and_records_the_job(settings, prepared):
+    job = train(settings, TrainConfig.tiny(seed=1), store=prepared)
+    assert JOB_NAME.match(job.name)
+    assert job.status == "Completed" and job.failure_reason is None
+    assert job.model_artifacts == f"s3://{settings.bucket}/{artifact_key(job.name)}"
+    assert job.final_metrics["test_accuracy"] >= 0.95
+    assert job.final_metrics["val_accuracy"] >= 0.9
+    assert len(job.epoch_metrics) == 5 and job.epoch_metrics[-1]["epoch"] == 5
+    assert job.hyperparameters["epochs"] == "5" and job.hyperparameters["mini_batch_size"] == "16"
+    assert job.classes == ["bicycle", "motorcycle"]
+    described = job.describe()
+    assert described["TrainingJobStatus"] == "Completed"
+    assert described["ModelArtifacts"]["S3ModelArtifacts"] == job.model_artifacts
+    # The evaluation report and its PNG sit beside the artifact.
+    png = prepared.get_object(settings.bucket, f"models/{job.name}/output/evaluation.png")
+    assert png.startswith(b"\x89PNG")
+    # The artifact loads by job name, s3 URI and bytes, and predicts the test split well.
+    test = load_split_data(prepared, settings.bucket, "test")
+    for ref in (job.name, job.model_artifacts):
+        classifier = load_classifier(ref, settings=settings)
+        probs = classifier.predict_proba(test.images)
+        assert probs.dtype == np.float32 and probs.shape == (len(test), 2)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        assert (probs.argmax(axis=1) == test.labels).mean() >= 0.95
+    resolved = resolve_model(settings, job.name)
+    assert resolved.job_name == job.name and resolved.uri == job.model_artifacts
+    _, meta = read_artifact(resolved.data)
+    assert meta["classes"] == ["bicycle", "motorcycle"]
+    assert meta["training"]["job_name"] == job.name
+    assert meta["metrics"]["test_accuracy"] == job.final_metrics["test_accuracy"]
+    assert [j.name for j in TrainingJobs(settings).list()] == [job.name]
+
+
+def test_onnx_and_pytorch_give_the_same_probabilities(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    test = load_split_data(prepared, settings.bucket, "test")
+    config = TrainConfig.tiny(seed=2, ensemble_size=2, distill=False, tta="flip")
+    result = fit(split, config)
+    from sconeflow.model.artifact import OnnxClassifier
+    from sconeflow.model.train import build_metadata
+
+    classifier = OnnxClassifier(export_onnx(result.model), build_metadata(result, config, "j", "b", {}))
+    with torch.no_grad():
+        expected = result.model(to_tensor(test.images, result.mean, result.std, torch.device("cpu"))).numpy()
+    got = classifier.predict_proba(test.images)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+
+def test_ensemble_distilled_into_one_student(settings, prepared):
+    config = TrainConfig.tiny(seed=3, ensemble_size=2, distill=True, epochs=4)
+    job = train(settings, config, store=prepared)
+    _, meta = read_artifact(resolve_model(settings, job.name).data)
+    assert meta["architecture"]["members"] == 1
+    assert meta["architecture"]["distilled_from"] == 2
+    stages = {m["stage"] for m in job.epoch_metrics}
+    assert stages == {"member 1/2", "member 2/2", "student"}
+    assert job.final_metrics["test_accuracy"] >= 0.9
+
+
+def test_three_classes(settings, store, tmp_path):
+    write_prepared(store, settings.bucket, classes=THREE, n_train=40, n_test=10, tmp_dir=tmp_path)
+    job = train(settings, TrainConfig.tiny(seed=4, num_classes=3), store=store)
+    classifier = load_classifier(job.name, settings=settings)
+    assert classifier.classes == list(THREE)
+    test = load_split_data(store, settings.bucket, "test")
+    probs = classifier.predict_proba(test.images)
+    assert probs.shape == (30, 3)
+    assert (probs.argmax(1) == test.labels).mean() >= 0.9
+
+
+def test_seed_makes_training_reproducible(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=7, epochs=2)
+    a, b = fit(split, config), fit(split, config)
+    x = to_tensor(split.images[:8], a.mean, a.std, torch.device("cpu"))
+    with torch.no_grad():
+        np.testing.assert_allclose(a.model(x).numpy(), b.model(x).numpy(), atol=1e-6)
