@@ -1,0 +1,455 @@
+"""The S3 REST/XML wire layer (path-style) over an :class:`~sconeflow.store.ObjectStore`.
+
+Operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, PutObject,
+GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects.
+Errors are S3's XML error documents with S3's codes and statuses; HEAD errors carry no body, as on S3.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+from datetime import datetime
+from email.utils import format_datetime
+from urllib.parse import quote, unquote
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+from sconeflow.config import Settings
+from sconeflow.gateway.wire import WireRequest, WireResponse
+from sconeflow.store import (
+    BucketAlreadyExists,
+    BucketNotEmpty,
+    InvalidBucketName,
+    InvalidKey,
+    InvalidRange,
+    KeyConflict,
+    NoSuchBucket,
+    NoSuchKey,
+    ObjectInfo,
+    ObjectStore,
+    StoreError,
+)
+
+XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
+OWNER_ID = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
+MAX_KEYS = 1000
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class S3Error(Exception):
+    def __init__(self, code: str, message: str, status: int, **extra: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra = extra
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _http_date(ts: datetime) -> str:
+    return format_datetime(ts.replace(microsecond=0), usegmt=True)
+
+
+def _xml(body: str, status: int = 200, headers: dict[str, str] | None = None) -> WireResponse:
+    return WireResponse(
+        status, {"Content-Type": "application/xml", **(headers or {})}, (XML_HEAD + body).encode()
+    )
+
+
+def _e(text: str) -> str:
+    return escape(text)
+
+
+def error_response(error: S3Error, request: WireRequest, resource: str) -> WireResponse:
+    request_id = uuid.uuid4().hex[:16].upper()
+    headers = {"x-amz-request-id": request_id}
+    if error.status == 416 and "size" in error.extra:
+        headers["Content-Range"] = f"bytes */{error.extra['size']}"
+    if request.method == "HEAD":
+        return WireResponse(error.status, headers, b"")
+    extra = "".join(f"<{k}>{_e(v)}</{k}>" for k, v in error.extra.items() if k != "size")
+    body = (
+        f"<Error><Code>{error.code}</Code><Message>{_e(error.message)}</Message>{extra}"
+        f"<Resource>{_e(resource)}</Resource><RequestId>{request_id}</RequestId>"
+        f"<HostId>{base64.b64encode(uuid.uuid4().bytes).decode()}</HostId></Error>"
+    )
+    return _xml(body, error.status, headers)
+
+
+def _translate(exc: StoreError, bucket: str, key: str | None) -> S3Error:
+    if isinstance(exc, NoSuchBucket):
+        return S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=bucket)
+    if isinstance(exc, NoSuchKey):
+        return S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=key or "")
+    if isinstance(exc, BucketAlreadyExists):
+        return S3Error(
+            "BucketAlreadyOwnedByYou",
+            "Your previous request to create the named bucket succeeded and you already own it.",
+            409,
+            BucketName=bucket,
+        )
+    if isinstance(exc, BucketNotEmpty):
+        return S3Error(
+            "BucketNotEmpty", "The bucket you tried to delete is not empty", 409, BucketName=bucket
+        )
+    if isinstance(exc, InvalidBucketName):
+        return S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
+    if isinstance(exc, InvalidKey):
+        if "bytes; S3 allows" in str(exc):
+            return S3Error("KeyTooLongError", "Your key is too long", 400)
+        return S3Error("InvalidArgument", str(exc), 400, ArgumentName="key", ArgumentValue=key or "")
+    if isinstance(exc, KeyConflict):
+        return S3Error("InvalidArgument", str(exc), 400, ArgumentName="key", ArgumentValue=key or "")
+    if isinstance(exc, InvalidRange):
+        return S3Error("InvalidRange", "The requested range is not satisfiable", 416)
+    return S3Error("InternalError", f"We encountered an internal error. Please try again. ({exc})", 500)
+
+
+def decode_aws_chunked(body: bytes) -> bytes:
+    """Undo ``Content-Encoding: aws-chunked`` (signed or unsigned chunks, optional trailers)."""
+    out = bytearray()
+    pos = 0
+    while True:
+        eol = body.find(b"\r\n", pos)
+        if eol < 0:
+            raise S3Error("IncompleteBody", "The aws-chunked body ended early", 400)
+        size = int(body[pos:eol].split(b";", 1)[0], 16)
+        pos = eol + 2
+        if size == 0:
+            return bytes(out)
+        out += body[pos : pos + size]
+        pos += size + 2
+
+
+class S3Handler:
+    """Stateless: every request goes straight to the store."""
+
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    def handle(self, request: WireRequest) -> WireResponse:
+        path = request.path.lstrip("/")
+        bucket, _, key = path.partition("/")
+        resource = "/" + path
+        try:
+            response = self._dispatch(request, bucket, key)
+        except S3Error as error:
+            return error_response(error, request, resource)
+        except StoreError as exc:
+            return error_response(_translate(exc, bucket, key or None), request, resource)
+        response.headers.setdefault("x-amz-request-id", uuid.uuid4().hex[:16].upper())
+        return response
+
+    def _dispatch(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        method = request.method
+        if not bucket:
+            if method == "GET":
+                return self.list_buckets()
+            raise S3Error(
+                "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
+            )
+        if not key:
+            if method == "PUT":
+                return self.create_bucket(bucket)
+            if method == "DELETE":
+                self.store.delete_bucket(bucket)
+                return WireResponse(204)
+            if method == "HEAD":
+                if not self.store.bucket_exists(bucket):
+                    raise NoSuchBucket(bucket)
+                return WireResponse(200, {"x-amz-bucket-region": self.settings.region})
+            if method == "GET":
+                if "location" in request.query:
+                    return self.bucket_location(bucket)
+                if request.query_one("list-type") == "2":
+                    return self.list_objects(request, bucket, v2=True)
+                return self.list_objects(request, bucket, v2=False)
+            if method == "POST" and "delete" in request.query:
+                return self.delete_objects(request, bucket)
+            raise S3Error(
+                "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
+            )
+        if method == "PUT":
+            if request.header("x-amz-copy-source"):
+                return self.copy_object(request, bucket, key)
+            return self.put_object(request, bucket, key)
+        if method in ("GET", "HEAD"):
+            return self.get_object(request, bucket, key, head=method == "HEAD")
+        if method == "DELETE":
+            self.store.delete_object(bucket, key)
+            return WireResponse(204)
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    # -- buckets ---------------------------------------------------------------------------------
+    def list_buckets(self) -> WireResponse:
+        items = "".join(
+            f"<Bucket><Name>{_e(b.name)}</Name><CreationDate>{_iso(b.created)}</CreationDate></Bucket>"
+            for b in self.store.list_buckets()
+        )
+        return _xml(
+            f'<ListAllMyBucketsResult xmlns="{XMLNS}"><Owner><ID>{OWNER_ID}</ID>'
+            f"<DisplayName>sconeflow</DisplayName></Owner><Buckets>{items}</Buckets></ListAllMyBucketsResult>"
+        )
+
+    def create_bucket(self, bucket: str) -> WireResponse:
+        try:
+            self.store.create_bucket(bucket)
+        except BucketAlreadyExists:
+            if self.settings.region != "us-east-1":
+                raise
+            # us-east-1 answers 200 when you already own the bucket
+        return WireResponse(200, {"Location": f"/{bucket}"})
+
+    def bucket_location(self, bucket: str) -> WireResponse:
+        if not self.store.bucket_exists(bucket):
+            raise NoSuchBucket(bucket)
+        region = "" if self.settings.region == "us-east-1" else self.settings.region
+        return _xml(f'<LocationConstraint xmlns="{XMLNS}">{region}</LocationConstraint>')
+
+    def list_objects(self, request: WireRequest, bucket: str, *, v2: bool) -> WireResponse:
+        prefix = request.query_one("prefix", "") or ""
+        delimiter = request.query_one("delimiter") or None
+        encoding = request.query_one("encoding-type")
+        try:
+            max_keys = int(request.query_one("max-keys", str(MAX_KEYS)) or MAX_KEYS)
+        except ValueError:
+            raise S3Error(
+                "InvalidArgument", "Provided max-keys not an integer or within integer range", 400
+            ) from None
+        if max_keys < 0:
+            raise S3Error(
+                "InvalidArgument", "Argument maxKeys must be an integer between 0 and 2147483647", 400
+            )
+        max_keys = min(max_keys, MAX_KEYS)
+        token = request.query_one("continuation-token") if v2 else None
+        start_after = request.query_one("start-after" if v2 else "marker") or None
+        if max_keys == 0:
+            objects, prefixes, truncated, next_token = [], [], False, None
+        else:
+            try:
+                result = self.store.list_objects(
+                    bucket,
+                    prefix,
+                    delimiter=delimiter,
+                    max_keys=max_keys,
+                    continuation_token=token,
+                    start_after=start_after,
+                )
+            except (NoSuchBucket, InvalidBucketName):
+                raise
+            except StoreError as exc:
+                if token:
+                    raise S3Error(
+                        "InvalidArgument", "The continuation token provided is incorrect", 400
+                    ) from exc
+                raise
+            objects, prefixes = result.objects, result.common_prefixes
+            truncated, next_token = result.is_truncated, result.next_continuation_token
+
+        def enc(text: str) -> str:
+            return _e(quote(text, safe="/") if encoding == "url" else text)
+
+        parts = [f'<ListBucketResult xmlns="{XMLNS}"><Name>{_e(bucket)}</Name><Prefix>{enc(prefix)}</Prefix>']
+        if v2:
+            if token:
+                parts.append(f"<ContinuationToken>{_e(token)}</ContinuationToken>")
+            if start_after:
+                parts.append(f"<StartAfter>{enc(start_after)}</StartAfter>")
+            parts.append(f"<KeyCount>{len(objects) + len(prefixes)}</KeyCount>")
+        else:
+            parts.append(f"<Marker>{enc(start_after or '')}</Marker>")
+        parts.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+        if delimiter:
+            parts.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+        if encoding == "url":
+            parts.append("<EncodingType>url</EncodingType>")
+        parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+        if truncated and v2 and next_token:
+            parts.append(f"<NextContinuationToken>{_e(next_token)}</NextContinuationToken>")
+        if truncated and not v2 and delimiter:
+            last = max([o.key for o in objects] + prefixes)
+            parts.append(f"<NextMarker>{enc(last)}</NextMarker>")
+        owner = f"<Owner><ID>{OWNER_ID}</ID><DisplayName>sconeflow</DisplayName></Owner>"
+        fetch_owner = not v2 or request.query_one("fetch-owner") == "true"
+        for info in objects:
+            parts.append(
+                f"<Contents><Key>{enc(info.key)}</Key><LastModified>{_iso(info.last_modified)}</LastModified>"
+                f"<ETag>&quot;{info.etag}&quot;</ETag><Size>{info.size}</Size>"
+                f"{owner if fetch_owner else ''}<StorageClass>STANDARD</StorageClass></Contents>"
+            )
+        for common in prefixes:
+            parts.append(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>")
+        parts.append("</ListBucketResult>")
+        return _xml("".join(parts))
+
+    def delete_objects(self, request: WireRequest, bucket: str) -> WireResponse:
+        if not self.store.bucket_exists(bucket):
+            raise NoSuchBucket(bucket)
+        try:
+            root = ElementTree.fromstring(request.body)
+        except ElementTree.ParseError:
+            raise S3Error(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            ) from None
+        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        quiet = (root.findtext(f"{ns}Quiet") or "").lower() == "true"
+        deleted, errors = [], []
+        for obj in root.findall(f"{ns}Object"):
+            key = obj.findtext(f"{ns}Key") or ""
+            try:
+                self.store.delete_object(bucket, key)
+                deleted.append(f"<Deleted><Key>{_e(key)}</Key></Deleted>")
+            except StoreError as exc:
+                err = _translate(exc, bucket, key)
+                errors.append(
+                    f"<Error><Key>{_e(key)}</Key><Code>{err.code}</Code>"
+                    f"<Message>{_e(err.message)}</Message></Error>"
+                )
+        body = "".join(([] if quiet else deleted) + errors)
+        return _xml(f'<DeleteResult xmlns="{XMLNS}">{body}</DeleteResult>')
+
+    # -- objects ---------------------------------------------------------------------------------
+    def _body(self, request: WireRequest) -> bytes:
+        body = request.body
+        encoding = (request.header("content-encoding") or "").lower()
+        sha = request.header("x-amz-content-sha256") or ""
+        if "aws-chunked" in encoding or sha.startswith("STREAMING-"):
+            body = decode_aws_chunked(body)
+        md5 = request.header("content-md5")
+        if md5:
+            digest = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+            if digest != md5:
+                raise S3Error(
+                    "BadDigest", "The Content-MD5 you specified did not match what we received.", 400
+                )
+        return body
+
+    @staticmethod
+    def _metadata(request: WireRequest) -> dict[str, str]:
+        return {k[len("x-amz-meta-") :]: v for k, v in request.headers.items() if k.startswith("x-amz-meta-")}
+
+    def put_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        body = self._body(request)
+        info = self.store.put_object(
+            bucket,
+            key,
+            body,
+            content_type=request.header("content-type") or None,
+            metadata=self._metadata(request),
+        )
+        return WireResponse(200, {"ETag": f'"{info.etag}"'})
+
+    def copy_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        source = unquote((request.header("x-amz-copy-source") or "").split("?versionId=")[0]).lstrip("/")
+        src_bucket, _, src_key = source.partition("/")
+        if not src_bucket or not src_key:
+            raise S3Error(
+                "InvalidArgument",
+                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+                400,
+                ArgumentName="x-amz-copy-source",
+                ArgumentValue=source,
+            )
+        if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
+            data = self.store.get_object(src_bucket, src_key)
+            info = self.store.put_object(
+                bucket,
+                key,
+                data,
+                content_type=request.header("content-type") or None,
+                metadata=self._metadata(request),
+            )
+        else:
+            if (src_bucket, src_key) == (bucket, key):
+                raise S3Error(
+                    "InvalidRequest",
+                    "This copy request is illegal because it is trying to copy an object to itself without "
+                    "changing the object's metadata, storage class, website redirect location or encryption "
+                    "attributes.",
+                    400,
+                )
+            try:
+                info = self.store.copy_object(src_bucket, src_key, bucket, key)
+            except NoSuchKey:
+                raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
+        return _xml(
+            f'<CopyObjectResult xmlns="{XMLNS}"><LastModified>{_iso(info.last_modified)}</LastModified>'
+            f"<ETag>&quot;{info.etag}&quot;</ETag></CopyObjectResult>"
+        )
+
+    def get_object(self, request: WireRequest, bucket: str, key: str, *, head: bool) -> WireResponse:
+        info = self.store.head_object(bucket, key)
+        headers = self._object_headers(info)
+        etag = f'"{info.etag}"'
+        if_none = request.header("if-none-match")
+        if if_none and etag in [t.strip() for t in if_none.split(",")]:
+            return WireResponse(304, {"ETag": etag, "Last-Modified": headers["Last-Modified"]})
+        if_match = request.header("if-match")
+        if if_match and etag not in [t.strip() for t in if_match.split(",")] and if_match.strip() != "*":
+            raise S3Error(
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+                412,
+                Condition="If-Match",
+            )
+        byte_range = self._parse_range(request.header("range"), info.size)
+        if byte_range is None:
+            headers["Content-Length"] = str(info.size)
+            body = b"" if head else self.store.get_object(bucket, key)
+            return WireResponse(200, headers, body)
+        start, end = byte_range
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        headers["Content-Length"] = str(end - start + 1)
+        body = b"" if head else self.store.get_object(bucket, key, byte_range=(start, end))
+        return WireResponse(206, headers, body)
+
+    @staticmethod
+    def _object_headers(info: ObjectInfo) -> dict[str, str]:
+        headers = {
+            "Content-Type": info.content_type,
+            "ETag": f'"{info.etag}"',
+            "Last-Modified": _http_date(info.last_modified),
+            "Accept-Ranges": "bytes",
+        }
+        for name, value in info.metadata.items():
+            headers[f"x-amz-meta-{name}"] = value
+        return headers
+
+    @staticmethod
+    def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+        """None for no (or an ignorable) Range header; S3 ignores ranges it cannot parse."""
+        if not value:
+            return None
+        match = _RANGE_RE.match(value.strip())
+        if not match or (not match.group(1) and not match.group(2)):
+            return None
+        first, last = match.group(1), match.group(2)
+        if not first:
+            suffix = int(last)
+            if suffix == 0:
+                raise S3Error("InvalidRange", "The requested range is not satisfiable", 416, size=str(size))
+            return max(0, size - suffix), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+        if start >= size:
+            raise S3Error(
+                "InvalidRange",
+                "The requested range is not satisfiable",
+                416,
+                size=str(size),
+                RangeRequested=value,
+                ActualObjectSize=str(size),
+            )
+        if end < start:
+            return None
+        return start, min(end, size - 1)

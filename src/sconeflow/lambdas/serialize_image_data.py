@@ -1,0 +1,88 @@
+"""serialize_image_data: read the image named by the event from S3 and return it base64-encoded.
+
+Event (bare, or wrapped as ``{"body": {...}}`` by a previous function):
+``{"s3_bucket": str, "s3_key": str, "image_data": str, "inferences": [float, ...]}``.
+Returns ``{"statusCode": 200, "body": {... same fields, image_data = base64 of the object ...}}``.
+
+Environment: ``MAX_IMAGE_BYTES`` (default 4000000, so the base64 body stays under Lambda's 6 MB
+response limit). Standard library and boto3 only: this file is deployable to AWS Lambda as is.
+"""
+
+import base64
+import os
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+DEFAULT_MAX_IMAGE_BYTES = 4_000_000
+
+_s3 = None
+
+
+class MissingEventField(Exception):
+    """The event lacks a required field, or it has the wrong type."""
+
+
+class ImageNotFound(Exception):
+    """The S3 object (or its bucket) does not exist."""
+
+
+class ImageTooLarge(Exception):
+    """The S3 object is larger than MAX_IMAGE_BYTES."""
+
+
+def _client():
+    """One S3 client per warm process; path-style addressing works on AWS and on local gateways."""
+    global _s3
+    if _s3 is None:
+        _s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    return _s3
+
+
+def _unwrap(event):
+    if isinstance(event, dict) and isinstance(event.get("body"), dict):
+        return event["body"]
+    if isinstance(event, dict) and isinstance(event.get("body"), str):
+        raise MissingEventField(
+            "event 'body' is a JSON string; pass the object itself (OutputPath: $.Payload)"
+        )
+    if not isinstance(event, dict):
+        raise MissingEventField(f"event must be a JSON object, got {type(event).__name__}")
+    return event
+
+
+def _required_str(event, name):
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise MissingEventField(f"event field '{name}' is missing or not a non-empty string")
+    return value
+
+
+def lambda_handler(event, context):
+    event = _unwrap(event)
+    bucket = _required_str(event, "s3_bucket")
+    key = _required_str(event, "s3_key")
+    limit = int(os.environ.get("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES))
+    try:
+        response = _client().get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise ImageNotFound(f"s3://{bucket}/{key} does not exist ({code})") from None
+        raise
+    size = response.get("ContentLength", 0)
+    if size > limit:
+        response["Body"].close()
+        raise ImageTooLarge(f"s3://{bucket}/{key} is {size} bytes; the limit is {limit} (MAX_IMAGE_BYTES)")
+    data = response["Body"].read()
+    body = dict(event)
+    body.update(
+        {
+            "image_data": base64.b64encode(data).decode("ascii"),
+            "s3_bucket": bucket,
+            "s3_key": key,
+            "inferences": event.get("inferences") or [],
+        }
+    )
+    return {"statusCode": 200, "body": body}
