@@ -1,0 +1,521 @@
+"""Persistence of state machines, executions and their history in the metadata database.
+
+Tables (component ``stepfunctions``):
+
+* ``sfn_state_machines``: one row per state machine (name, ARN, type, role, current revision, the
+  local ``--function-map`` renames).
+* ``sfn_state_machine_versions``: every definition a state machine ever had (revision 1, 2, ...);
+  executions remember the revision they ran.
+* ``sfn_executions``: status, input (verbatim), output, error, cause, dates, and the runner's identity
+  (host, pid, token) plus a heartbeat, so a dead runner is detected instead of showing RUNNING forever.
+* ``sfn_history``: the AWS history events of each execution (id, previousEventId, type, timestamp and
+  the ``<x>EventDetails`` object as JSON).
+
+This module holds no threads and no engine: :mod:`sconeflow.stepfunctions.service` drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sconeflow.config import Settings
+from sconeflow.db import Database, Migrations
+from sconeflow.errors import SconeflowError
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+TYPES = ("STANDARD", "EXPRESS")
+
+SCHEMA = Migrations(
+    "stepfunctions",
+    [
+        """
+        CREATE TABLE sfn_state_machines (
+            arn TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            role_arn TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            function_map TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        CREATE TABLE sfn_state_machine_versions (
+            state_machine_arn TEXT NOT NULL REFERENCES sfn_state_machines(arn) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            revision_id TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (state_machine_arn, revision)
+        );
+        CREATE TABLE sfn_executions (
+            arn TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            state_machine_arn TEXT NOT NULL,
+            state_machine_name TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'STANDARD',
+            status TEXT NOT NULL,
+            input TEXT NOT NULL,
+            output TEXT,
+            error TEXT,
+            cause TEXT,
+            start_date REAL NOT NULL,
+            stop_date REAL,
+            runner_host TEXT,
+            runner_pid INTEGER,
+            runner_token TEXT,
+            heartbeat REAL,
+            stop_error TEXT,
+            stop_cause TEXT,
+            stop_requested INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sfn_executions_by_machine ON sfn_executions(state_machine_arn, start_date);
+        CREATE INDEX sfn_executions_by_status ON sfn_executions(status);
+        CREATE TABLE sfn_history (
+            execution_arn TEXT NOT NULL REFERENCES sfn_executions(arn) ON DELETE CASCADE,
+            id INTEGER NOT NULL,
+            previous_event_id INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            timestamp REAL NOT NULL,
+            details TEXT,
+            PRIMARY KEY (execution_arn, id)
+        );
+        """
+    ],
+)
+
+
+class StateMachineDoesNotExist(SconeflowError):
+    """No state machine has that name or ARN."""
+
+
+class StateMachineAlreadyExists(SconeflowError):
+    """A state machine with that name exists with a different definition."""
+
+
+class ExecutionDoesNotExist(SconeflowError):
+    """No execution has that ARN or name."""
+
+
+class ExecutionAlreadyExists(SconeflowError):
+    """An execution with that name exists already for the state machine."""
+
+
+class AmbiguousExecution(SconeflowError):
+    """An execution name matches several executions; give its ARN."""
+
+
+@dataclass(frozen=True)
+class StateMachineRecord:
+    arn: str
+    name: str
+    type: str
+    role_arn: str
+    revision: int
+    revision_id: str
+    definition: str
+    function_map: dict[str, str]
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    arn: str
+    name: str
+    state_machine_arn: str
+    state_machine_name: str
+    revision: int
+    kind: str
+    status: str
+    input: str
+    output: str | None
+    error: str | None
+    cause: str | None
+    start_date: datetime
+    stop_date: datetime | None
+    runner_host: str | None
+    runner_pid: int | None
+    runner_token: str | None
+    heartbeat: float | None
+    stop_requested: bool
+    stop_error: str | None
+    stop_cause: str | None
+
+
+def to_datetime(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def to_epoch(value: datetime | float | int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    return float(value)
+
+
+def _row_to_machine(row: sqlite3.Row) -> StateMachineRecord:
+    return StateMachineRecord(
+        arn=row["arn"],
+        name=row["name"],
+        type=row["type"],
+        role_arn=row["role_arn"],
+        revision=row["revision"],
+        revision_id=row["revision_id"],
+        definition=row["definition"],
+        function_map=json.loads(row["function_map"] or "{}"),
+        created=to_datetime(row["created"]),  # type: ignore[arg-type]
+        updated=to_datetime(row["updated"]),  # type: ignore[arg-type]
+    )
+
+
+def _row_to_execution(row: sqlite3.Row) -> ExecutionRecord:
+    return ExecutionRecord(
+        arn=row["arn"],
+        name=row["name"],
+        state_machine_arn=row["state_machine_arn"],
+        state_machine_name=row["state_machine_name"],
+        revision=row["revision"],
+        kind=row["kind"],
+        status=row["status"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        cause=row["cause"],
+        start_date=to_datetime(row["start_date"]),  # type: ignore[arg-type]
+        stop_date=to_datetime(row["stop_date"]),
+        runner_host=row["runner_host"],
+        runner_pid=row["runner_pid"],
+        runner_token=row["runner_token"],
+        heartbeat=row["heartbeat"],
+        stop_requested=bool(row["stop_requested"]),
+        stop_error=row["stop_error"],
+        stop_cause=row["stop_cause"],
+    )
+
+
+_MACHINE_SELECT = (
+    "SELECT m.*, v.definition, v.revision_id FROM sfn_state_machines m "
+    "JOIN sfn_state_machine_versions v ON v.state_machine_arn = m.arn AND v.revision = m.revision"
+)
+
+
+def event_to_row(event: dict[str, Any]) -> tuple[int, int, str, float, str | None]:
+    """Split an AWS history event into (id, previousEventId, type, epoch timestamp, details JSON)."""
+    details = {k: v for k, v in event.items() if k.endswith("EventDetails")}
+    if len(details) == 1:
+        details_json: str | None = json.dumps(details, separators=(",", ":"), default=str)
+    elif not details:
+        details_json = None
+    else:
+        details_json = json.dumps(details, separators=(",", ":"), default=str)
+    ts = to_epoch(event.get("timestamp"))
+    return (
+        int(event["id"]),
+        int(event.get("previousEventId", 0) or 0),
+        str(event["type"]),
+        ts if ts is not None else datetime.now(UTC).timestamp(),
+        details_json,
+    )
+
+
+def row_to_event(row: sqlite3.Row) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "timestamp": to_datetime(row["timestamp"]),
+        "type": row["type"],
+        "id": row["id"],
+        "previousEventId": row["previous_event_id"],
+    }
+    if row["details"]:
+        event.update(json.loads(row["details"]))
+    return event
+
+
+class ExecutionStore:
+    """Typed reads and writes of the ``stepfunctions`` tables."""
+
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.db_path)
+        self.db.apply(SCHEMA)
+
+    # -- state machines ---------------------------------------------------------------------
+    def get_machine(self, ref: str) -> StateMachineRecord:
+        """A state machine by ARN (with or without a ``:<revision>`` suffix) or by name."""
+        row = self.db.query_one(_MACHINE_SELECT + " WHERE m.arn = ? OR m.name = ?", (ref, ref))
+        if row is None and ref.startswith("arn:"):
+            base, _, suffix = ref.rpartition(":")
+            if suffix.isdigit():
+                return self.get_machine_revision(base, int(suffix))
+        if row is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{ref}'")
+        return _row_to_machine(row)
+
+    def get_machine_revision(self, ref: str, revision: int) -> StateMachineRecord:
+        current = self.get_machine(ref)
+        row = self.db.query_one(
+            "SELECT m.*, v.definition, v.revision_id FROM sfn_state_machines m "
+            "JOIN sfn_state_machine_versions v ON v.state_machine_arn = m.arn "
+            "WHERE m.arn = ? AND v.revision = ?",
+            (current.arn, revision),
+        )
+        if row is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{current.arn}:{revision}'")
+        record = _row_to_machine(row)
+        return StateMachineRecord(**{**record.__dict__, "revision": revision})
+
+    def list_machines(self) -> list[StateMachineRecord]:
+        return [_row_to_machine(r) for r in self.db.query(_MACHINE_SELECT + " ORDER BY m.created, m.name")]
+
+    def list_revisions(self, ref: str) -> list[tuple[int, str, datetime]]:
+        machine = self.get_machine(ref)
+        rows = self.db.query(
+            "SELECT revision, revision_id, created FROM sfn_state_machine_versions "
+            "WHERE state_machine_arn = ? ORDER BY revision",
+            (machine.arn,),
+        )
+        return [(r["revision"], r["revision_id"], to_datetime(r["created"])) for r in rows]  # type: ignore[misc]
+
+    def put_machine(
+        self,
+        *,
+        arn: str,
+        name: str,
+        definition: str,
+        type: str,
+        role_arn: str,
+        function_map: dict[str, str],
+        revision_id: str,
+        update: bool,
+    ) -> StateMachineRecord:
+        """Create a machine, or (``update``) add a new revision; same definition+role is idempotent."""
+        now = datetime.now(UTC).timestamp()
+        with self.db.transaction() as conn:
+            row = conn.execute(_MACHINE_SELECT + " WHERE m.name = ?", (name,)).fetchone()
+            fmap = json.dumps(function_map, sort_keys=True)
+            if row is None:
+                conn.execute(
+                    "INSERT INTO sfn_state_machines (arn, name, type, role_arn, revision, function_map,"
+                    " created, updated) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    (arn, name, type, role_arn, fmap, now, now),
+                )
+                conn.execute(
+                    "INSERT INTO sfn_state_machine_versions VALUES (?, 1, ?, ?, ?)",
+                    (arn, revision_id, definition, now),
+                )
+            else:
+                same = (
+                    row["definition"] == definition
+                    and row["role_arn"] == role_arn
+                    and row["type"] == type
+                    and row["function_map"] == fmap
+                )
+                if not same:
+                    if not update:
+                        raise StateMachineAlreadyExists(f"State Machine Already Exists: '{row['arn']}'")
+                    if row["type"] != type:
+                        raise StateMachineAlreadyExists(
+                            f"State machine {name!r} is {row['type']}; its type cannot change to {type}"
+                        )
+                    revision = row["revision"] + 1
+                    conn.execute(
+                        "INSERT INTO sfn_state_machine_versions VALUES (?, ?, ?, ?, ?)",
+                        (row["arn"], revision, revision_id, definition, now),
+                    )
+                    conn.execute(
+                        "UPDATE sfn_state_machines SET revision = ?, role_arn = ?, function_map = ?,"
+                        " updated = ? WHERE arn = ?",
+                        (revision, role_arn, fmap, now, row["arn"]),
+                    )
+        return self.get_machine(name)
+
+    def delete_machine(self, ref: str) -> StateMachineRecord:
+        machine = self.get_machine(ref)
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM sfn_state_machines WHERE arn = ?", (machine.arn,))
+        return machine
+
+    # -- executions -------------------------------------------------------------------------
+    def insert_execution(
+        self,
+        *,
+        arn: str,
+        name: str,
+        machine: StateMachineRecord,
+        kind: str,
+        input_text: str,
+        start_date: datetime,
+        runner: tuple[str, int, str],
+    ) -> ExecutionRecord:
+        host, pid, token = runner
+        start = to_epoch(start_date)
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO sfn_executions (arn, name, state_machine_arn, state_machine_name, revision,"
+                    " kind, status, input, start_date, runner_host, runner_pid, runner_token, heartbeat)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                    (
+                        arn,
+                        name,
+                        machine.arn,
+                        machine.name,
+                        machine.revision,
+                        kind,
+                        input_text,
+                        start,
+                        host,
+                        pid,
+                        token,
+                        start,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ExecutionAlreadyExists(f"Execution Already Exists: '{arn}'") from exc
+        return self.get_execution(arn)
+
+    def get_execution(self, ref: str) -> ExecutionRecord:
+        """An execution by ARN, or by name when the name is unique across state machines."""
+        row = self.db.query_one("SELECT * FROM sfn_executions WHERE arn = ?", (ref,))
+        if row is None and not ref.startswith("arn:"):
+            rows = self.db.query("SELECT * FROM sfn_executions WHERE name = ?", (ref,))
+            if len(rows) > 1:
+                raise AmbiguousExecution(
+                    f"{len(rows)} executions are named {ref!r}; give the execution ARN instead"
+                )
+            row = rows[0] if rows else None
+        if row is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{ref}'")
+        return _row_to_execution(row)
+
+    def find_execution(self, arn: str) -> ExecutionRecord | None:
+        row = self.db.query_one("SELECT * FROM sfn_executions WHERE arn = ?", (arn,))
+        return _row_to_execution(row) if row else None
+
+    def list_executions(
+        self, machine_arn: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[ExecutionRecord]:
+        sql = "SELECT * FROM sfn_executions WHERE 1=1"
+        params: list[Any] = []
+        if machine_arn:
+            sql += " AND state_machine_arn = ?"
+            params.append(machine_arn)
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY start_date DESC, rowid DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_row_to_execution(r) for r in self.db.query(sql, params)]
+
+    def running_executions(self) -> list[ExecutionRecord]:
+        return self.list_executions(status="RUNNING")
+
+    def heartbeat(self, arns: Sequence[str], now: float) -> None:
+        if not arns:
+            return
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "UPDATE sfn_executions SET heartbeat = ? WHERE arn = ? AND status = 'RUNNING'",
+                [(now, arn) for arn in arns],
+            )
+
+    def stop_requests(self, arns: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        if not arns:
+            return {}
+        marks = ",".join("?" * len(arns))
+        rows = self.db.query(
+            "SELECT arn, stop_error, stop_cause FROM sfn_executions"
+            f" WHERE stop_requested = 1 AND arn IN ({marks})",
+            list(arns),
+        )
+        return {r["arn"]: (r["stop_error"], r["stop_cause"]) for r in rows}
+
+    def request_stop(self, arn: str, error: str | None, cause: str | None) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE sfn_executions SET stop_requested = 1, stop_error = ?, stop_cause = ?"
+                " WHERE arn = ? AND status = 'RUNNING'",
+                (error, cause, arn),
+            )
+
+    # -- history ----------------------------------------------------------------------------
+    def append_events(self, arn: str, events: Iterable[dict[str, Any]]) -> bool:
+        """Store events while the execution is RUNNING; False (nothing stored) once it has ended."""
+        rows = [(arn, *event_to_row(e)) for e in events]
+        with self.db.transaction() as conn:
+            status = conn.execute("SELECT status FROM sfn_executions WHERE arn = ?", (arn,)).fetchone()
+            if status is None or status["status"] != "RUNNING":
+                return False
+            conn.executemany("INSERT OR REPLACE INTO sfn_history VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return True
+
+    def finish(
+        self,
+        arn: str,
+        *,
+        status: str,
+        output: str | None,
+        error: str | None,
+        cause: str | None,
+        stop_date: datetime,
+        events: Iterable[dict[str, Any]] = (),
+    ) -> bool:
+        """Write the end of an execution (and its last events) if it is still RUNNING."""
+        rows = [(arn, *event_to_row(e)) for e in events]
+        with self.db.transaction() as conn:
+            current = conn.execute("SELECT status FROM sfn_executions WHERE arn = ?", (arn,)).fetchone()
+            if current is None or current["status"] != "RUNNING":
+                return False
+            conn.executemany("INSERT OR REPLACE INTO sfn_history VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.execute(
+                "UPDATE sfn_executions SET status = ?, output = ?, error = ?, cause = ?, stop_date = ?"
+                " WHERE arn = ?",
+                (status, output, error, cause, to_epoch(stop_date), arn),
+            )
+        return True
+
+    def force_abort(self, arn: str, *, error: str | None, cause: str | None, stop_date: datetime) -> bool:
+        """End a RUNNING execution from outside its runner, appending an ExecutionAborted event."""
+        with self.db.transaction() as conn:
+            current = conn.execute("SELECT status FROM sfn_executions WHERE arn = ?", (arn,)).fetchone()
+            if current is None or current["status"] != "RUNNING":
+                return False
+            last = conn.execute(
+                "SELECT COALESCE(MAX(id), 0) AS id FROM sfn_history WHERE execution_arn = ?", (arn,)
+            ).fetchone()["id"]
+            details: dict[str, str] = {}
+            if error is not None:
+                details["error"] = error
+            if cause is not None:
+                details["cause"] = cause
+            event = {
+                "timestamp": stop_date,
+                "type": "ExecutionAborted",
+                "id": last + 1,
+                "previousEventId": last,
+                "executionAbortedEventDetails": details,
+            }
+            conn.execute("INSERT INTO sfn_history VALUES (?, ?, ?, ?, ?, ?)", (arn, *event_to_row(event)))
+            conn.execute(
+                "UPDATE sfn_executions SET status = 'ABORTED', error = ?, cause = ?, stop_date = ?"
+                " WHERE arn = ?",
+                (error, cause, to_epoch(stop_date), arn),
+            )
+        return True
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM sfn_history WHERE execution_arn = ? ORDER BY id", (arn,))
+        return [row_to_event(r) for r in rows]

@@ -1,0 +1,603 @@
+"""The Step Functions service: state machines, executions in background threads, stop, crash detection.
+
+:class:`StepFunctionsService` is what the CLI and the AWS wire layer (:mod:`.responses`) call. It keeps
+state in the metadata database (:mod:`.executions`) and runs each execution with the engine
+(:func:`sconeflow.stepfunctions.engine.run_execution`) in a thread of the process that started it.
+
+A process-wide :class:`_Runs` registry tracks the executions this process is running. Its heartbeat
+thread stamps them in the database every second, flushes buffered history events, and picks up stop
+requests written by other processes (``sconeflow sfn stop`` while the gateway runs the execution).
+An execution whose runner process is gone (or silent for :data:`STALE_AFTER_S`) is shown as ABORTED
+with error ``RunnerDied`` the next time anyone lists or describes it, never RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sconeflow.config import Settings
+from sconeflow.errors import SconeflowError
+from sconeflow.services import pid_alive
+from sconeflow.stepfunctions.executions import (
+    ExecutionRecord,
+    ExecutionStore,
+    StateMachineRecord,
+    event_to_row,
+)
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 1.0
+POLL_INTERVAL_S = 0.25  # flush buffered events and look for stop requests this often
+STALE_AFTER_S = 30.0
+STOP_WAIT_S = 3.0
+FLUSH_EVERY_S = 0.25
+FLUSH_BATCH = 256
+MAX_PAYLOAD_BYTES = 262_144
+DEFAULT_ROLE = "arn:aws:iam::{account}:role/service-role/StepFunctions-sconeflow"
+
+_NAME_RE = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
+_HOST = socket.gethostname()
+_PROCESS_TOKEN = uuid.uuid4().hex
+
+
+class InvalidName(SconeflowError):
+    """A state machine or execution name breaks AWS's naming rules."""
+
+
+class InvalidArn(SconeflowError):
+    """An ARN is malformed."""
+
+
+class InvalidExecutionInput(SconeflowError):
+    """The execution input is not JSON or is larger than 256 KiB."""
+
+
+class StateMachineTypeNotSupported(SconeflowError):
+    """The operation needs another state machine type (StartSyncExecution needs EXPRESS)."""
+
+
+class ValidationException(SconeflowError):
+    """A request parameter is invalid."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidName(
+            f"Invalid {what}: {name!r} (1-80 characters, no whitespace, brackets, wildcards or "
+            'special characters such as " # % \\ ^ | ~ ` $ & , ; : /)'
+        )
+    return name
+
+
+def check_input(input_text: str | None) -> str:
+    text = "{}" if input_text is None else input_text
+    if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        raise InvalidExecutionInput(f"Execution input is larger than {MAX_PAYLOAD_BYTES} bytes (256 KiB)")
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InvalidExecutionInput(f"Invalid State Machine Execution Input: '{exc}'") from exc
+    return text
+
+
+# -- the process-wide registry of running executions -------------------------------------------
+
+
+class _BufferedListener:
+    """A HistoryListener that buffers events (already serialized) and flushes them in batches."""
+
+    def __init__(self, store: ExecutionStore, arn: str) -> None:
+        self.store = store
+        self.arn = arn
+        self._lock = threading.Lock()
+        self.io_lock = threading.Lock()  # one writer at a time: periodic flushes vs the final write
+        self._buffer: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self.last_event: dict[str, Any] | None = None
+        self.max_id = 0
+
+    def on_event(self, event: dict) -> None:
+        frozen = _freeze_event(event)
+        with self._lock:
+            self._buffer.append(frozen)
+            self.last_event = frozen
+            self.max_id = max(self.max_id, int(frozen["id"]))
+            due = len(self._buffer) >= FLUSH_BATCH or time.monotonic() - self._last_flush > FLUSH_EVERY_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.io_lock:
+            with self._lock:
+                events, self._buffer = self._buffer, []
+                self._last_flush = time.monotonic()
+            if events:
+                try:
+                    self.store.append_events(self.arn, events)
+                except Exception:  # the runner must survive a busy database; events are re-sent at the end
+                    log.exception("could not store history events of %s", self.arn)
+                    with self._lock:
+                        self._buffer[:0] = events
+
+    def append_unflushed(self, event: dict[str, Any]) -> None:
+        """Add an event without triggering a flush (the caller writes it itself)."""
+        with self._lock:
+            self._buffer.append(event)
+            self.last_event = event
+            self.max_id = max(self.max_id, int(event["id"]))
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self._lock:
+            events, self._buffer = self._buffer, []
+        return events
+
+
+def _freeze_event(event: dict) -> dict[str, Any]:
+    """A copy of the event whose details the engine can no longer mutate (round-trips through JSON)."""
+    out = {k: v for k, v in event.items() if not k.endswith("EventDetails")}
+    for key, value in event.items():
+        if key.endswith("EventDetails"):
+            out[key] = json.loads(json.dumps(value, default=str)) if value is not None else None
+    return out
+
+
+@dataclass
+class _Run:
+    arn: str
+    store: ExecutionStore
+    listener: _BufferedListener
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    stop_error: str | None = None
+    stop_cause: str | None = None
+    stopped: bool = False
+
+    def request_stop(self, error: str | None, cause: str | None) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.stop_error, self.stop_cause = error, cause
+        self.cancel.set()
+
+
+class _Runs:
+    """Executions running in this process, and the heartbeat thread that keeps them honest."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def add(self, run: _Run) -> None:
+        with self._lock:
+            self._runs[run.arn] = run
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._beat, name="sfn-heartbeat", daemon=True)
+                self._thread.start()
+
+    def remove(self, arn: str) -> None:
+        with self._lock:
+            self._runs.pop(arn, None)
+
+    def get(self, arn: str) -> _Run | None:
+        with self._lock:
+            return self._runs.get(arn)
+
+    def active(self) -> list[_Run]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def _beat(self) -> None:
+        last_beat = 0.0
+        while True:
+            self._wake.wait(POLL_INTERVAL_S)
+            self._wake.clear()
+            runs = self.active()
+            if not runs:
+                with self._lock:
+                    if not self._runs:
+                        self._thread = None
+                        return
+                continue
+            by_db: dict[str, list[_Run]] = {}
+            for run in runs:
+                by_db.setdefault(str(run.store.db.path), []).append(run)
+            now = time.time()
+            for group in by_db.values():
+                store = group[0].store
+                arns = [r.arn for r in group]
+                try:
+                    if now - last_beat >= HEARTBEAT_INTERVAL_S:
+                        store.heartbeat(arns, now)
+                    requests = store.stop_requests(arns)
+                except Exception:
+                    log.exception("heartbeat of %d execution(s) failed", len(arns))
+                    continue
+                for run in group:
+                    if run.arn in requests:
+                        run.request_stop(*requests[run.arn])
+                    run.listener.flush()
+            if now - last_beat >= HEARTBEAT_INTERVAL_S:
+                last_beat = now
+
+
+_RUNS = _Runs()
+
+
+# -- the service ------------------------------------------------------------------------------
+
+IntegrationsFactory = Callable[[StateMachineRecord], Any]
+
+
+class StepFunctionsService:
+    """Create and run state machines. Cheap to construct; all state is in the database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        integrations: IntegrationsFactory | None = None,
+        clock: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = ExecutionStore(settings)
+        self._integrations_factory = integrations
+        self._clock = clock
+        self._parsed: dict[tuple[str, int], Any] = {}
+
+    # -- ARNs ---------------------------------------------------------------------------------
+    def machine_arn(self, name: str) -> str:
+        return f"arn:aws:states:{self.settings.region}:{self.settings.account}:stateMachine:{name}"
+
+    def execution_arn(self, machine_name: str, name: str, kind: str = "STANDARD") -> str:
+        prefix = f"arn:aws:states:{self.settings.region}:{self.settings.account}"
+        if kind == "EXPRESS":
+            return f"{prefix}:express:{machine_name}:{name}:{uuid.uuid4()}"
+        return f"{prefix}:execution:{machine_name}:{name}"
+
+    # -- state machines -----------------------------------------------------------------------
+    def create_state_machine(
+        self,
+        name: str,
+        definition: str,
+        *,
+        type: str = "STANDARD",
+        role_arn: str | None = None,
+        function_map: dict[str, str] | None = None,
+        update: bool = False,
+    ) -> StateMachineRecord:
+        """Validate and store a state machine; with ``update`` an existing one gains a new revision."""
+        from sconeflow.stepfunctions.engine import parse_definition
+
+        check_name(name, "state machine name")
+        if type not in ("STANDARD", "EXPRESS"):
+            raise ValidationException(f"Invalid type {type!r}: use STANDARD or EXPRESS")
+        parse_definition(definition)  # raises InvalidDefinition with diagnostics
+        if type == "EXPRESS":
+            from sconeflow.stepfunctions.validate import validate_definition
+
+            result = validate_definition(definition, state_machine_type="EXPRESS")
+            if result.result == "FAIL":
+                from sconeflow.stepfunctions.errors import InvalidDefinition
+
+                raise InvalidDefinition(
+                    "; ".join(d.message for d in result.diagnostics) or "invalid EXPRESS definition",
+                    result.diagnostics,
+                )
+        return self.store.put_machine(
+            arn=self.machine_arn(name),
+            name=name,
+            definition=definition,
+            type=type,
+            role_arn=role_arn or DEFAULT_ROLE.format(account=self.settings.account),
+            function_map=dict(function_map or {}),
+            revision_id=str(uuid.uuid4()),
+            update=update,
+        )
+
+    def describe_state_machine(self, ref: str) -> StateMachineRecord:
+        return self.store.get_machine(ref)
+
+    def list_state_machines(self) -> list[StateMachineRecord]:
+        return self.store.list_machines()
+
+    def delete_state_machine(self, ref: str) -> StateMachineRecord:
+        machine = self.store.get_machine(ref)
+        for execution in self.store.list_executions(machine.arn, status="RUNNING"):
+            self.stop_execution(
+                execution.arn, error="StateMachineDeleted", cause="The state machine was deleted"
+            )
+        return self.store.delete_machine(machine.arn)
+
+    def _machine_model(self, machine: StateMachineRecord) -> Any:
+        from sconeflow.stepfunctions.engine import parse_definition
+
+        key = (machine.arn, machine.revision)
+        model = self._parsed.get(key)
+        if model is None:
+            model = parse_definition(machine.definition)
+            self._parsed[key] = model
+        return model
+
+    def _integrations(self, machine: StateMachineRecord) -> Any:
+        if self._integrations_factory is not None:
+            return self._integrations_factory(machine)
+        from sconeflow.stepfunctions.integrations import LocalIntegrations
+
+        return LocalIntegrations(self.settings, function_map=machine.function_map)
+
+    # -- executions ---------------------------------------------------------------------------
+    def start_execution(
+        self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
+    ) -> ExecutionRecord:
+        """Start an execution in a background thread of this process; returns its RUNNING record."""
+        machine = self.store.get_machine(machine_ref)
+        return self._start(machine, input_text, name, kind="STANDARD", background=True)
+
+    def start_sync_execution(
+        self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
+    ) -> ExecutionRecord:
+        """Run an EXPRESS execution to its end in the calling thread (StartSyncExecution)."""
+        machine = self.store.get_machine(machine_ref)
+        if machine.type != "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                "This operation is not supported by this type of state machine"
+            )
+        return self._start(machine, input_text, name, kind="EXPRESS", background=False)
+
+    def run_to_end(
+        self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
+    ) -> ExecutionRecord:
+        """Start an execution of any type and wait for it in this thread (``sfn start --wait``)."""
+        machine = self.store.get_machine(machine_ref)
+        return self._start(machine, input_text, name, kind=machine.type, background=False)
+
+    def _start(
+        self,
+        machine: StateMachineRecord,
+        input_text: str | None,
+        name: str | None,
+        *,
+        kind: str,
+        background: bool,
+    ) -> ExecutionRecord:
+        from sconeflow.stepfunctions.engine import ExecutionContext
+
+        name = check_name(name or str(uuid.uuid4()), "execution name")
+        text = check_input(input_text)
+        model = self._machine_model(machine)
+        integrations = self._integrations(machine)
+        arn = self.execution_arn(machine.name, name, kind)
+        start = datetime.now(UTC)
+        listener = _BufferedListener(self.store, arn)
+        run = _Run(arn=arn, store=self.store, listener=listener)
+        _RUNS.add(run)
+        try:
+            record = self.store.insert_execution(
+                arn=arn,
+                name=name,
+                machine=machine,
+                kind=kind,
+                input_text=text,
+                start_date=start,
+                runner=(_HOST, os.getpid(), _PROCESS_TOKEN),
+            )
+        except BaseException:
+            _RUNS.remove(arn)
+            raise
+        context = ExecutionContext(
+            execution_arn=arn,
+            execution_name=name,
+            state_machine_arn=machine.arn,
+            state_machine_name=machine.name,
+            role_arn=machine.role_arn,
+            start_time=start,
+        )
+
+        def target() -> None:
+            self._run(run, model, text, context, integrations)
+
+        if background:
+            thread = threading.Thread(target=target, name=f"sfn-{name}", daemon=True)
+            thread.start()
+            return record
+        target()
+        return self.store.get_execution(arn)
+
+    def _run(self, run: _Run, model: Any, text: str, context: Any, integrations: Any) -> None:
+        from sconeflow.stepfunctions.engine import run_execution
+
+        listener = run.listener
+        try:
+            try:
+                result = run_execution(
+                    model,
+                    text,
+                    context,
+                    integrations,
+                    listener=listener,
+                    cancel=run.cancel,
+                    clock=self._clock,
+                )
+                status, output, error, cause = result.status, result.output, result.error, result.cause
+                if not listener.max_id and result.events:  # an engine that does not call the listener
+                    for event in result.events:
+                        listener.on_event(event)
+            except Exception as exc:  # an engine bug must not leave the execution RUNNING
+                log.exception("execution %s crashed", run.arn)
+                status, output, error = "FAILED", None, "States.Runtime"
+                cause = f"The local engine failed: {type(exc).__name__}: {exc}"
+                listener.on_event(
+                    _event(
+                        listener,
+                        "ExecutionFailed",
+                        "executionFailedEventDetails",
+                        {"error": error, "cause": cause},
+                    )
+                )
+            with listener.io_lock:
+                if run.stopped and status == "ABORTED":
+                    error, cause = run.stop_error, run.stop_cause
+                    details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+                    last = listener.last_event
+                    if last is None or last["type"] != "ExecutionAborted":
+                        last = _event(listener, "ExecutionAborted", "executionAbortedEventDetails", {})
+                        listener.append_unflushed(last)
+                    last["executionAbortedEventDetails"] = details
+                    events = listener.drain()
+                    if not any(e is last for e in events):
+                        events.append(last)  # already flushed: rewrite it with the stop's error/cause
+                else:
+                    events = listener.drain()
+                stored = self.store.finish(
+                    run.arn,
+                    status=status,
+                    output=output,
+                    error=error,
+                    cause=cause,
+                    stop_date=_last_timestamp(events) or datetime.now(UTC),
+                    events=events,
+                )
+            if not stored:
+                log.info("execution %s was ended from outside (stopped); result dropped", run.arn)
+        except Exception:
+            log.exception("could not record the end of execution %s", run.arn)
+        finally:
+            _RUNS.remove(run.arn)
+            run.done.set()
+
+    def describe_execution(self, ref: str) -> ExecutionRecord:
+        record = self.store.get_execution(ref)
+        if record.status == "RUNNING":
+            self.reconcile([record])
+            record = self.store.get_execution(record.arn)
+        return record
+
+    def list_executions(
+        self, machine_ref: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[ExecutionRecord]:
+        machine_arn = self.store.get_machine(machine_ref).arn if machine_ref else None
+        self.reconcile(self.store.list_executions(machine_arn, status="RUNNING"))
+        return self.store.list_executions(machine_arn, status=status, limit=limit)
+
+    def history(self, ref: str) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
+        record = self.describe_execution(ref)
+        run = _RUNS.get(record.arn)
+        if run is not None:
+            run.listener.flush()
+        return record, self.store.history(record.arn)
+
+    def wait(self, ref: str, timeout: float | None = None) -> ExecutionRecord:
+        """Block until the execution ends (or ``timeout`` passes); return its latest record."""
+        record = self.store.get_execution(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run = _RUNS.get(record.arn)
+        if run is not None:
+            run.done.wait(timeout)
+            return self.store.get_execution(record.arn)
+        while record.status == "RUNNING" and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
+            record = self.describe_execution(record.arn)
+        return record
+
+    def stop_execution(
+        self, ref: str, *, error: str | None = None, cause: str | None = None
+    ) -> ExecutionRecord:
+        """Abort a RUNNING execution (ExecutionAborted); a finished one is returned unchanged."""
+        if error is not None and len(error) > 256:
+            raise ValidationException("error must be at most 256 characters")
+        if cause is not None and len(cause) > 32_768:
+            raise ValidationException("cause must be at most 32768 characters")
+        record = self.store.get_execution(ref)
+        if record.status != "RUNNING":
+            return record
+        run = _RUNS.get(record.arn)
+        if run is not None:
+            run.request_stop(error, cause)
+            run.done.wait(STOP_WAIT_S)
+        elif self._runner_dead(record) is None:
+            self.store.request_stop(record.arn, error, cause)
+            deadline = time.monotonic() + STOP_WAIT_S
+            while time.monotonic() < deadline:
+                if self.store.get_execution(record.arn).status != "RUNNING":
+                    break
+                time.sleep(0.05)
+        # the runner did not end it in time (busy in a Lambda call) or is gone: end it here
+        self.store.force_abort(record.arn, error=error, cause=cause, stop_date=datetime.now(UTC))
+        return self.store.get_execution(record.arn)
+
+    # -- crash detection ----------------------------------------------------------------------
+    def _runner_dead(self, record: ExecutionRecord) -> str | None:
+        """Why the runner of a RUNNING execution is known to be gone, or None if it may be alive."""
+        if _RUNS.get(record.arn) is not None:
+            return None
+        pid = record.runner_pid or 0
+        where = f"pid {pid} on {record.runner_host}"
+        if record.runner_token == _PROCESS_TOKEN:
+            return f"its runner thread in this process ({where}) ended without recording a result"
+        if record.runner_host == _HOST and (pid == os.getpid() or not pid_alive(pid)):
+            return f"the process that ran it ({where}) exited before the execution finished"
+        if record.heartbeat is not None and time.time() - record.heartbeat > STALE_AFTER_S:
+            beat = datetime.fromtimestamp(record.heartbeat, tz=UTC).isoformat(timespec="seconds")
+            return f"the process that ran it ({where}) stopped sending heartbeats (last {beat})"
+        return None
+
+    def reconcile(self, records: list[ExecutionRecord]) -> int:
+        """Mark RUNNING executions whose runner died as ABORTED (error RunnerDied). Returns how many."""
+        count = 0
+        for record in records:
+            if record.status != "RUNNING":
+                continue
+            reason = self._runner_dead(record)
+            if reason is None:
+                continue
+            cause = f"The execution was aborted because {reason}."
+            if self.store.force_abort(
+                record.arn, error="RunnerDied", cause=cause, stop_date=datetime.now(UTC)
+            ):
+                log.info("execution %s: %s", record.arn, cause)
+                count += 1
+        return count
+
+
+def _event(listener: _BufferedListener, type_: str, key: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "timestamp": datetime.now(UTC),
+        "type": type_,
+        "id": listener.max_id + 1,
+        "previousEventId": listener.max_id,
+        key: details,
+    }
+
+
+def _last_timestamp(events: list[dict[str, Any]]) -> datetime | None:
+    for event in reversed(events):
+        ts = event.get("timestamp")
+        if isinstance(ts, datetime):
+            return ts
+    return None
+
+
+__all__ = [
+    "InvalidArn",
+    "InvalidExecutionInput",
+    "InvalidName",
+    "StateMachineTypeNotSupported",
+    "StepFunctionsService",
+    "ValidationException",
+    "check_input",
+    "check_name",
+    "event_to_row",
+]
