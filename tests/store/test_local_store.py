@@ -1,0 +1,134 @@
+"""What only the local directory store has to get right: file-system safety and atomic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from sconeflow.store import (
+    InvalidKey,
+    KeyConflict,
+    LocalStore,
+    NoSuchKey,
+    open_store,
+    parse_object_uri,
+    validate_key,
+)
+
+
+class _Exploding:
+    """A stream that fails half-way, like a crash or a dropped upload."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.calls += 1
+        if self.calls > 2:
+            raise OSError("connection lost")
+        return b"x" * 1000
+
+
+def _files(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_failed_write_leaves_old_object_and_no_temporary_files(store: LocalStore):
+    store.create_bucket("atomic")
+    store.put_object("atomic", "data/obj.bin", b"old contents")
+    before = _files(store.root / "atomic")
+    with pytest.raises(OSError):
+        store.put_object("atomic", "data/obj.bin", _Exploding())
+    assert store.get_object("atomic", "data/obj.bin") == b"old contents"
+    assert store.head_object("atomic", "data/obj.bin").etag == hashlib.md5(b"old contents").hexdigest()
+    assert _files(store.root / "atomic") == before
+    with pytest.raises(OSError):
+        store.put_object("atomic", "data/new.bin", _Exploding())
+    with pytest.raises(NoSuchKey):
+        store.get_object("atomic", "data/new.bin")
+    assert [o.key for o in store.iter_objects("atomic")] == ["data/obj.bin"]
+
+
+def test_temporary_files_never_show_in_listings(store: LocalStore):
+    store.create_bucket("atomic")
+    (store.root / "atomic" / ".tmp-abc.part").write_bytes(b"half")
+    assert store.list_objects("atomic").objects == []
+    with pytest.raises(InvalidKey):
+        validate_key("x/.tmp-abc.part")
+
+
+def test_symlink_inside_bucket_cannot_be_used_to_escape(store: LocalStore, tmp_path):
+    store.create_bucket("links")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    os.symlink(outside, store.root / "links" / "door")
+    os.symlink(outside / "secret.txt", store.root / "links" / "file-link")
+    for key in ("door/secret.txt", "door/new.txt", "file-link"):
+        with pytest.raises(InvalidKey):
+            store.get_object("links", key)
+        with pytest.raises(InvalidKey):
+            store.put_object("links", key, b"pwned")
+    assert (outside / "secret.txt").read_text() == "secret"
+    assert not (outside / "new.txt").exists()
+    assert store.list_objects("links").objects == []
+    assert store.list_objects("links", "door/").objects == []
+
+
+def test_prefixes_cannot_walk_outside_the_bucket(store: LocalStore):
+    store.create_bucket("inner")
+    store.create_bucket("other")
+    store.put_object("other", "secret.txt", b"s")
+    for prefix in ("../other/", "../", "/", "./", "a/../../other/", "..\\other\\"):
+        assert store.list_objects("inner", prefix).objects == []
+
+
+def test_key_and_prefix_conflicts_are_named_errors(store: LocalStore):
+    store.create_bucket("conflicts")
+    store.put_object("conflicts", "a", b"file")
+    with pytest.raises(KeyConflict):
+        store.put_object("conflicts", "a/b", b"x")
+    store.put_object("conflicts", "d/e", b"x")
+    with pytest.raises(KeyConflict):
+        store.put_object("conflicts", "d", b"x")
+
+
+def test_overlong_path_segment_is_a_named_error(store: LocalStore):
+    store.create_bucket("long-names")
+    with pytest.raises(InvalidKey, match="longer than"):
+        store.put_object("long-names", "x" * 300, b"x")
+
+
+def test_etag_follows_changes_made_behind_the_store(store: LocalStore):
+    store.create_bucket("changes")
+    store.put_object("changes", "k.txt", b"one")
+    (store.root / "changes" / "k.txt").write_bytes(b"changed outside")
+    assert store.head_object("changes", "k.txt").etag == hashlib.md5(b"changed outside").hexdigest()
+
+
+def test_metadata_of_similar_keys_never_clash(store: LocalStore):
+    store.create_bucket("meta")
+    store.put_object("meta", "a", b"1", metadata={"k": "a"})
+    store.put_object("meta", "a.json/x", b"2", metadata={"k": "a.json/x"})
+    assert store.head_object("meta", "a").metadata == {"k": "a"}
+    assert store.head_object("meta", "a.json/x").metadata == {"k": "a.json/x"}
+
+
+def test_delete_removes_empty_folders_and_bucket_with_leftover_temp_file(store: LocalStore):
+    store.create_bucket("cleanup")
+    store.put_object("cleanup", "a/b/c", b"x")
+    store.delete_object("cleanup", "a/b/c")
+    assert not (store.root / "cleanup" / "a").exists()
+    (store.root / "cleanup" / ".tmp-x.part").write_bytes(b"")
+    store.delete_bucket("cleanup")
+    assert not store.bucket_exists("cleanup")
+
+
+def test_open_store_and_object_uris(tmp_path):
+    local = open_store((tmp_path / "s").as_uri())
+    assert isinstance(local, LocalStore) and local.root == (tmp_path / "s").resolve()
+    assert isinstance(open_store(str(tmp_path / "p")), LocalStore)
+    assert parse_object_uri("s3://bucket/a/b.png") == ("bucket", "a/b.png")
+    assert parse_object_uri("bucket/key") == ("bucket", "key")
