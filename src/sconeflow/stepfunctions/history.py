@@ -1,0 +1,68 @@
+"""Execution history events in AWS's HistoryEvent shape (ids, previousEventId, ``<x>EventDetails``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+# Event type -> details key, for the types whose key is not simply camelCase(type) + "EventDetails".
+_DETAILS_KEY_OVERRIDES = {
+    "PassStateEntered": "stateEnteredEventDetails",
+    "TaskStateEntered": "stateEnteredEventDetails",
+    "ChoiceStateEntered": "stateEnteredEventDetails",
+    "WaitStateEntered": "stateEnteredEventDetails",
+    "SucceedStateEntered": "stateEnteredEventDetails",
+    "FailStateEntered": "stateEnteredEventDetails",
+    "MapStateEntered": "stateEnteredEventDetails",
+    "ParallelStateEntered": "stateEnteredEventDetails",
+    "PassStateExited": "stateExitedEventDetails",
+    "TaskStateExited": "stateExitedEventDetails",
+    "ChoiceStateExited": "stateExitedEventDetails",
+    "WaitStateExited": "stateExitedEventDetails",
+    "SucceedStateExited": "stateExitedEventDetails",
+    "MapStateExited": "stateExitedEventDetails",
+    "ParallelStateExited": "stateExitedEventDetails",
+    "MapIterationStarted": "mapIterationStartedEventDetails",
+    "MapIterationSucceeded": "mapIterationSucceededEventDetails",
+    "MapIterationFailed": "mapIterationFailedEventDetails",
+    "MapIterationAborted": "mapIterationAbortedEventDetails",
+}
+
+
+def details_key(event_type: str) -> str:
+    key = _DETAILS_KEY_OVERRIDES.get(event_type)
+    if key:
+        return key
+    return event_type[0].lower() + event_type[1:] + "EventDetails"
+
+
+class History:
+    """Appends events with increasing ids; thread-safe (Map/Parallel may add concurrently)."""
+
+    def __init__(self, now: Callable[[], datetime], listener: Any = None) -> None:
+        self._now = now
+        self._listener = listener
+        self._lock = threading.Lock()
+        self.events: list[dict] = []
+
+    @property
+    def last_id(self) -> int:
+        return len(self.events)
+
+    def add(self, event_type: str, details: dict | None = None, previous: int | None = None) -> int:
+        with self._lock:
+            event_id = len(self.events) + 1
+            event: dict[str, Any] = {
+                "timestamp": self._now(),
+                "type": event_type,
+                "id": event_id,
+                "previousEventId": event_id - 1 if previous is None else previous,
+            }
+            if details is not None:
+                event[details_key(event_type)] = details
+            self.events.append(event)
+        if self._listener is not None:
+            self._listener.on_event(event)
+        return event_id

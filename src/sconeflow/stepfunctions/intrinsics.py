@@ -1,0 +1,461 @@
+"""The ``States.*`` intrinsic functions of JSONPath states, with AWS's quirks.
+
+An expression such as ``States.Format('Hi {}', $.name)`` parses once into a small tree; evaluating
+it takes a ``resolve(path_text)`` callback that looks up ``$...``, ``$$...`` and ``$var`` arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+class IntrinsicSyntaxError(ValueError):
+    """The text is not a well-formed intrinsic function call."""
+
+
+class IntrinsicError(Exception):
+    """A function failed at run time (surfaces as ``States.IntrinsicFailure``)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class PathArg:
+    text: str
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: Any
+
+
+FUNCTIONS = (
+    "States.Format",
+    "States.StringToJson",
+    "States.JsonToString",
+    "States.Array",
+    "States.ArrayPartition",
+    "States.ArrayContains",
+    "States.ArrayRange",
+    "States.ArrayGetItem",
+    "States.ArrayLength",
+    "States.ArrayUnique",
+    "States.Base64Encode",
+    "States.Base64Decode",
+    "States.Hash",
+    "States.JsonMerge",
+    "States.MathRandom",
+    "States.MathAdd",
+    "States.StringSplit",
+    "States.UUID",
+)
+
+
+def looks_like_intrinsic(text: str) -> bool:
+    return isinstance(text, str) and text.startswith("States.") and "(" in text
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+
+    def fail(self) -> IntrinsicSyntaxError:
+        return IntrinsicSyntaxError(self.text)
+
+    def ws(self) -> None:
+        while self.i < len(self.text) and self.text[self.i] in " \t\n\r":
+            self.i += 1
+
+    def call(self, depth: int = 0) -> Call:
+        if depth > 10:
+            raise self.fail()
+        start = self.i
+        while self.i < len(self.text) and (self.text[self.i].isalnum() or self.text[self.i] in "._"):
+            self.i += 1
+        name = self.text[start : self.i]
+        if name not in FUNCTIONS:
+            raise IntrinsicSyntaxError(f"Unsupported intrinsic function: {name}")
+        self.ws()
+        if self.i >= len(self.text) or self.text[self.i] != "(":
+            raise self.fail()
+        self.i += 1
+        args: list[Any] = []
+        self.ws()
+        if self.i < len(self.text) and self.text[self.i] == ")":
+            self.i += 1
+            return Call(name, ())
+        while True:
+            self.ws()
+            args.append(self.arg(depth))
+            self.ws()
+            if self.i >= len(self.text):
+                raise self.fail()
+            ch = self.text[self.i]
+            self.i += 1
+            if ch == ")":
+                return Call(name, tuple(args))
+            if ch != ",":
+                raise self.fail()
+
+    def arg(self, depth: int) -> Any:
+        text = self.text
+        if self.i >= len(text):
+            raise self.fail()
+        ch = text[self.i]
+        if ch == "'":
+            self.i += 1
+            buf = []
+            while self.i < len(text):
+                c = text[self.i]
+                if c == "\\" and self.i + 1 < len(text):
+                    buf.append(text[self.i : self.i + 2])
+                    self.i += 2
+                    continue
+                if c == "'":
+                    self.i += 1
+                    return Literal(_StringLiteral("".join(buf)))
+                buf.append(c)
+                self.i += 1
+            raise self.fail()
+        if text.startswith("States.", self.i):
+            return self.call(depth + 1)
+        if ch == "$":
+            start = self.i
+            depth_b = 0
+            quote = None
+            while self.i < len(text):
+                c = text[self.i]
+                if quote:
+                    if c == quote:
+                        quote = None
+                elif c in "'\"":
+                    quote = c
+                elif c in "[(":
+                    depth_b += 1
+                elif c in "])":
+                    if depth_b == 0:
+                        break
+                    depth_b -= 1
+                elif c == "," and depth_b == 0:
+                    break
+                self.i += 1
+            return PathArg(text[start : self.i].strip())
+        start = self.i
+        while self.i < len(text) and text[self.i] not in ",)":
+            self.i += 1
+        token = text[start : self.i].strip()
+        try:
+            return Literal(json.loads(token))
+        except ValueError as exc:
+            raise self.fail() from exc
+
+
+class _StringLiteral(str):
+    """A quoted string argument, still carrying its backslash escapes (States.Format needs them)."""
+
+    def unescaped(self) -> str:
+        out = []
+        i = 0
+        s = str(self)
+        while i < len(s):
+            if s[i] == "\\" and i + 1 < len(s):
+                out.append(s[i + 1])
+                i += 2
+            else:
+                out.append(s[i])
+                i += 1
+        return "".join(out)
+
+
+@lru_cache(maxsize=2048)
+def parse_intrinsic(text: str) -> Call:
+    """Parse one call; raises IntrinsicSyntaxError."""
+    parser = _Parser(text.strip())
+    call = parser.call()
+    parser.ws()
+    if parser.i != len(parser.text):
+        raise parser.fail()
+    return call
+
+
+def evaluate(call: Call, resolve: Callable[[str], Any]) -> Any:
+    args = [_arg_value(a, resolve) for a in call.args]
+    impl = _IMPLS[call.name]
+    try:
+        return impl(call, args)
+    except IntrinsicError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise IntrinsicError(f"Invalid arguments in {call.name}: {exc}") from exc
+
+
+def _arg_value(arg: Any, resolve: Callable[[str], Any]) -> Any:
+    if isinstance(arg, Call):
+        return evaluate(arg, resolve)
+    if isinstance(arg, PathArg):
+        return resolve(arg.text)
+    value = arg.value
+    if isinstance(value, _StringLiteral):
+        return value  # kept escaped until a function decides
+    return value
+
+
+def _s(value: Any) -> Any:
+    return value.unescaped() if isinstance(value, _StringLiteral) else value
+
+
+def _java_str(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java_str(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java_str(v) for v in value) + "]"
+    return str(value)
+
+
+def _format(call: Call, args: list[Any]) -> str:
+    if not args:
+        raise IntrinsicError("States.Format needs a template")
+    template = args[0]
+    raw = str(template)
+    escaped = isinstance(template, _StringLiteral)
+    values = args[1:]
+    out: list[str] = []
+    used = 0
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if escaped and c == "\\" and i + 1 < len(raw):
+            out.append(raw[i + 1])
+            i += 2
+            continue
+        if raw.startswith("{}", i):
+            if used >= len(values):
+                raise IntrinsicError("Number of arguments does not match the template")
+            out.append(_java_str(_s(values[used])))
+            used += 1
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    if used != len(values):
+        raise IntrinsicError("Number of arguments does not match the template")
+    return "".join(out)
+
+
+def _string_to_json(call: Call, args: list[Any]) -> Any:
+    (text,) = args
+    text = _s(text)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise IntrinsicError("States.StringToJson needs a string")
+    if not text.strip():
+        return None
+    return json.loads(text)
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_to_string(call: Call, args: list[Any]) -> str:
+    (value,) = args
+    return compact(_s(value))
+
+
+def _array(call: Call, args: list[Any]) -> list:
+    return [_s(a) for a in args]
+
+
+def _int_arg(value: Any) -> int:
+    value = _s(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IntrinsicError("expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise IntrinsicError("expected an integer")
+        value = int(value)
+    return value
+
+
+def _array_partition(call: Call, args: list[Any]) -> list:
+    arr, size = _s(args[0]), _int_arg(args[1])
+    if not isinstance(arr, list) or size <= 0:
+        raise IntrinsicError("invalid arguments")
+    return [arr[i : i + size] for i in range(0, len(arr), size)]
+
+
+def _array_contains(call: Call, args: list[Any]) -> bool:
+    arr, value = _s(args[0]), _s(args[1])
+    if not isinstance(arr, list):
+        raise IntrinsicError("invalid arguments")
+    return any(_json_equal(x, value) for x in arr)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _array_range(call: Call, args: list[Any]) -> list:
+    start, end, step = (_int_arg(a) for a in args)
+    if step == 0:
+        raise IntrinsicError("step must not be 0")
+    out = list(range(start, end + (1 if step > 0 else -1), step))
+    if len(out) > 1000:
+        raise IntrinsicError("too many items")
+    return out
+
+
+def _array_get_item(call: Call, args: list[Any]) -> Any:
+    arr, idx = _s(args[0]), _int_arg(args[1])
+    if not isinstance(arr, list) or not (0 <= idx < len(arr)):
+        raise IntrinsicError("index out of range")
+    return arr[idx]
+
+
+def _array_length(call: Call, args: list[Any]) -> int:
+    (arr,) = args
+    if not isinstance(arr, list):
+        raise IntrinsicError("not an array")
+    return len(arr)
+
+
+def _array_unique(call: Call, args: list[Any]) -> list:
+    (arr,) = args
+    if not isinstance(arr, list):
+        raise IntrinsicError("not an array")
+    out: list[Any] = []
+    for item in arr:
+        if not any(_json_equal(item, seen) for seen in out):
+            out.append(item)
+    return out
+
+
+def _b64encode(call: Call, args: list[Any]) -> str:
+    text = _s(args[0])
+    if not isinstance(text, str):
+        raise IntrinsicError("not a string")
+    return base64.b64encode(text.encode()).decode()
+
+
+def _b64decode(call: Call, args: list[Any]) -> str:
+    text = _s(args[0])
+    if not isinstance(text, str):
+        raise IntrinsicError("not a string")
+    return base64.b64decode(text.encode()).decode()
+
+
+_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+
+
+def _hash(call: Call, args: list[Any]) -> str:
+    data, algo = _s(args[0]), _s(args[1])
+    if algo not in _HASHES:
+        raise IntrinsicError(f"unsupported algorithm {algo}")
+    if not isinstance(data, str):
+        data = compact(data)
+    return hashlib.new(_HASHES[algo], data.encode()).hexdigest()
+
+
+def _json_merge(call: Call, args: list[Any]) -> dict:
+    a, b, deep = _s(args[0]), _s(args[1]), _s(args[2])
+    if not isinstance(a, dict) or not isinstance(b, dict) or deep is not False:
+        raise IntrinsicError("invalid arguments")
+    return {**a, **b}
+
+
+def _math_random(call: Call, args: list[Any]) -> int:
+    start, end = _int_arg(args[0]), _int_arg(args[1])
+    rng = random.Random(_int_arg(args[2])) if len(args) > 2 else random
+    return rng.randrange(start, end) if end > start else start
+
+
+def _round_half_up(value: Any) -> int:
+    value = _s(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IntrinsicError("not a number")
+    return math.floor(value + 0.5) if isinstance(value, float) else value
+
+
+def _math_add(call: Call, args: list[Any]) -> int:
+    a, b = args
+    return _round_half_up(a) + _round_half_up(b)
+
+
+def _string_split(call: Call, args: list[Any]) -> list[str]:
+    text, delims = _s(args[0]), _s(args[1])
+    if not isinstance(text, str) or not isinstance(delims, str):
+        raise IntrinsicError("not a string")
+    out: list[str] = []
+    buf: list[str] = []
+    for ch in text:
+        if ch in delims:
+            if buf:
+                out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    if buf:
+        out.append("".join(buf))
+    return out
+
+
+def _uuid(call: Call, args: list[Any]) -> str:
+    if args:
+        raise IntrinsicError("States.UUID takes no arguments")
+    return str(uuid.uuid4())
+
+
+_IMPLS: dict[str, Callable[[Call, list[Any]], Any]] = {
+    "States.Format": _format,
+    "States.StringToJson": _string_to_json,
+    "States.JsonToString": _json_to_string,
+    "States.Array": _array,
+    "States.ArrayPartition": _array_partition,
+    "States.ArrayContains": _array_contains,
+    "States.ArrayRange": _array_range,
+    "States.ArrayGetItem": _array_get_item,
+    "States.ArrayLength": _array_length,
+    "States.ArrayUnique": _array_unique,
+    "States.Base64Encode": _b64encode,
+    "States.Base64Decode": _b64decode,
+    "States.Hash": _hash,
+    "States.JsonMerge": _json_merge,
+    "States.MathRandom": _math_random,
+    "States.MathAdd": _math_add,
+    "States.StringSplit": _string_split,
+    "States.UUID": _uuid,
+}
+
+
+def finish(value: Any) -> Any:
+    """Turn a raw literal result (a still-escaped string) into its plain value."""
+    return _s(value)
