@@ -36,11 +36,9 @@ def test_put_get_head_roundtrip(any_store):
 def test_put_from_a_stream_and_ranges(any_store):
     any_store.create_bucket("data-bucket")
     body = bytes(range(256)) * 10
-    info = any_store.put_object(
-        "data-bucket", "blob.bin", io.BytesIO(body), content_type="application/x-test"
-    )
+    info = any_store.put_object("data-bucket", "blob.bin", io.BytesIO(body), content_type="application/x-t")
     assert info.etag == hashlib.md5(body).hexdigest()
-    assert any_store.head_object("data-bucket", "blob.bin").content_type == "application/x-test"
+    assert any_store.head_object("data-bucket", "blob.bin").content_type == "application/x-t"
     assert any_store.get_object("data-bucket", "blob.bin", byte_range=(10, 19)) == body[10:20]
     assert any_store.get_object("data-bucket", "blob.bin", byte_range=(2550, None)) == body[2550:]
     with pytest.raises(InvalidRange):
