@@ -171,6 +171,7 @@ class CaptureWriter:
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._file: _OpenFile | None = None
+        self._pending: list[_OpenFile] = []
         self._lock = threading.Lock()
         self.written = 0  # records published to the store
         self.dropped = 0  # records refused because the queue was full (or the writer closed)
@@ -244,12 +245,14 @@ class CaptureWriter:
                 with self._lock:
                     self.dropped += 1
                 continue
-            now = self._clock()
+            now = event.inference_time  # files are named and rolled by their records' time
             current = self._file
             if current is not None and (
-                now - current.opened >= self.roll_seconds or current.size >= self.roll_bytes
+                now - current.opened >= self.roll_seconds
+                or current.size >= self.roll_bytes
+                or int(now // 3600) != int(current.opened // 3600)  # never straddle an hour folder
             ):
-                self._publish(current)
+                self._retire(current)
                 current = None
             if current is None:
                 current = _OpenFile(capture_file_key(self.prefix, self.endpoint, now), now)
@@ -259,15 +262,25 @@ class CaptureWriter:
             current.size += len(line)
             current.records += 1
 
+    def _retire(self, current: _OpenFile) -> None:
+        """Publish a finished file; one the store refused is kept and retried."""
+        self._publish(current)
+        if current.dirty:
+            self._pending.append(current)
+        if self._file is current:
+            self._file = None
+
     def _maybe_flush(self) -> None:
+        for pending in list(self._pending):
+            self._publish(pending)
+            if not pending.dirty:
+                self._pending.remove(pending)
         current = self._file
         if current is None:
             return
         now = self._clock()
         if now - current.opened >= self.roll_seconds:
-            self._publish(current)
-            if not current.dirty:
-                self._file = None
+            self._retire(current)
         elif current.dirty and now - current.last_publish >= self.flush_seconds:
             self._publish(current)
 
@@ -288,13 +301,22 @@ class CaptureWriter:
         current.last_publish = self._clock()
 
     def _final_flush(self) -> None:
-        if self._file is not None:
-            for _ in range(3):
-                self._publish(self._file)
-                if not self._file.dirty:
+        files = [*self._pending, *([self._file] if self._file is not None else [])]
+        for current in files:
+            for attempt in range(3):
+                self._publish(current)
+                if not current.dirty:
                     break
-                time.sleep(0.2)
-            self._file = None
+                time.sleep(0.2 * (attempt + 1))
+            if current.dirty:
+                log.error(
+                    "capture file s3://%s/%s lost %d records",
+                    self.bucket,
+                    current.key,
+                    current.records - current.published_records,
+                )
+        self._pending = []
+        self._file = None
 
     def close(self, timeout: float = 20.0) -> None:
         """Stop accepting, write every accepted record, publish the open file. Safe to call twice."""

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sconeflow import services
@@ -282,14 +283,22 @@ class EndpointRegistry:
             server, url, pid = "running", record.url, record.pid
         else:
             server, url, pid = "crashed", record.url, record.pid
-        if server == "crashed" and endpoint.status in (IN_SERVICE, UPDATING):
+        if server == "crashed" and record is not None and endpoint.status in (IN_SERVICE, UPDATING):
             reason = (
-                f"endpoint server process {record.pid} exited unexpectedly; "  # type: ignore[union-attr]
-                f"log tail: {services._tail(__import__('pathlib').Path(record.log_path), 300)}"  # type: ignore[union-attr]
+                f"endpoint server process {record.pid} exited unexpectedly; "
+                f"log tail: {_log_tail(Path(record.log_path))}"
             )
             self.set_status(name, FAILED, reason, crashed=True)
             endpoint = self.get(name)
         return EndpointView(endpoint, config, model, url, pid, server)
+
+
+def _log_tail(path: Path, limit: int = 300) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return " ".join(text[-limit:].split()) or "(empty log)"
 
 
 # -- lifecycle ----------------------------------------------------------------------------------

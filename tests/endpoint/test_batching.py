@@ -1,0 +1,115 @@
+"""Micro-batching: concurrent requests share model calls; a full queue sheds load at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sconeflow.endpoint.batching import MicroBatcher
+from sconeflow.endpoint.errors import ModelError, ThrottlingException
+
+
+class GatedModel:
+    """A stand-in model whose calls block until released (to control timing), recording batch sizes."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.sizes: list[int] = []
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.gate.wait(5)
+        self.sizes.append(len(images))
+        p = images.reshape(len(images), -1)[:, 0].astype(np.float32) / 255
+        return np.stack([1 - p, p], axis=1)
+
+
+def image(value: int) -> np.ndarray:
+    return np.full((4, 4, 3), value, dtype=np.uint8)
+
+
+def test_concurrent_requests_form_batches_and_get_their_own_answer() -> None:
+    async def scenario() -> tuple[list, list[int]]:
+        model = GatedModel()
+        batcher = MicroBatcher(max_batch=8, max_queue=100)
+        first = batcher.submit(model, image(0))  # occupies the model ...
+        await asyncio.sleep(0.05)
+        rest = [batcher.submit(model, image(v)) for v in range(1, 11)]  # ... while these queue up
+        model.gate.set()
+        results = await asyncio.gather(first, *rest)
+        batcher.close()
+        return results, model.sizes
+
+    results, sizes = asyncio.run(scenario())
+    assert sizes == [1, 8, 2]
+    for value, prediction in enumerate(results):
+        assert prediction.probabilities[1] == pytest.approx(value / 255)
+    assert results[5].batch_size == 8
+
+
+def test_full_queue_throttles_immediately() -> None:
+    async def scenario() -> float:
+        model = GatedModel()
+        batcher = MicroBatcher(max_batch=4, max_queue=3)
+        pending = [batcher.submit(model, image(1)) for _ in range(3)]
+        started = time.perf_counter()
+        with pytest.raises(ThrottlingException, match="Rate exceeded"):
+            batcher.submit(model, image(1))
+        elapsed = time.perf_counter() - started
+        model.gate.set()
+        await asyncio.gather(*pending)
+        batcher.submit(model, image(1))  # room again
+        batcher.close()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 0.01
+
+
+def test_model_failure_becomes_model_error_for_each_request() -> None:
+    class Broken:
+        def predict_proba(self, images: np.ndarray) -> np.ndarray:
+            raise RuntimeError("graph exploded")
+
+    async def scenario() -> None:
+        batcher = MicroBatcher()
+        with pytest.raises(ModelError, match="graph exploded") as info:
+            await batcher.submit(Broken(), image(1))
+        assert info.value.original_status == 500
+        batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_batches_never_mix_models() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        a, b = GatedModel(), GatedModel()
+        batcher = MicroBatcher(max_batch=16)
+        futures = [batcher.submit(a, image(1)) for _ in range(3)] + [
+            batcher.submit(b, image(2)) for _ in range(2)
+        ]
+        a.gate.set()
+        b.gate.set()
+        await asyncio.gather(*futures)
+        batcher.close()
+        return a.sizes, b.sizes
+
+    sizes_a, sizes_b = asyncio.run(scenario())
+    assert sum(sizes_a) == 3 and sum(sizes_b) == 2
+
+
+def test_max_wait_lets_a_batch_fill() -> None:
+    async def scenario() -> list[int]:
+        model = GatedModel()
+        model.gate.set()
+        batcher = MicroBatcher(max_batch=4, max_wait=0.2)
+        first = batcher.submit(model, image(1))
+        await asyncio.sleep(0.02)
+        others = [batcher.submit(model, image(1)) for _ in range(3)]
+        await asyncio.gather(first, *others)
+        batcher.close()
+        return model.sizes
+
+    assert asyncio.run(scenario()) == [4]

@@ -1,0 +1,212 @@
+"""The endpoint server through boto3 ``sagemaker-runtime`` (and raw HTTP), with a real trained model."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+
+from sconeflow.config import Settings, load_settings
+from sconeflow.endpoint.registry import delete, deploy, resolve_endpoint_url
+from sconeflow.model.artifact import load_classifier
+from sconeflow.store import LocalStore
+
+from .capture_shape import describe_record
+from .conftest import TrainedModel
+from .helpers import encode, png_bomb
+
+NAME = "scones-ep"
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory, trained_model: TrainedModel
+) -> Iterator[tuple[Settings, str]]:
+    """One endpoint (100% capture) shared by this module's read-only tests."""
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("live") / "home"
+    mp.setenv("SCONEFLOW_HOME", str(home))
+    settings = load_settings(home)
+    settings.ensure_dirs()
+    view = deploy(settings, str(trained_model.artifact), name=NAME, capture_percent=100)
+    assert view.url is not None
+    yield settings, view.url
+    delete(settings, NAME)
+    mp.undo()
+
+
+def runtime(url: str):
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_boto3_invoke_matches_the_classifier_on_prepared_test_images(
+    live: tuple[Settings, str], trained_model: TrainedModel
+) -> None:
+    settings, url = live
+    client = runtime(url)
+    classifier = load_classifier(trained_model.artifact.read_bytes())
+    pngs = [png for _, png in trained_model.test_pngs]
+    expected = classifier.predict_images(pngs)
+    for png, want in zip(pngs, expected, strict=True):
+        response = client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png)
+        body = response["Body"].read().decode()
+        probs = json.loads(body)
+        assert body == json.dumps([float(p) for p in np.asarray(want, dtype=np.float32)])  # ", " separator
+        assert np.argmax(probs) == np.argmax(want)
+        assert response["ContentType"] == "application/json"
+        assert response["InvokedProductionVariant"] == "AllTraffic"
+        headers = response["ResponseMetadata"]["HTTPHeaders"]
+        assert json.loads(headers["x-sconeflow-classes"]) == list(trained_model.classes)
+        assert response["ResponseMetadata"]["RequestId"]
+    assert resolve_endpoint_url(settings, NAME) == url
+
+
+def test_any_size_jpeg_and_x_image(live: tuple[Settings, str], trained_model: TrainedModel) -> None:
+    _, url = live
+    client = runtime(url)
+    big = np.random.default_rng(1).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    classifier = load_classifier(trained_model.artifact.read_bytes())
+    for content_type, fmt in (("image/jpeg", "JPEG"), ("application/x-image", "PNG")):
+        payload = encode(big, fmt)
+        response = client.invoke_endpoint(EndpointName=NAME, ContentType=content_type, Body=payload)
+        probs = json.loads(response["Body"].read())
+        assert np.allclose(probs, classifier.predict_images([payload])[0], atol=1e-6)
+
+
+def test_custom_attributes_pass_through(live: tuple[Settings, str], trained_model: TrainedModel) -> None:
+    _, url = live
+    png = trained_model.test_pngs[0][1]
+    response = runtime(url).invoke_endpoint(
+        EndpointName=NAME,
+        ContentType="image/png",
+        Body=png,
+        CustomAttributes="trace=abc-123",
+        InferenceId="inf-1",
+    )
+    assert response["CustomAttributes"] == "trace=abc-123"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "match"),
+    [
+        ("text/csv", b"1,2,3", "Unsupported content type"),
+        ("image/png", b"this is not a png", "not a PNG or JPEG"),
+        ("image/png", png_bomb(), "decompression bomb"),
+        ("image/png", b"\x89PNG" + b"\x00" * (6 * 1024 * 1024 + 10), "exceeds the maximum"),
+    ],
+    ids=["content-type", "undecodable", "bomb", "over-6-MiB"],
+)
+def test_bad_input_is_a_validation_error(
+    live: tuple[Settings, str], content_type: str, body: bytes, match: str
+) -> None:
+    _, url = live
+    client = runtime(url)
+    with pytest.raises(client.exceptions.ValidationError, match=match) as info:
+        client.invoke_endpoint(EndpointName=NAME, ContentType=content_type, Body=body)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_empty_body_is_a_validation_error(live: tuple[Settings, str]) -> None:
+    _, url = live
+    request = urllib.request.Request(
+        f"{url}/endpoints/{NAME}/invocations", data=b"", headers={"Content-Type": "image/png"}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 400
+    assert info.value.headers["x-amzn-ErrorType"] == "ValidationError"
+    assert "empty" in json.loads(info.value.read())["message"]
+
+
+def test_unknown_endpoint_name_and_model_error(
+    live: tuple[Settings, str], trained_model: TrainedModel
+) -> None:
+    _, url = live
+    client = runtime(url)
+    png = trained_model.test_pngs[0][1]
+    with pytest.raises(
+        client.exceptions.ValidationError, match="Endpoint nope of account 123456789012 not found"
+    ):
+        client.invoke_endpoint(EndpointName="nope", ContentType="image/png", Body=png)
+    with pytest.raises(client.exceptions.ModelError) as info:
+        client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, Accept="text/csv")
+    error = info.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 406
+    assert error["LogStreamArn"].endswith(f"/aws/sagemaker/Endpoints/{NAME}")
+
+
+def test_ping_and_metrics(live: tuple[Settings, str]) -> None:
+    _, url = live
+    with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for name in (
+        "Invocations{",
+        "Invocation4XXErrors{",
+        "Invocation5XXErrors{",
+        "ModelLatency_bucket{",
+        "OverheadLatency_bucket{",
+        "sconeflow_queue_depth{",
+        "sconeflow_batch_size_bucket{",
+        "sconeflow_capture_records_written{",
+        "sconeflow_capture_records_dropped{",
+    ):
+        assert name in text
+    assert 'Invocation5XXErrors{EndpointName="scones-ep",VariantName="AllTraffic"} 0' in text
+
+
+def test_n_requests_give_exactly_n_capture_records_after_stop(
+    settings: Settings, trained_model: TrainedModel, shared_dir: Path
+) -> None:
+    view = deploy(settings, str(trained_model.artifact), name="capture-ep", capture_percent=100)
+    client = runtime(view.url)
+    pngs = [png for _, png in trained_model.test_pngs]
+    n = 37
+    sent = []
+    for i in range(n):
+        png = pngs[i % len(pngs)]
+        kwargs = {"InferenceId": f"id-{i}"} if i % 2 else {}
+        out = client.invoke_endpoint(EndpointName="capture-ep", ContentType="image/png", Body=png, **kwargs)
+        sent.append((png, out["Body"].read().decode(), kwargs.get("InferenceId")))
+    with pytest.raises(client.exceptions.ValidationError):  # failed requests are not captured
+        client.invoke_endpoint(EndpointName="capture-ep", ContentType="image/png", Body=b"junk")
+    delete(settings, "capture-ep")  # graceful stop flushes the writer
+    store = LocalStore(settings.buckets_dir)
+    keys = [info.key for info in store.iter_objects(settings.bucket, "data_capture/capture-ep/AllTraffic/")]
+    assert keys
+    lines = [
+        line for key in keys for line in store.get_object(settings.bucket, key).splitlines(keepends=True)
+    ]
+    assert len(lines) == n
+    aws = next((shared_dir / "fixtures" / "sagemaker-data-capture").glob("idarapatrick*.jsonl")).read_bytes()
+    reference = describe_record(aws.splitlines(keepends=True)[0])
+    records = []
+    for line in lines:
+        assert describe_record(line) == reference
+        records.append(json.loads(line))
+    import base64
+
+    got = sorted(
+        (
+            base64.b64decode(r["captureData"]["endpointInput"]["data"]),
+            r["captureData"]["endpointOutput"]["data"],
+            r["eventMetadata"].get("inferenceId"),
+        )
+        for r in records
+    )
+    assert got == sorted(sent)
