@@ -393,7 +393,7 @@ def _json_merge(call: Call, args: list[Any]) -> dict:
 
 
 def _math_random(call: Call, args: list[Any]) -> int:
-    start, end = _int_arg(args[0]), _int_arg(args[1])
+    start, end = (int(_s(a)) for a in args[:2])
     rng = random.Random(_int_arg(args[2])) if len(args) > 2 else random
     return rng.randrange(start, end) if end > start else start
 

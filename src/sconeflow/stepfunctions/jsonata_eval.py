@@ -132,7 +132,7 @@ def _range(start: Any, end: Any, step: Any) -> Any:
     if not all(isinstance(v, int | float) for v in (start, end, step)) or step == 0:
         raise JsonataEvalError("Invalid arguments to $range")
     s, e, st = int(start), int(end), int(step)
-    return list(range(s, e + (1 if st > 0 else -1), st))
+    return Utils.create_sequence_from_iter(range(s, e + (1 if st > 0 else -1), st))
 
 
 _HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}

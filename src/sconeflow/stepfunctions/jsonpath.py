@@ -58,7 +58,7 @@ def _parse_bracket(path: str, i: int) -> tuple[_Seg, int]:
             k = j + 1
             buf = []
             while k < len(path) and path[k] != quote:
-                if path[k] == "\\" and k + 1 < len(path):
+                if path[k] == "\\" and k + 1 < len(path) and path[k + 1] in (quote, "\\"):
                     buf.append(path[k + 1])
                     k += 2
                     continue
