@@ -185,18 +185,21 @@ class CaptureSource:
 
 
 def endpoint_capture_uri(settings: Settings, endpoint: str) -> str:
-    """The capture prefix of an endpoint: its configured destination, else the default one."""
+    """The capture prefix of an endpoint: its DataCaptureConfig destination, else the default one."""
     destination = f"s3://{settings.bucket}/{DEFAULT_CAPTURE_PREFIX}"
-    try:  # the endpoint stage may record a custom destination
-        from sconeflow.endpoint import registry  # type: ignore[attr-defined]
+    if settings.db_path.exists():
+        try:
+            from sconeflow.endpoint.registry import EndpointRegistry
 
-        finder = getattr(registry, "capture_destination", None)
-        if finder is not None:
-            found = finder(settings, endpoint)
-            if found:
-                destination = str(found)
-    except Exception as exc:  # the endpoint stage is optional here
-        log.debug("no capture destination from the endpoint registry: %s", exc)
+            registry = EndpointRegistry(settings)
+            record = registry.find(endpoint)
+            if record is not None:
+                config = registry.config(record.config_name)
+                destination = config.data_capture.destination_s3_uri or destination
+        except ImportError:  # the endpoint stage is optional for reading captures
+            pass
+        except SconeflowError as exc:
+            log.debug("endpoint %s: no capture destination from the registry: %s", endpoint, exc)
     return destination.rstrip("/") + f"/{endpoint}/"
 
 

@@ -7,7 +7,7 @@ Checks (Model Monitor's data-quality ``constraint_check_type`` values, ``docs/aw
 - ``baseline_drift_check``: the distribution distance (L-infinity distance between the cumulative
   distributions, i.e. the two-sample Kolmogorov-Smirnov statistic; for a string feature the largest
   difference in category share) exceeds ``comparison_threshold``. With ``comparison_method`` "Robust"
-  the distance must also exceed the KS critical value at alpha = 0.01 for the two sample sizes, so a
+  the distance must also exceed the KS critical value at alpha = 0.001 for the two sample sizes, so a
   small window of baseline-like traffic is not flagged by chance; "Simple" compares with the threshold only;
 - ``categorical_values_check``: the share of values inside the baseline's domain is below
   ``domain_content_threshold``;
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 VIOLATIONS_FILE = "constraint_violations.json"
 VIOLATIONS_EXIT_CODE = 3
-KS_ALPHA_COEFFICIENT = 1.628  # c(alpha) for alpha = 0.01 in the two-sample KS test
+KS_ALPHA_COEFFICIENT = 1.949  # c(alpha) for alpha = 0.001 in the two-sample KS test
 STATUSES = ("Pending", "InProgress", "Completed", "CompletedWithViolations", "Failed", "Stopping", "Stopped")
 DEFAULT_SCHEDULE = "on-demand"
 
