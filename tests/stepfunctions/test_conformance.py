@@ -95,16 +95,31 @@ class SimulatedLambdas:
             raise AssertionError(f"unknown behaviour {behavior}")
         return LambdaResponse(body, None, request_id=request_id)
 
-    def publish_sns(self, topic_arn: str, message: str, *, subject: str | None = None,
-                    message_attributes: dict | None = None) -> str:
+    def publish_sns(
+        self,
+        topic_arn: str,
+        message: str,
+        *,
+        subject: str | None = None,
+        message_attributes: dict | None = None,
+    ) -> str:
         return str(uuid.uuid4())
 
 
 # --- comparison with placeholders ---------------------------------------------------------------
 
 _WHOLE_VALUE_WILDCARDS = {
-    "date", "start-time", "entered-time", "RequestId", "x-amzn-RequestId", "X-Amzn-Trace-Id",
-    "<request_id>", "<LogResult:1>", "snf_role_arn", "generated-uuid", "<json-input:1>",
+    "date",
+    "start-time",
+    "entered-time",
+    "RequestId",
+    "x-amzn-RequestId",
+    "X-Amzn-Trace-Id",
+    "<request_id>",
+    "<LogResult:1>",
+    "snf_role_arn",
+    "generated-uuid",
+    "<json-input:1>",
 }
 _TOKEN_RE = re.compile(r"<[A-Za-z_\-]+(?::\d+)?>|<[A-Za-z]+_0idx>|arn:<partition>:")
 
@@ -169,8 +184,9 @@ def run_case(case: dict) -> tuple[bool, str]:
         machine = parse_definition(json.dumps(case["definition"]))
     except Exception as exc:  # a rejected definition is a failure with a reason
         return False, f"definition rejected: {exc}"
-    result = run_execution(machine, json.dumps(case["input"]), context, integrations,
-                           cancel=threading.Event(), clock=clock)
+    result = run_execution(
+        machine, json.dumps(case["input"]), context, integrations, cancel=threading.Event(), clock=clock
+    )
     expected = case["expected"]
     placeholders = set(expected.get("placeholders") or [])
     if result.status != expected["status"]:
@@ -178,7 +194,10 @@ def run_case(case: dict) -> tuple[bool, str]:
     if expected["status"] == "SUCCEEDED":
         actual_output = json.loads(result.output) if result.output is not None else None
         if not matches(expected.get("output"), actual_output, placeholders):
-            return False, f"output {result.output[:300] if result.output else None} != {json.dumps(expected.get('output'))[:300]}"
+            return (
+                False,
+                f"output {(result.output or '')[:300]} != {json.dumps(expected.get('output'))[:300]}",
+            )
     else:
         if expected.get("error") != result.error:
             return False, f"error {result.error!r} != {expected.get('error')!r} (cause {result.cause})"
@@ -201,9 +220,9 @@ def run_case(case: dict) -> tuple[bool, str]:
         if sorted_note:
             # The recording sorted (and, when nested, merged) the events inside the Parallel block:
             # compare them as a multiset, or else compare the order outside the block (README).
-            if Counter(actual_types) != Counter(want) and _outside_parallel(actual_types) != _outside_parallel(
-                want
-            ):
+            if Counter(actual_types) != Counter(want) and _outside_parallel(
+                actual_types
+            ) != _outside_parallel(want):
                 return False, f"events {actual_types} != {want}"
         elif actual_types != want:
             return False, f"events {actual_types} != {want}"
@@ -274,8 +293,10 @@ def test_conformance_corpus(capsys: pytest.CaptureFixture[str]) -> None:
     newly_passing = sorted(k for k in known if results.get(k, (False, ""))[0])
     if newly_passing:
         with capsys.disabled():
-            print(f"  {len(newly_passing)} known failure(s) now pass; remove them from "
-                  f"{KNOWN_FAILURES.name}: {newly_passing}")
+            print(
+                f"  {len(newly_passing)} known failure(s) now pass; remove them from "
+                f"{KNOWN_FAILURES.name}: {newly_passing}"
+            )
     assert not unexpected, "unlisted conformance failures:\n" + "\n".join(
         f"{k}: {r}" for k, r in sorted(unexpected.items())
     )

@@ -64,7 +64,9 @@ class RecordedLambdas:
                 result = json.loads(output) if isinstance(output, str) else output
                 payload = result.get("Payload") if isinstance(result, dict) else result
                 if details.get("resourceType") == "aws-sdk:lambda":
-                    self.outcomes.append(("raw", payload if isinstance(payload, str) else json.dumps(payload)))
+                    self.outcomes.append(
+                        ("raw", payload if isinstance(payload, str) else json.dumps(payload))
+                    )
                 else:
                     self.outcomes.append(("ok", payload))
             elif kind == "LambdaFunctionSucceeded":
@@ -74,8 +76,14 @@ class RecordedLambdas:
                 self.outcomes.append(("error", details.get("cause") or ""))
         self.calls: list[tuple[str, Any]] = []
 
-    def invoke_lambda(self, function_name: str, payload: bytes, *, qualifier: str | None = None,
-                      invocation_type: str = "RequestResponse") -> LambdaResponse:
+    def invoke_lambda(
+        self,
+        function_name: str,
+        payload: bytes,
+        *,
+        qualifier: str | None = None,
+        invocation_type: str = "RequestResponse",
+    ) -> LambdaResponse:
         self.calls.append((function_name, json.loads(payload) if payload else None))
         kind, value = self.outcomes.pop(0)
         if kind == "error":
@@ -84,8 +92,14 @@ class RecordedLambdas:
             return LambdaResponse(value.encode(), request_id="r")
         return LambdaResponse(json.dumps(value).encode(), request_id="r")
 
-    def publish_sns(self, topic_arn: str, message: str, *, subject: str | None = None,
-                    message_attributes: dict | None = None) -> str:
+    def publish_sns(
+        self,
+        topic_arn: str,
+        message: str,
+        *,
+        subject: str | None = None,
+        message_attributes: dict | None = None,
+    ) -> str:
         return "m-1"
 
 

@@ -176,11 +176,11 @@ def iso_millis(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class _Aborted(Exception):  # noqa: N818
+class _Aborted(Exception):
     pass
 
 
-class _TimedOut(Exception):  # noqa: N818
+class _TimedOut(Exception):
     pass
 
 
@@ -509,8 +509,11 @@ class _Run:
         output_text = compact(output)
         if len(output_text.encode()) > MAX_PAYLOAD_BYTES:
             raise _Fatal(E.DATA_LIMIT_EXCEEDED, self._limit_cause(sctx.state.name))
-        details: dict[str, Any] = {"name": sctx.state.name, "output": output_text,
-                                   "outputDetails": {"truncated": False}}
+        details: dict[str, Any] = {
+            "name": sctx.state.name,
+            "output": output_text,
+            "outputDetails": {"truncated": False},
+        }
         if assigned:
             details["assignedVariables"] = {k: compact(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
@@ -535,7 +538,9 @@ class _Run:
                 if catcher.assign
                 else None
             )
-            output = self.jsonata(sctx, catcher.output, states, "Output") if catcher.has_output else error_output
+            output = (
+                self.jsonata(sctx, catcher.output, states, "Output") if catcher.has_output else error_output
+            )
             return output, assigned
         assigned = self.template(sctx, catcher.assign, error_output) if catcher.assign else None
         return self.result_path(sctx, catcher.result_path, raw_input, error_output), assigned
@@ -614,8 +619,8 @@ class _Run:
                 if not isinstance(value, bool):
                     raise self.query_error(
                         sctx,
-                        f"The JSONata expression '{jsonata_eval.expression_body(expr)}' specified for the field "
-                        f"'Condition' returned an unexpected result type. Expected 'boolean', but was "
+                        f"The JSONata expression '{jsonata_eval.expression_body(expr)}' specified for the "
+                        f"field 'Condition' returned an unexpected result type. Expected 'boolean', but was "
                         f"'{_json_type(value)}' for value: {compact(value)}",
                         "Condition",
                     )
@@ -668,9 +673,9 @@ class _Run:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise self.query_error(
                         sctx,
-                        f"The JSONata expression '{jsonata_eval.expression_body(state.seconds)}' specified for "
-                        f"the field 'Seconds' returned an unexpected result type. Expected 'integer', but was "
-                        f"'{_json_type(value)}' for value: {compact(value)}",
+                        f"The JSONata expression '{jsonata_eval.expression_body(state.seconds)}' "
+                        "specified for the field 'Seconds' returned an unexpected result type. "
+                        f"Expected 'integer', but was '{_json_type(value)}' for value: {compact(value)}",
                         "Seconds",
                     )
             seconds = float(value)
@@ -704,8 +709,8 @@ class _Run:
                 moment = choice_mod.parse_timestamp(value)
                 if moment is None:
                     detail = (
-                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format "
-                        f"string: {_plain(value)}"
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time "
+                        f"format string: {_plain(value)}"
                     )
                     if state.is_jsonata:
                         raise self.query_error(sctx, detail, "Timestamp")
@@ -716,7 +721,8 @@ class _Run:
                 except jsonpath.PathNotFound:
                     raise self.runtime_error(
                         sctx,
-                        f"Invalid path '{state.timestamp_path}' : No results for path: {state.timestamp_path}",
+                        f"Invalid path '{state.timestamp_path}' : "
+                        f"No results for path: {state.timestamp_path}",
                     ) from None
                 moment = choice_mod.parse_timestamp(value)
                 if moment is None:
@@ -869,7 +875,9 @@ class _Run:
             raise _TaskTimeout()
         return value
 
-    def task_scheduled(self, resource_type: str, resource: str, params: Any, timeout: Any, heartbeat: Any) -> None:
+    def task_scheduled(
+        self, resource_type: str, resource: str, params: Any, timeout: Any, heartbeat: Any
+    ) -> None:
         details: dict[str, Any] = {
             "resourceType": resource_type,
             "resource": resource,
@@ -899,12 +907,18 @@ class _Run:
             raise StatesError(E.DATA_LIMIT_EXCEEDED, cause)
         self.history.add(
             "TaskSucceeded",
-            {"resourceType": resource_type, "resource": resource, "output": text,
-             "outputDetails": {"truncated": False}},
+            {
+                "resourceType": resource_type,
+                "resource": resource,
+                "output": text,
+                "outputDetails": {"truncated": False},
+            },
         )
         return result
 
-    def invoke_lambda_task(self, sctx: _StateCtx, params: Any, timeout: Any, heartbeat: Any, *, sdk: bool) -> Any:
+    def invoke_lambda_task(
+        self, sctx: _StateCtx, params: Any, timeout: Any, heartbeat: Any, *, sdk: bool
+    ) -> Any:
         resource_type = "aws-sdk:lambda" if sdk else "lambda"
         if not isinstance(params, dict) or "FunctionName" not in params:
             raise self.runtime_error(sctx, "The field 'FunctionName' is required for lambda:invoke")
@@ -926,8 +940,9 @@ class _Run:
                 timeout,
             )
         except _TaskTimeout:
-            self.history.add("TaskTimedOut", {"resourceType": resource_type, "resource": "invoke",
-                                              "error": E.TIMEOUT})
+            self.history.add(
+                "TaskTimedOut", {"resourceType": resource_type, "resource": "invoke", "error": E.TIMEOUT}
+            )
             raise StatesError(E.TIMEOUT, None) from None
         except LambdaFunctionNotFound:
             request_id = str(uuid.uuid4())
@@ -961,26 +976,36 @@ class _Run:
         request_id = response.request_id or str(uuid.uuid4())
         log_result = None
         if params.get("LogType") == "Tail":
-            log_result = response.log_result or base64.b64encode(
-                f"START RequestId: {request_id} Version: {response.executed_version}\n"
-                f"END RequestId: {request_id}\n".encode()
-            ).decode()
+            log_result = (
+                response.log_result
+                or base64.b64encode(
+                    f"START RequestId: {request_id} Version: {response.executed_version}\n"
+                    f"END RequestId: {request_id}\n".encode()
+                ).decode()
+            )
         result = {"ExecutedVersion": response.executed_version}
         if log_result is not None:
             result["LogResult"] = log_result
-        result.update({
-            "Payload": _parse_payload(text),
-            "SdkHttpMetadata": _http_metadata(request_id, response.executed_version, len(response.payload),
-                                              self.clock.now(), log_result),
-            "SdkResponseMetadata": {"RequestId": request_id},
-            "StatusCode": response.status_code,
-        })
+        result.update(
+            {
+                "Payload": _parse_payload(text),
+                "SdkHttpMetadata": _http_metadata(
+                    request_id, response.executed_version, len(response.payload), self.clock.now(), log_result
+                ),
+                "SdkResponseMetadata": {"RequestId": request_id},
+                "StatusCode": response.status_code,
+            }
+        )
         return self.task_result(sctx, resource_type, "invoke", result)
 
     def invoke_legacy_lambda(self, sctx: _StateCtx, resource: str, params: Any, timeout: Any) -> Any:
         name, qualifier, region, account = _parse_function(resource, self.region, self.account)
         input_text = compact(params)
-        details: dict[str, Any] = {"resource": resource, "input": input_text, "inputDetails": {"truncated": False}}
+        details: dict[str, Any] = {
+            "resource": resource,
+            "input": input_text,
+            "inputDetails": {"truncated": False},
+        }
         if timeout:
             details["timeoutInSeconds"] = timeout
         self.history.add("LambdaFunctionScheduled", details)
@@ -1025,7 +1050,9 @@ class _Run:
             cause = self._limit_cause(resource)
             self.history.add("LambdaFunctionFailed", {"error": E.DATA_LIMIT_EXCEEDED, "cause": cause})
             raise StatesError(E.DATA_LIMIT_EXCEEDED, cause)
-        self.history.add("LambdaFunctionSucceeded", {"output": out_text, "outputDetails": {"truncated": False}})
+        self.history.add(
+            "LambdaFunctionSucceeded", {"output": out_text, "outputDetails": {"truncated": False}}
+        )
         return result
 
     def publish_sns(self, sctx: _StateCtx, params: Any, timeout: Any, heartbeat: Any) -> Any:
@@ -1037,13 +1064,17 @@ class _Run:
         try:
             message_id = self.call_with_timeout(
                 lambda: self.integrations.publish_sns(
-                    str(params["TopicArn"]), text, subject=params.get("Subject"),
+                    str(params["TopicArn"]),
+                    text,
+                    subject=params.get("Subject"),
                     message_attributes=params.get("MessageAttributes"),
                 ),
                 timeout,
             )
         except _TaskTimeout:
-            self.history.add("TaskTimedOut", {"resourceType": "sns", "resource": "publish", "error": E.TIMEOUT})
+            self.history.add(
+                "TaskTimedOut", {"resourceType": "sns", "resource": "publish", "error": E.TIMEOUT}
+            )
             raise StatesError(E.TIMEOUT, None) from None
         except (_Aborted, _TimedOut):
             raise
@@ -1079,7 +1110,9 @@ class _Run:
         state: ParallelState = sctx.state  # type: ignore[assignment]
         if state.is_jsonata:
             states = self.states_binding(sctx, data)
-            branch_input = self.jsonata(sctx, state.arguments, states, "Arguments") if state.has_arguments else data
+            branch_input = (
+                self.jsonata(sctx, state.arguments, states, "Arguments") if state.has_arguments else data
+            )
         else:
             effective = self.apply_path(sctx, state.input_path, data)
             branch_input = (
@@ -1102,7 +1135,9 @@ class _Run:
             raise
         return self.finish_composite(sctx, data, result)
 
-    def finish_composite(self, sctx: _StateCtx, data: Any, result: Any) -> tuple[Any, str | None, dict | None]:
+    def finish_composite(
+        self, sctx: _StateCtx, data: Any, result: Any
+    ) -> tuple[Any, str | None, dict | None]:
         state = sctx.state
         if state.is_jsonata:
             states = self.states_binding(sctx, data, result=result)
@@ -1135,18 +1170,24 @@ class _Run:
                 raw_items = state.items
                 items = self.jsonata(sctx, raw_items, states, "Items")
                 if not isinstance(items, list):
-                    body = jsonata_eval.expression_body(raw_items) if isinstance(raw_items, str) else compact(
-                        raw_items)
+                    body = (
+                        jsonata_eval.expression_body(raw_items)
+                        if isinstance(raw_items, str)
+                        else compact(raw_items)
+                    )
                     raise self.query_error(
                         sctx,
-                        f"The JSONata expression '{body}' specified for the field 'Items' returned an unexpected "
-                        f"result type. Expected 'array', but was '{_json_type(items)}' for value: {compact(items)}",
+                        f"The JSONata expression '{body}' specified for the field 'Items' returned an "
+                        f"unexpected result type. Expected 'array', but was '{_json_type(items)}' for value: "
+                        f"{compact(items)}",
                         "Items",
                     )
             else:
                 items = data
                 if not isinstance(items, list):
-                    raise self.query_error(sctx, f"Map state input must be an array but was: {compact(items)}")
+                    raise self.query_error(
+                        sctx, f"Map state input must be an array but was: {compact(items)}"
+                    )
         else:
             states = None
             effective = self.apply_path(sctx, state.input_path, data)
@@ -1203,13 +1244,15 @@ class _Run:
         state: MapState = sctx.state  # type: ignore[assignment]
         if states is not None:
             tol_count = self.jsonata_int(sctx, state.tolerated_failure_count, states, "ToleratedFailureCount")
-            tol_pct = self.jsonata_int(sctx, state.tolerated_failure_percentage, states,
-                                       "ToleratedFailurePercentage")
+            tol_pct = self.jsonata_int(
+                sctx, state.tolerated_failure_percentage, states, "ToleratedFailurePercentage"
+            )
         else:
             tol_count = state.tolerated_failure_count
             if state.tolerated_failure_count_path:
-                tol_count = self.path_int(sctx, state.tolerated_failure_count_path, effective,
-                                          "ToleratedFailureCountPath")
+                tol_count = self.path_int(
+                    sctx, state.tolerated_failure_count_path, effective, "ToleratedFailureCountPath"
+                )
             tol_pct = state.tolerated_failure_percentage
             if state.tolerated_failure_percentage_path:
                 try:
@@ -1225,8 +1268,8 @@ class _Run:
                     shown = tol_pct if isinstance(tol_pct, str) else compact(tol_pct)
                     raise self.runtime_error(
                         sctx,
-                        f'The ToleratedFailurePercentagePath field refers to value "{shown}" which is not a valid '
-                        f"float: {state.tolerated_failure_percentage_path}",
+                        f'The ToleratedFailurePercentagePath field refers to value "{shown}" which is not a '
+                        f"valid float: {state.tolerated_failure_percentage_path}",
                     )
         if tol_count is not None and tol_count < 0:
             raise self.runtime_error(sctx, "ToleratedFailureCount cannot be negative.")
@@ -1258,7 +1301,9 @@ class _Run:
         for index, item in enumerate(items):
             self.check_time()
             map_item = {"Index": index, "Value": item}
-            item_ctx = _StateCtx(state, _Frame(sctx.frame.scope, map_item), sctx.entered_id, sctx.entered_time)
+            item_ctx = _StateCtx(
+                state, _Frame(sctx.frame.scope, map_item), sctx.entered_id, sctx.entered_time
+            )
             if state.has_item_selector:
                 if states is not None:
                     binding = self.states_binding(item_ctx, effective)
@@ -1271,8 +1316,10 @@ class _Run:
             if not distributed:
                 self.history.add("MapIterationStarted", {"name": state.name, "index": index})
             try:
-                results[index] = self.run_program(processor, value, frame) if not distributed else (
-                    self.run_child(processor, value, frame)
+                results[index] = (
+                    self.run_program(processor, value, frame)
+                    if not distributed
+                    else (self.run_child(processor, value, frame))
                 )
             except StatesError as err:
                 if not distributed:
@@ -1303,7 +1350,7 @@ class _FailStateError(StatesError):
     """Raised by a Fail state."""
 
 
-class _TaskTimeout(Exception):  # noqa: N818
+class _TaskTimeout(Exception):
     pass
 
 

@@ -28,7 +28,7 @@ class JsonataEvalError(Exception):
     """Evaluation raised an error (message is the library's)."""
 
 
-class Undefined(Exception):  # noqa: N818 - it is a result, not a failure
+class Undefined(Exception):
     """The expression returned nothing."""
 
 
@@ -79,7 +79,7 @@ def to_jsonata(value: Any) -> Any:
     return value
 
 
-class UnsupportedResult(Exception):  # noqa: N818
+class UnsupportedResult(Exception):
     """The expression produced a function or another non-JSON value."""
 
 

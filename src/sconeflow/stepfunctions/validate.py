@@ -75,32 +75,97 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> _Obj:
 COMMON = {"Type", "Comment", "QueryLanguage"}
 TRANSITION = {"Next", "End"}
 FIELDS: dict[str, set[str]] = {
-    "Pass": COMMON | TRANSITION | {"InputPath", "OutputPath", "ResultPath", "Parameters", "Result", "Assign",
-                                   "Output"},
-    "Task": COMMON | TRANSITION | {"InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector",
-                                   "Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds",
-                                   "HeartbeatSecondsPath", "Retry", "Catch", "Credentials", "Assign",
-                                   "Arguments", "Output"},
+    "Pass": COMMON
+    | TRANSITION
+    | {"InputPath", "OutputPath", "ResultPath", "Parameters", "Result", "Assign", "Output"},
+    "Task": COMMON
+    | TRANSITION
+    | {
+        "InputPath",
+        "OutputPath",
+        "ResultPath",
+        "Parameters",
+        "ResultSelector",
+        "Resource",
+        "TimeoutSeconds",
+        "TimeoutSecondsPath",
+        "HeartbeatSeconds",
+        "HeartbeatSecondsPath",
+        "Retry",
+        "Catch",
+        "Credentials",
+        "Assign",
+        "Arguments",
+        "Output",
+    },
     "Choice": COMMON | {"Choices", "Default", "InputPath", "OutputPath", "Assign", "Output"},
-    "Wait": COMMON | TRANSITION | {"InputPath", "OutputPath", "Seconds", "Timestamp", "SecondsPath",
-                                   "TimestampPath", "Assign", "Output"},
+    "Wait": COMMON
+    | TRANSITION
+    | {"InputPath", "OutputPath", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "Assign", "Output"},
     "Succeed": COMMON | {"InputPath", "OutputPath", "Output"},
     "Fail": COMMON | {"Error", "Cause", "ErrorPath", "CausePath"},
-    "Parallel": COMMON | TRANSITION | {"InputPath", "OutputPath", "ResultPath", "Parameters",
-                                       "ResultSelector", "Branches", "Retry", "Catch", "Assign",
-                                       "Arguments", "Output"},
-    "Map": COMMON | TRANSITION | {"InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector",
-                                  "ItemsPath", "Items", "ItemSelector", "ItemProcessor", "Iterator",
-                                  "ItemReader", "ItemBatcher", "ResultWriter", "MaxConcurrency",
-                                  "MaxConcurrencyPath", "ToleratedFailurePercentage",
-                                  "ToleratedFailurePercentagePath", "ToleratedFailureCount",
-                                  "ToleratedFailureCountPath", "Label", "Retry", "Catch", "Assign",
-                                  "Arguments", "Output"},
+    "Parallel": COMMON
+    | TRANSITION
+    | {
+        "InputPath",
+        "OutputPath",
+        "ResultPath",
+        "Parameters",
+        "ResultSelector",
+        "Branches",
+        "Retry",
+        "Catch",
+        "Assign",
+        "Arguments",
+        "Output",
+    },
+    "Map": COMMON
+    | TRANSITION
+    | {
+        "InputPath",
+        "OutputPath",
+        "ResultPath",
+        "Parameters",
+        "ResultSelector",
+        "ItemsPath",
+        "Items",
+        "ItemSelector",
+        "ItemProcessor",
+        "Iterator",
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
+        "MaxConcurrency",
+        "MaxConcurrencyPath",
+        "ToleratedFailurePercentage",
+        "ToleratedFailurePercentagePath",
+        "ToleratedFailureCount",
+        "ToleratedFailureCountPath",
+        "Label",
+        "Retry",
+        "Catch",
+        "Assign",
+        "Arguments",
+        "Output",
+    },
 }
-JSONPATH_ONLY = {"InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "ItemsPath",
-                 "SecondsPath", "TimestampPath", "ErrorPath", "CausePath", "MaxConcurrencyPath",
-                 "TimeoutSecondsPath", "HeartbeatSecondsPath", "ToleratedFailurePercentagePath",
-                 "ToleratedFailureCountPath"}
+JSONPATH_ONLY = {
+    "InputPath",
+    "OutputPath",
+    "ResultPath",
+    "Parameters",
+    "ResultSelector",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "ErrorPath",
+    "CausePath",
+    "MaxConcurrencyPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+}
 JSONATA_ONLY = {"Arguments", "Output", "Items"}
 
 LAMBDA_FUNCTION_ARN = re.compile(
@@ -243,9 +308,8 @@ class _Checker:
             self.error(SCHEMA, "Only one of 'Next' or 'End' can be set", loc)
         elif not has_next and not has_end:
             self.error(SCHEMA, "These fields are required: [Next or End]", loc)
-        if has_end and body["End"] is not True:
-            if body["End"] is not False or not has_next:
-                self.error(SCHEMA, "End must be true", f"{loc}/End")
+        if has_end and body["End"] is not True and (body["End"] is not False or not has_next):
+            self.error(SCHEMA, "End must be true", f"{loc}/End")
         if has_next:
             self.target(body["Next"], f"{loc}/Next", states)
 
@@ -267,8 +331,9 @@ class _Checker:
         if reference and value.startswith("$$"):
             ok = False
         if not ok:
-            self.error(SCHEMA, f"The value for the field '{loc.rsplit('/', 1)[-1]}' must be a valid JSONPath",
-                       loc)
+            self.error(
+                SCHEMA, f"The value for the field '{loc.rsplit('/', 1)[-1]}' must be a valid JSONPath", loc
+            )
 
     def io(self, body: dict, loc: str, ql: str) -> None:
         for key in ("InputPath", "OutputPath"):
@@ -317,8 +382,9 @@ class _Checker:
         if _is_variable_ref(value):
             return
         if not jsonpath.is_valid_path(value):
-            self.error(SCHEMA, f"The value for the field '{loc.rsplit('/', 1)[-1]}' must be a valid JSONPath",
-                       loc)
+            self.error(
+                SCHEMA, f"The value for the field '{loc.rsplit('/', 1)[-1]}' must be a valid JSONPath", loc
+            )
 
     def jsonata_template(self, value: Any, loc: str) -> None:
         if isinstance(value, str):
@@ -368,16 +434,24 @@ class _Checker:
             self.error(SCHEMA, "Only one of TimeoutSeconds or TimeoutSecondsPath can be set", loc)
         ts, hb = body.get("TimeoutSeconds"), body.get("HeartbeatSeconds")
         if isinstance(ts, int) and isinstance(hb, int) and hb >= ts:
-            self.error(SCHEMA, "HeartbeatSeconds must be smaller than TimeoutSeconds", f"{loc}/HeartbeatSeconds")
+            self.error(
+                SCHEMA, "HeartbeatSeconds must be smaller than TimeoutSeconds", f"{loc}/HeartbeatSeconds"
+            )
 
     def resource(self, resource: str, loc: str) -> None:
         if resource.endswith(".waitForTaskToken"):
             if self.type == "EXPRESS":
-                self.error(SCHEMA, "Express state machine does not support '.waitForTaskToken' service "
-                           "integration ", loc)
+                self.error(
+                    SCHEMA,
+                    "Express state machine does not support '.waitForTaskToken' service integration ",
+                    loc,
+                )
             else:
-                self.error(UNSUPPORTED, f"The resource '{resource}' (.waitForTaskToken callbacks) is not "
-                           "supported locally", loc)
+                self.error(
+                    UNSUPPORTED,
+                    f"The resource '{resource}' (.waitForTaskToken callbacks) is not supported locally",
+                    loc,
+                )
             return
         if LAMBDA_FUNCTION_ARN.match(resource) or resource in SUPPORTED_RESOURCES:
             return
@@ -390,17 +464,26 @@ class _Checker:
             and all(parts[5:])
         )
         if well_formed:
-            self.error(UNSUPPORTED, f"The resource '{resource}' is not supported locally (supported: Lambda "
-                       "function ARNs, arn:aws:states:::lambda:invoke, arn:aws:states:::aws-sdk:lambda:invoke, "
-                       "arn:aws:states:::sns:publish)", loc)
+            self.error(
+                UNSUPPORTED,
+                f"The resource '{resource}' is not supported locally (supported: Lambda "
+                "function ARNs, arn:aws:states:::lambda:invoke, arn:aws:states:::aws-sdk:lambda:invoke, "
+                "arn:aws:states:::sns:publish)",
+                loc,
+            )
             return
         self.error(INVALID_RESOURCE, f"Invalid resource ARN: '{resource}'", loc)
 
     def state_choice(self, name: str, body: dict, loc: str, ql: str, states: dict) -> None:
         choices = body.get("Choices")
         if not isinstance(choices, list) or not choices:
-            self.error(SCHEMA, "These fields are required: [Choices]" if choices is None
-                       else "Choices must be a non-empty array", f"{loc}/Choices" if choices is not None else loc)
+            self.error(
+                SCHEMA,
+                "These fields are required: [Choices]"
+                if choices is None
+                else "Choices must be a non-empty array",
+                f"{loc}/Choices" if choices is not None else loc,
+            )
         else:
             for i, rule in enumerate(choices):
                 rloc = f"{loc}/Choices/{i}"
@@ -427,7 +510,9 @@ class _Checker:
                 if isinstance(cond, str):
                     self.jsonata_template(cond, f"{loc}/Condition")
                 elif not isinstance(cond, bool):
-                    self.error(SCHEMA, "Condition must be a JSONata expression or a boolean", f"{loc}/Condition")
+                    self.error(
+                        SCHEMA, "Condition must be a JSONata expression or a boolean", f"{loc}/Condition"
+                    )
             for key in ("Output", "Assign"):
                 if key in rule:
                     self.jsonata_template(rule[key], f"{loc}/{key}")
@@ -448,8 +533,13 @@ class _Checker:
             return
         ops = [k for k in rule if k in choice.OPERATORS]
         if len(ops) != 1:
-            self.error(SCHEMA, "A choice rule needs exactly one comparison operator" if not ops
-                       else f"A choice rule can have only one comparison operator, found {ops}", loc)
+            self.error(
+                SCHEMA,
+                "A choice rule needs exactly one comparison operator"
+                if not ops
+                else f"A choice rule can have only one comparison operator, found {ops}",
+                loc,
+            )
             return
         if "Variable" not in rule:
             self.error(SCHEMA, "These fields are required: [Variable]", loc)
@@ -474,14 +564,18 @@ class _Checker:
     def state_wait(self, name: str, body: dict, loc: str, ql: str, states: dict) -> None:
         present = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if k in body]
         if len(present) != 1:
-            self.error(SCHEMA, "Exactly one of Seconds, Timestamp, SecondsPath or TimestampPath is required", loc)
+            self.error(
+                SCHEMA, "Exactly one of Seconds, Timestamp, SecondsPath or TimestampPath is required", loc
+            )
         self.number_field(body, "Seconds", loc, ql, 0)
         if "Timestamp" in body:
             value = body["Timestamp"]
             if ql == "JSONata" and jsonata_eval.is_expression(value):
                 self.jsonata_template(value, f"{loc}/Timestamp")
             elif choice.parse_timestamp(value) is None:
-                self.error(SCHEMA, "Timestamp must be an ISO-8601 extended offset date-time", f"{loc}/Timestamp")
+                self.error(
+                    SCHEMA, "Timestamp must be an ISO-8601 extended offset date-time", f"{loc}/Timestamp"
+                )
         for key in ("SecondsPath", "TimestampPath"):
             if key in body:
                 self.path_field(body[key], f"{loc}/{key}", nullable=False)
@@ -505,8 +599,13 @@ class _Checker:
     def state_parallel(self, name: str, body: dict, loc: str, ql: str, states: dict) -> None:
         branches = body.get("Branches")
         if not isinstance(branches, list) or not branches:
-            self.error(SCHEMA, "These fields are required: [Branches]" if branches is None
-                       else "Branches must be a non-empty array", loc)
+            self.error(
+                SCHEMA,
+                "These fields are required: [Branches]"
+                if branches is None
+                else "Branches must be a non-empty array",
+                loc,
+            )
             return
         for i, branch in enumerate(branches):
             self.machine(branch, f"{loc}/Branches/{i}", ql)
@@ -521,13 +620,18 @@ class _Checker:
             if isinstance(proc, dict) and isinstance(proc.get("ProcessorConfig"), dict):
                 config = proc["ProcessorConfig"]
                 if config.get("Mode", "INLINE") not in ("INLINE", "DISTRIBUTED"):
-                    self.error(SCHEMA, "ProcessorConfig.Mode must be INLINE or DISTRIBUTED",
-                               f"{loc}/{key}/ProcessorConfig/Mode")
+                    self.error(
+                        SCHEMA,
+                        "ProcessorConfig.Mode must be INLINE or DISTRIBUTED",
+                        f"{loc}/{key}/ProcessorConfig/Mode",
+                    )
         if "ItemsPath" in body:
             self.path_field(body["ItemsPath"], f"{loc}/ItemsPath", nullable=False)
         for k in ("ItemReader", "ResultWriter"):
             if k in body:
-                self.error(UNSUPPORTED, f"{k} (Distributed Map over S3) is not supported locally", f"{loc}/{k}")
+                self.error(
+                    UNSUPPORTED, f"{k} (Distributed Map over S3) is not supported locally", f"{loc}/{k}"
+                )
         self.number_field(body, "MaxConcurrency", loc, ql, 0)
         self.number_field(body, "ToleratedFailureCount", loc, ql, 0)
         if "ToleratedFailurePercentage" in body:
@@ -535,8 +639,11 @@ class _Checker:
             if not (ql == "JSONata" and jsonata_eval.is_expression(value)) and (
                 isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100
             ):
-                self.error(SCHEMA, "ToleratedFailurePercentage must be a number between 0 and 100",
-                           f"{loc}/ToleratedFailurePercentage")
+                self.error(
+                    SCHEMA,
+                    "ToleratedFailurePercentage must be a number between 0 and 100",
+                    f"{loc}/ToleratedFailurePercentage",
+                )
         for k in ("MaxConcurrencyPath", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath"):
             if k in body:
                 self.path_field(body[k], f"{loc}/{k}", nullable=False)
@@ -567,8 +674,15 @@ class _Checker:
             else:
                 self.error_equals(r["ErrorEquals"], f"{rloc}/ErrorEquals", i == len(retriers) - 1)
             for key in r:
-                if key not in ("ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate",
-                               "MaxDelaySeconds", "JitterStrategy", "Comment"):
+                if key not in (
+                    "ErrorEquals",
+                    "IntervalSeconds",
+                    "MaxAttempts",
+                    "BackoffRate",
+                    "MaxDelaySeconds",
+                    "JitterStrategy",
+                    "Comment",
+                ):
                     self.error(SCHEMA, f"Field '{key}' is not supported in a retrier", f"{rloc}/{key}")
             self.number_field(r, "IntervalSeconds", rloc, ql, 1)
             self.number_field(r, "MaxAttempts", rloc, ql, 0)
@@ -629,16 +743,24 @@ def validate_definition(
 ) -> ValidationResult:
     """Check a definition (JSON text) without running it."""
     if not isinstance(definition, str) or not definition.strip():
-        return ValidationResult("FAIL", [Diagnostic("ERROR", SCHEMA, "Definition must be a valid JSON object")])
+        return ValidationResult(
+            "FAIL", [Diagnostic("ERROR", SCHEMA, "Definition must be a valid JSON object")]
+        )
     try:
         raw = json.loads(definition, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
         return ValidationResult(
-            "FAIL", [Diagnostic("ERROR", INVALID_JSON, f"Invalid JSON: {exc.msg} at line {exc.lineno} "
-                                f"column {exc.colno}")]
+            "FAIL",
+            [
+                Diagnostic(
+                    "ERROR", INVALID_JSON, f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                )
+            ],
         )
     if not isinstance(raw, dict):
-        return ValidationResult("FAIL", [Diagnostic("ERROR", SCHEMA, "Definition must be a valid JSON object")])
+        return ValidationResult(
+            "FAIL", [Diagnostic("ERROR", SCHEMA, "Definition must be a valid JSON object")]
+        )
     checker = _Checker(state_machine_type)
     for dup in getattr(raw, "duplicates", []):
         checker.error(SCHEMA, f"Field '{dup}' is defined more than once", f"/{dup}")
