@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 _CHUNK = 1 << 16
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_S = 0.5
 
 # progress(done_bytes, total_bytes_or_None)
 ProgressFn = Callable[[int, int | None], None]
@@ -93,12 +95,14 @@ def download(
     *,
     md5: str | None = None,
     filename: str | None = None,
-    retries: int = 5,
+    retries: int | None = None,
     timeout: float = 30.0,
-    backoff: float = 0.5,
+    backoff: float | None = None,
     progress: ProgressFn | None = None,
 ) -> Path:
     """Download ``url`` into ``cache_dir`` (or reuse a verified cached copy) and return its path."""
+    retries = DEFAULT_RETRIES if retries is None else max(1, retries)
+    backoff = DEFAULT_BACKOFF_S if backoff is None else backoff
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / (filename or _name_from_url(url))

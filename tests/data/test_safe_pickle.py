@@ -1,0 +1,83 @@
+"""The restricted unpickler admits CIFAR's pickles and nothing that could run code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+
+import numpy as np
+import pytest
+
+from sconeflow.data.errors import CorruptDataset, UnsafePickle
+from sconeflow.data.safe_pickle import safe_loads
+from sconeflow.data.synthetic import make_cifar_members
+
+
+class _Reduces:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _Reduces(os.system, "echo pwned"),
+        _Reduces(eval, "1+1"),
+        _Reduces(subprocess.call, ["true"]),
+        _Reduces(getattr, print, "__self__"),
+        {"data": _Reduces(os.system, "echo nested")},
+    ],
+    ids=["os.system", "eval", "subprocess", "getattr", "nested"],
+)
+def test_other_globals_are_refused(payload, tmp_path):
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        with pytest.raises(UnsafePickle, match="refused"):
+            safe_loads(pickle.dumps(payload, protocol=protocol), what="train")
+
+
+def test_refusal_happens_before_anything_runs(tmp_path):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps(_Reduces(os.system, f"touch {marker}"), protocol=2)
+    with pytest.raises(UnsafePickle):
+        safe_loads(payload)
+    assert not marker.exists()
+
+
+def test_object_arrays_are_refused():
+    payload = pickle.dumps(np.array([{"a": 1}], dtype=object), protocol=2)
+    with pytest.raises(UnsafePickle):
+        safe_loads(payload)
+
+
+def test_admitted_callables_cannot_be_abused():
+    # numpy.ndarray may only appear as _reconstruct's first argument, never be called directly
+    header = b"\x80\x02cnumpy\nndarray\n"
+    with pytest.raises((UnsafePickle, CorruptDataset)):
+        safe_loads(header + b"K\x05\x85R.")
+    # _codecs.encode only with text codecs
+    with pytest.raises(UnsafePickle):
+        safe_loads(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00zlib_c\x86R.")
+
+
+def test_cifar_pickles_load_like_pickle_does():
+    members = make_cifar_members(n_train=3, n_test=2, distractors=1)
+    for name, raw in members.items():
+        ours, reference = safe_loads(raw), pickle.loads(raw, encoding="bytes")
+        assert ours.keys() == reference.keys()
+        for key, value in reference.items():
+            if isinstance(value, np.ndarray):
+                assert ours[key].dtype == value.dtype and np.array_equal(ours[key], value)
+            else:
+                assert ours[key] == value, (name, key)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"not a pickle", b"\x80\x02}q\x00(X"], ids=["empty", "text", "truncated"]
+)
+def test_garbage_is_corrupt_dataset(raw):
+    with pytest.raises(CorruptDataset):
+        safe_loads(raw)
