@@ -1,0 +1,183 @@
+"""The Step Functions JSON-1.0 API through the real gateway, with a real boto3 client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from botocore.config import Config
+
+from sconeflow.config import Settings
+from sconeflow.gateway.wire import WireRequest
+from sconeflow.stepfunctions.responses import handle
+
+from .sfn_helpers import FILTER_TASK, PASS_CHAIN, WAIT_LONG, dumps, wait_for
+
+ROLE = "arn:aws:iam::123456789012:role/service-role/StepFunctions-test"
+
+
+@pytest.fixture
+def sfn(settings: Settings) -> Iterator[object]:
+    import boto3
+
+    from sconeflow.gateway.server import running_gateway
+
+    with running_gateway(settings) as gateway:
+        yield boto3.client(
+            "stepfunctions",
+            endpoint_url=gateway.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
+        )
+
+
+def _code(exc_info: pytest.ExceptionInfo) -> str:
+    return exc_info.value.response["Error"]["Code"]
+
+
+def test_state_machine_lifecycle(sfn) -> None:
+    created = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)
+    arn = created["stateMachineArn"]
+    assert arn == "arn:aws:states:us-east-1:123456789012:stateMachine:chain"
+    described = sfn.describe_state_machine(stateMachineArn=arn)
+    assert described["definition"] == dumps(PASS_CHAIN)
+    assert (
+        described["status"] == "ACTIVE" and described["type"] == "STANDARD" and described["roleArn"] == ROLE
+    )
+    listed = sfn.list_state_machines()["stateMachines"]
+    assert [m["name"] for m in listed] == ["chain"]
+    with pytest.raises(sfn.exceptions.StateMachineAlreadyExists):
+        sfn.create_state_machine(name="chain", definition=dumps(dict(PASS_CHAIN, Comment="x")), roleArn=ROLE)
+    with pytest.raises(sfn.exceptions.InvalidDefinition) as info:
+        sfn.create_state_machine(name="bad", definition='{"StartAt": "A", "States": {}}', roleArn=ROLE)
+    assert "Invalid State Machine Definition" in info.value.response["Error"]["Message"]
+    with pytest.raises(sfn.exceptions.InvalidName):
+        sfn.create_state_machine(name="no spaces please", definition=dumps(PASS_CHAIN), roleArn=ROLE)
+    sfn.delete_state_machine(stateMachineArn=arn)
+    with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
+        sfn.describe_state_machine(stateMachineArn=arn)
+
+
+def test_executions_describe_list_history(sfn) -> None:
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    started = sfn.start_execution(stateMachineArn=arn, name="e1", input='{"a":\n 1}')
+    exec_arn = started["executionArn"]
+    assert exec_arn == "arn:aws:states:us-east-1:123456789012:execution:chain:e1"
+    done = wait_for(lambda: (d := sfn.describe_execution(executionArn=exec_arn))["status"] != "RUNNING" and d)
+    assert done["status"] == "SUCCEEDED"
+    assert done["input"] == '{"a":\n 1}' and json.loads(done["output"]) == {"a": 1, "first": {"step": 1}}
+    assert done["stopDate"] >= done["startDate"]
+    assert "error" not in done
+    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert [(e["name"], e["status"]) for e in listed] == [("e1", "SUCCEEDED")]
+    assert sfn.list_executions(stateMachineArn=arn, statusFilter="FAILED")["executions"] == []
+    events = sfn.get_execution_history(executionArn=exec_arn)["events"]
+    assert events[0]["type"] == "ExecutionStarted" and events[-1]["type"] == "ExecutionSucceeded"
+    assert events[0]["executionStartedEventDetails"]["input"] == '{"a":\n 1}'
+    assert events[1]["stateEnteredEventDetails"]["name"] == "First"
+    assert hasattr(events[0]["timestamp"], "tzinfo")  # botocore parsed our epoch seconds
+    reverse = sfn.get_execution_history(executionArn=exec_arn, reverseOrder=True, maxResults=2)
+    assert [e["id"] for e in reverse["events"]] == [events[-1]["id"], events[-2]["id"]]
+    page2 = sfn.get_execution_history(
+        executionArn=exec_arn, reverseOrder=True, maxResults=2, nextToken=reverse["nextToken"]
+    )
+    assert page2["events"][0]["id"] == events[-3]["id"]
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=arn, name="e1", input="{}")
+
+
+def test_errors_have_aws_shapes(sfn, settings: Settings) -> None:
+    missing = "arn:aws:states:us-east-1:123456789012:execution:chain:missing"
+    with pytest.raises(sfn.exceptions.ExecutionDoesNotExist) as info:
+        sfn.describe_execution(executionArn=missing)
+    assert missing in info.value.response["Error"]["Message"]
+    with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
+        sfn.start_execution(stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:nope")
+    with pytest.raises(sfn.exceptions.InvalidArn):
+        sfn.describe_execution(executionArn="not-an-arn")
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=arn, input="{oops")
+    with pytest.raises(sfn.exceptions.StateMachineTypeNotSupported):
+        sfn.start_sync_execution(stateMachineArn=arn, input="{}")
+    # the raw wire shape
+    raw = handle(
+        settings,
+        WireRequest(
+            "POST",
+            "/",
+            headers={"x-amz-target": "AWSStepFunctions.DescribeExecution"},
+            body=json.dumps({"executionArn": missing}).encode(),
+        ),
+    )
+    assert raw.status == 400
+    assert json.loads(raw.body) == {
+        "__type": "com.amazonaws.swf.service.v2.model#ExecutionDoesNotExist",
+        "message": f"Execution Does Not Exist: '{missing}'",
+    }
+    unknown = handle(settings, WireRequest("POST", "/", headers={"x-amz-target": "AWSStepFunctions.Nope"}))
+    assert unknown.status == 400 and "UnknownOperationException" in json.loads(unknown.body)["__type"]
+    garbage = handle(
+        settings,
+        WireRequest(
+            "POST", "/", headers={"x-amz-target": "AWSStepFunctions.ListStateMachines"}, body=b"{not json"
+        ),
+    )
+    assert garbage.status == 400 and "SerializationException" in json.loads(garbage.body)["__type"]
+
+
+def test_stop_execution(sfn) -> None:
+    arn = sfn.create_state_machine(name="hold", definition=dumps(WAIT_LONG), roleArn=ROLE)["stateMachineArn"]
+    exec_arn = sfn.start_execution(stateMachineArn=arn, name="held")["executionArn"]
+    wait_for(lambda: len(sfn.get_execution_history(executionArn=exec_arn)["events"]) >= 2, timeout=10)
+    stop = sfn.stop_execution(executionArn=exec_arn, error="Manual", cause="enough")
+    assert "stopDate" in stop
+    described = sfn.describe_execution(executionArn=exec_arn)
+    assert (described["status"], described["error"], described["cause"]) == ("ABORTED", "Manual", "enough")
+    events = sfn.get_execution_history(executionArn=exec_arn)["events"]
+    assert events[-1]["type"] == "ExecutionAborted"
+    assert events[-1]["executionAbortedEventDetails"] == {"error": "Manual", "cause": "enough"}
+
+
+def test_start_sync_execution_with_a_real_lambda(sfn) -> None:
+    arn = sfn.create_state_machine(
+        name="filter", definition=dumps(FILTER_TASK), roleArn=ROLE, type="EXPRESS"
+    )["stateMachineArn"]
+    ok = sfn.start_sync_execution(stateMachineArn=arn, input=json.dumps({"inferences": [0.97, 0.03]}))
+    assert ok["status"] == "SUCCEEDED", ok
+    assert json.loads(ok["output"])["body"]["inferences"] == [0.97, 0.03]
+    assert ok["executionArn"].startswith("arn:aws:states:us-east-1:123456789012:express:filter:")
+    assert ok["billingDetails"]["billedMemoryUsedInMB"] == 64
+    unsure = sfn.start_sync_execution(stateMachineArn=arn, input=json.dumps({"inferences": [0.6, 0.4]}))
+    assert unsure["status"] == "FAILED" and unsure["error"] == "ThresholdConfidenceNotMet"
+    assert "output" not in unsure
+
+
+def test_validate_state_machine_definition(sfn, shared_dir) -> None:
+    ok = sfn.validate_state_machine_definition(definition=dumps(PASS_CHAIN))
+    assert ok["result"] == "OK" and ok["diagnostics"] == []
+    broken = (
+        shared_dir / "fixtures/stepfunctions/definitions/mohelwah__image_classification.json"
+    ).read_text()
+    result = sfn.validate_state_machine_definition(definition=broken)
+    assert result["result"] == "FAIL"
+    assert any("fileterInferResults" in d["message"] for d in result["diagnostics"])
+
+
+def test_describe_state_machine_for_execution_uses_the_revision_that_ran(sfn) -> None:
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    exec_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    wait_for(lambda: sfn.describe_execution(executionArn=exec_arn)["status"] != "RUNNING")
+    sfn.update_state_machine(stateMachineArn=arn, definition=dumps(dict(PASS_CHAIN, Comment="v2")))
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])["Comment"] == "v2"
+    ran = sfn.describe_state_machine_for_execution(executionArn=exec_arn)
+    assert ran["definition"] == dumps(PASS_CHAIN)
