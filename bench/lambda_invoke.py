@@ -1,0 +1,159 @@
+"""Warm invoke latency and throughput of the local Lambda runtime, directly and through the gateway.
+
+    python bench/lambda_invoke.py [--n 2000] [--threads 4]
+
+Measures an echo function (returns its event): p50/p99 latency and invocations/s through
+``LambdaRuntime.invoke`` and through the gateway with a boto3 ``lambda`` client, next to two baselines
+measured in the same process: calling the handler in-process (JSON in and out), and a boto3 call
+the gateway answers without Lambda (S3 HeadBucket), i.e. the cost of boto3 + HTTP alone.
+Targets: warm p50 <= 1 ms through the runtime, <= 3 ms through the gateway with boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ECHO = "def handler(event, context):\n    return event\n"
+PAYLOAD = json.dumps(
+    {
+        "s3_bucket": "sconeflow-default",
+        "s3_key": "test/bicycle_s_000513.png",
+        "image_data": "",
+        "inferences": [0.97, 0.03],
+    }
+).encode()
+
+
+def measure(fn: Callable[[], object], n: int) -> list[float]:
+    for _ in range(min(200, n)):
+        fn()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def throughput(make: Callable[[], Callable[[], object]], threads: int, seconds: float) -> float:
+    stop = time.monotonic() + seconds
+    counts = [0] * threads
+
+    def loop(i: int) -> None:
+        fn = make()
+        while time.monotonic() < stop:
+            fn()
+            counts[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / seconds
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(label: str, samples: list[float], base: float | None = None) -> float:
+    p50 = statistics.median(samples)
+    ratio = f"  ({p50 / base:6.1f}x baseline)" if base else ""
+    print(f"{label:<44} p50 {p50:7.3f} ms  p99 {pct(samples, 0.99):7.3f} ms{ratio}")
+    return p50
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="sconeflow-bench-"))
+    os.environ["SCONEFLOW_HOME"] = str(home)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "bench")
+    code = home / "echo"
+    code.mkdir()
+    (code / "echo.py").write_text(ECHO)
+
+    from sconeflow.config import load_settings
+    from sconeflow.gateway.client import boto3_client
+    from sconeflow.gateway.server import start_in_process
+    from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
+    from sconeflow.lambda_runtime.runtime import LambdaRuntime
+    from sconeflow.store import LocalStore
+
+    settings = load_settings(home)
+    settings.ensure_dirs()
+    LocalStore(settings.buckets_dir).create_bucket("sconeflow-default")
+    FunctionRegistry(settings).register(
+        FunctionConfig(name="echo", handler="echo.handler", code_dir=str(code), timeout=10, concurrency=8)
+    )
+    gateway = start_in_process(settings)
+    runtime = LambdaRuntime(settings, endpoint_url=gateway.url)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, n={args.n}, payload {len(PAYLOAD)} bytes")
+
+    namespace: dict[str, object] = {}
+    exec(ECHO, namespace)
+    handler = namespace["handler"]
+    base = report(
+        "baseline: handler called in-process (JSON)",
+        measure(lambda: json.dumps(handler(json.loads(PAYLOAD), None)).encode(), args.n),
+    )
+    cold = time.perf_counter()
+    runtime.invoke("echo", PAYLOAD)
+    print(f"{'cold start (first invoke, new worker)':<44} {(time.perf_counter() - cold) * 1000:7.1f} ms")
+    direct = report(
+        "LambdaRuntime.invoke (warm)", measure(lambda: runtime.invoke("echo", PAYLOAD), args.n), base
+    )
+
+    s3 = boto3_client(settings, "s3", url=gateway.url)
+    boto_base = report(
+        "baseline: boto3 S3 HeadBucket via gateway",
+        measure(lambda: s3.head_bucket(Bucket="sconeflow-default"), args.n),
+    )
+    lam = boto3_client(settings, "lambda", url=gateway.url)
+    via_gateway = report(
+        "boto3 lambda.invoke via gateway (warm)",
+        measure(lambda: lam.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read(), args.n),
+        boto_base,
+    )
+    print(f"{'':<44} (gateway+Lambda over boto3+HTTP alone: +{via_gateway - boto_base:.3f} ms)")
+
+    for threads in (1, args.threads):
+        rate = throughput(lambda: lambda: runtime.invoke("echo", PAYLOAD), threads, args.seconds)
+        print(f"{f'runtime invocations/s, {threads} thread(s)':<44} {rate:9.0f}/s")
+
+        def make_boto() -> Callable[[], object]:
+            client = boto3_client(settings, "lambda", url=gateway.url)
+            return lambda: client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
+
+        rate = throughput(make_boto, threads, args.seconds)
+        print(f"{f'gateway+boto3 invocations/s, {threads} thread(s)':<44} {rate:9.0f}/s")
+
+    ok_runtime = direct <= 1.0
+    ok_gateway = via_gateway <= 3.0
+    print(
+        f"targets: runtime p50 {direct:.3f} ms <= 1 ms: {'PASS' if ok_runtime else 'MISS'}; "
+        f"gateway p50 {via_gateway:.3f} ms <= 3 ms: {'PASS' if ok_gateway else 'MISS'}"
+    )
+    runtime.close()
+    gateway.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+from tests.gateway.support import gateway, runtime  # noqa: F401 - fixtures
