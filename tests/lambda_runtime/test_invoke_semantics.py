@@ -230,7 +230,7 @@ def test_logs_have_start_end_report_and_the_functions_output(runtime: LambdaRunt
     assert "[INFO]\t" in tail and f"\t{result.request_id}\tlogged raise" in tail
     assert "[ERROR]" in tail and "ValueError: bad input: 1" in tail
     assert f"END RequestId: {result.request_id}" in tail
-    report = [line for line in tail.splitlines() if line.startswith("REPORT")][0]
+    report = next(line for line in tail.splitlines() if line.startswith("REPORT"))
     assert "Duration: " in report and "Billed Duration: " in report and "Memory Size: 128 MB" in report
     assert "Max Memory Used: " in report
     stored = runtime.logs.read(misbehave, request_id=result.request_id)
