@@ -135,7 +135,8 @@ def _time_axis(ax: Any) -> None:
 
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    formats = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, formats=formats))
     ax.set_xlabel("inference time (UTC)")
 
 
@@ -385,7 +386,8 @@ def plot_image_stats_drift(table: FeatureTable, path: Path, baseline: Baseline |
         ax.set_xlabel(unit, fontsize=9)
         ax.set_ylabel("density", fontsize=9)
         ax.tick_params(labelsize=8)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     ax = axes.flat[-1]
     for name in (CONFIDENCE, *(f"prob_{c}" for c in table.classes)):
         values = table.numeric.get(name)
