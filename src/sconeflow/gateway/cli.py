@@ -51,40 +51,51 @@ def up(
     home: HomeOption = None,
 ) -> None:
     """Start the local AWS gateway (S3, Lambda, SageMaker Runtime, Step Functions) in the background."""
-    from sconeflow import services
-    from sconeflow.gateway.client import GATEWAY_SERVICE, gateway_url
-
     settings = settings_for(home)
     _warn_host(host)
     if foreground:
         _serve_foreground(settings, host, port)
         return
-    url = gateway_url(settings)
-    if url is None:
-        from sconeflow.gateway.server import PortInUse, bind
-
-        server, url = bind(settings, host, port)  # fails fast with PortInUse, and finds the port for 0
-        bound_port = server.server_address[1]
-        server.server_close()
-        server.router.close()
-        try:
-            services.start_service(
-                settings,
-                name=GATEWAY_SERVICE,
-                kind="gateway",
-                args=["up", "--foreground", "--no-endpoints", "--host", host, "--port", str(bound_port)],
-                url=url,
-                health_url=url + "/_sconeflow/health",
-                timeout=30.0,
-            )
-        except services.ServiceError as exc:
-            raise PortInUse(str(exc)) from exc
+    url, started = start_background(settings, host, port)
+    if started:
         console.print(f"gateway listening on {url} (log: {settings.logs_dir / 'gateway.log'})")
     else:
         console.print(f"gateway already running on {url}")
     if endpoints:
         _start_endpoints(settings)
     console.print(f"export AWS_ENDPOINT_URL={url}", highlight=False, soft_wrap=True)
+
+
+def start_background(settings, host: str = "127.0.0.1", port: int = 4566) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+    """The Python API of ``sconeflow up``: start the gateway in the background unless it is running.
+
+    Returns ``(url, started)``; ``started`` is False when this home's gateway was already running.
+    """
+    from sconeflow import services
+    from sconeflow.gateway.client import GATEWAY_SERVICE, gateway_url
+
+    url = gateway_url(settings)
+    if url is not None:
+        return url, False
+    from sconeflow.gateway.server import PortInUse, bind
+
+    server, url = bind(settings, host, port)  # fails fast with PortInUse, and finds the port for 0
+    bound_port = server.server_address[1]
+    server.server_close()
+    server.router.close()
+    try:
+        services.start_service(
+            settings,
+            name=GATEWAY_SERVICE,
+            kind="gateway",
+            args=["up", "--foreground", "--no-endpoints", "--host", host, "--port", str(bound_port)],
+            url=url,
+            health_url=url + "/_sconeflow/health",
+            timeout=30.0,
+        )
+    except services.ServiceError as exc:
+        raise PortInUse(str(exc)) from exc
+    return url, True
 
 
 def _start_endpoints(settings) -> None:  # type: ignore[no-untyped-def]
