@@ -1,0 +1,299 @@
+"""Endpoint load benchmark: latency and throughput over HTTP vs the model's raw in-process throughput.
+
+    python bench/endpoint_load.py [--model REF] [--duration 5] [--concurrency 1,8,32,64]
+
+1. Model: ``--model`` (training-job name or model.tar.gz), else the default recipe's net (64-256-256,
+   ~2M parameters) trained for one epoch on a tiny synthetic dataset (weights do not change the speed).
+2. Baseline, measured in this run: ``OnnxClassifier.predict_proba`` in-process at batch 1/8/32/64
+   (images/s, and the batch-1 median latency).
+3. For capture 0% and 100%: deploy an endpoint, drive it with this script's own asyncio HTTP/1.1
+   keep-alive load generator at each concurrency, report p50/p99 latency and requests/s, and the ratio
+   to the raw throughput at the same batch size.
+4. Overload: a queue of 64 against 10x as many concurrent clients; reports throttling latency, that
+   the server stays up, and that every accepted request has its capture record.
+
+The load generator runs on the same machine (and the same cores) as the server; on a shared 2-core VM
+every figure includes that contention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from sconeflow.config import Settings, load_settings
+from sconeflow.store import LocalStore
+
+
+def build_model(workdir: Path) -> tuple[Path, bytes]:
+    """The default-architecture net (one epoch on synthetic data) and one test PNG."""
+    from sconeflow.data.prepare import prepare_dataset
+    from sconeflow.data.synthetic import make_cifar_tarball
+    from sconeflow.model.recipe import TrainConfig
+    from sconeflow.model.train import train
+
+    settings = load_settings(workdir / "train-home")
+    settings.ensure_dirs()
+    store = LocalStore(settings.buckets_dir)
+    tarball = make_cifar_tarball(workdir / "syn.tar.gz", n_train=16, n_test=4, seed=0)
+    prepare_dataset(settings, source=tarball, classes=["bicycle", "motorcycle"], store=store)
+    config = TrainConfig(epochs=1, ensemble_size=1, distill=False, evaluate_test=False, val_fraction=0.0)
+    job = train(settings, config, store=store)
+    bucket, _, key = job.model_artifacts.removeprefix("s3://").partition("/")
+    artifact = workdir / "model.tar.gz"
+    artifact.write_bytes(store.get_object(bucket, key))
+    return artifact, test_png(settings, store)
+
+
+def test_png(settings: Settings, store: LocalStore) -> bytes:
+    first = next(iter(store.iter_objects(settings.bucket, "test/")))
+    return store.get_object(settings.bucket, first.key)
+
+
+def raw_throughput(artifact: bytes, threads: int, batches: list[int], seconds: float) -> dict[int, dict]:
+    from sconeflow.model.artifact import load_classifier
+
+    classifier = load_classifier(artifact, intra_op_threads=threads)
+    c, h, w = classifier.input_shape
+    out: dict[int, dict] = {}
+    rng = np.random.default_rng(0)
+    for batch in batches:
+        images = rng.integers(0, 256, (batch, h, w, c), dtype=np.uint8)
+        for _ in range(5):
+            classifier.predict_proba(images)
+        times = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            classifier.predict_proba(images)
+            times.append(time.perf_counter() - t0)
+        out[batch] = {
+            "images_per_s": batch * len(times) / sum(times),
+            "p50_ms": statistics.median(times) * 1e3,
+        }
+    return out
+
+
+# -- the load generator ---------------------------------------------------------------------------
+
+
+def request_bytes(path: str, host: str, port: int, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def worker(
+    host: str, port: int, payload: bytes, deadline: float, lat_ok: list, lat_429: list, other: list
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+                    break
+            if length:
+                await reader.readexactly(length)
+            elapsed = time.perf_counter() - t0
+            if status == 200:
+                lat_ok.append(elapsed)
+            elif status == 429:
+                lat_429.append(elapsed)
+            else:
+                other.append(status)
+    finally:
+        writer.close()
+
+
+async def drive(url: str, name: str, png: bytes, concurrency: int, seconds: float) -> dict:
+    host_port = url.removeprefix("http://")
+    host, port_text = host_port.split(":")
+    port = int(port_text)
+    payload = request_bytes(f"/endpoints/{name}/invocations", host, port, png)
+    lat_ok: list[float] = []
+    lat_429: list[float] = []
+    other: list[int] = []
+    warm_ok: list[float] = []
+    warm_end = time.perf_counter() + 0.3
+    await asyncio.gather(
+        *(worker(host, port, payload, warm_end, warm_ok, [], []) for _ in range(min(concurrency, 8)))
+    )
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(worker(host, port, payload, deadline, lat_ok, lat_429, other) for _ in range(concurrency))
+    )
+    wall = time.perf_counter() - started
+    return {
+        "ok": len(lat_ok),
+        "warm_ok": len(warm_ok),
+        "throttled": len(lat_429),
+        "other": len(other),
+        "rps": len(lat_ok) / wall,
+        "p50_ms": _pct(lat_ok, 50),
+        "p99_ms": _pct(lat_ok, 99),
+        "throttle_p50_ms": _pct(lat_429, 50),
+        "throttle_p99_ms": _pct(lat_429, 99),
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q) * 1e3) if values else float("nan")
+
+
+def count_capture_records(settings: Settings, endpoint: str) -> int:
+    store = LocalStore(settings.buckets_dir)
+    return sum(
+        store.get_object(settings.bucket, o.key).count(b"\n")
+        for o in store.iter_objects(settings.bucket, f"data_capture/{endpoint}/")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", help="training-job name or model.tar.gz (default: build the default net)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = CPU cores, max 4)")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--skip-overload", action="store_true")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    from sconeflow.endpoint.registry import delete, deploy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if args.model:
+            from sconeflow.model.artifact import resolve_model
+
+            artifact_bytes = resolve_model(load_settings(), args.model).data
+            artifact = workdir / "model.tar.gz"
+            artifact.write_bytes(artifact_bytes)
+            import io
+
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                buf, "PNG"
+            )
+            png = buf.getvalue()
+        else:
+            print("building the default net (one epoch on synthetic data) ...", flush=True)
+            artifact, png = build_model(workdir)
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; ORT threads {threads}")
+        raw = raw_throughput(artifact.read_bytes(), threads, sorted({1, *levels}), min(args.duration, 3.0))
+        print("\nraw in-process OnnxClassifier.predict_proba (baseline, same run):")
+        for batch, row in raw.items():
+            print(
+                f"  batch {batch:>3}: {row['images_per_s']:8.1f} images/s   p50 {row['p50_ms']:6.2f} ms/batch"
+            )
+
+        home = workdir / "home"
+        os.environ["SCONEFLOW_HOME"] = str(home)
+        settings = load_settings(home)
+        settings.ensure_dirs()
+        results: dict[tuple[int, int], dict] = {}
+        serving = {"threads": threads, "max_wait_ms": args.max_wait_ms, "max_queue": 256, "max_batch": 64}
+        for capture in (0, 100):
+            name = f"bench-c{capture}"
+            view = deploy(settings, str(artifact), name=name, capture_percent=capture, serving=serving)
+            for level in levels:
+                row = asyncio.run(drive(view.url, name, png, level, args.duration))
+                results[(capture, level)] = row
+            delete(settings, name)
+
+        print("\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive):")
+        print(
+            f"  {'capture':>7} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'vs raw@batch':>13} {'errors':>6}"
+        )
+        for (capture, level), row in results.items():
+            base = raw[min(raw, key=lambda b: abs(b - level))]["images_per_s"]
+            print(
+                f"  {capture:>6}% {level:>4} {row['rps']:8.1f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
+                f"{row['rps'] / base:12.0%} {row['other'] + row['throttled']:>6}"
+            )
+        print("\ntargets:")
+        c1 = results.get((0, 1))
+        if c1:
+            print(
+                f"  c=1 p50 {c1['p50_ms']:.2f} ms vs raw batch-1 {raw[1]['p50_ms']:.2f} ms + 1 ms "
+                f"-> overhead {c1['p50_ms'] - raw[1]['p50_ms']:.2f} ms"
+            )
+        c32 = results.get((100, 32))
+        if c32 and 32 in raw:
+            print(
+                f"  c=32 capture 100%: {c32['rps'] / raw[32]['images_per_s']:.0%} of raw batch-32 "
+                "throughput, "
+                f"p99 {c32['p99_ms']:.1f} ms (targets >= 80%, <= 50 ms)"
+            )
+        for level in levels:
+            a, b = results.get((0, level)), results.get((100, level))
+            if a and b:
+                print(
+                    f"  capture cost at c={level}: {1 - b['rps'] / a['rps']:+.1%} of throughput "
+                    "(target <= 5%)"
+                )
+
+        if not args.skip_overload:
+            name = "bench-overload"
+            queue = 64
+            view = deploy(
+                settings,
+                str(artifact),
+                name=name,
+                capture_percent=100,
+                serving={**serving, "max_queue": queue},
+            )
+            row = asyncio.run(drive(view.url, name, png, queue * 10, args.duration))
+            import urllib.request
+
+            with urllib.request.urlopen(f"{view.url}/ping", timeout=5) as response:
+                alive = response.status == 200
+            delete(settings, name)
+            records = count_capture_records(settings, name)
+            print(f"\noverload: {queue * 10} concurrent clients vs a queue of {queue}")
+            print(
+                f"  accepted {row['ok']} ({row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms), "
+                f"throttled {row['throttled']} (p50 {row['throttle_p50_ms']:.2f} ms, "
+                f"p99 {row['throttle_p99_ms']:.2f} ms), other errors {row['other']}"
+            )
+            accepted = row["ok"] + row["warm_ok"]
+            print(
+                f"  server up after overload: {alive}; capture records {records} for {accepted} accepted "
+                f"requests ({'none lost' if records == accepted else 'MISMATCH ' + str(accepted - records)})"
+            )
+
+
+if __name__ == "__main__":
+    main()
