@@ -133,3 +133,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def pixel(path: Path, box: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """The colour just inside the left edge of a rendered box, at half height."""
+    import numpy as np
+    from PIL import Image
+
+    left, top, _right, bottom = box
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    return tuple(int(v) for v in rgb[(top + bottom) // 2, left + 6])
+
+
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))

@@ -21,7 +21,7 @@ from sconeflow.stepfunctions.topic_log import TopicLog
 from sconeflow.stepfunctions.validate import validate_definition
 from sconeflow.store import LocalStore
 
-from .sfn_helpers import WORKFLOW
+from .sfn_helpers import WORKFLOW, close, hex_rgb, pixel
 
 CLASSES = ("bicycle", "motorcycle")
 
@@ -98,21 +98,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-
-
-def _pixel(path: Path, box: tuple[int, int, int, int]) -> tuple[int, int, int]:
-    left, top, right, bottom = box
-    with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    return tuple(int(v) for v in rgb[(top + bottom) // 2, left + 6])
-
-
-def _hex(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
-
-
-def _close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
-    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def test_workflow_definition_is_valid_and_deployable_as_is() -> None:
@@ -212,5 +197,5 @@ def test_confident_image_succeeds_and_unsure_image_fails_and_notifies(
         )
         for state, status in expected.items():
             assert result.statuses[state] == status, (name, state)
-            fill = _hex(STATUS_STYLE[status][0])
-            assert _close(_pixel(result.path, result.boxes[state]), fill), (name, state, status)
+            fill = hex_rgb(STATUS_STYLE[status][0])
+            assert close(pixel(result.path, result.boxes[state]), fill), (name, state, status)

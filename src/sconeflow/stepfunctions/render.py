@@ -110,17 +110,23 @@ def state_statuses(events: list[dict[str, Any]], execution_status: str | None = 
     order: list[_Visit] = []
 
     def visit_of(event: dict[str, Any]) -> _Visit | None:
+        """The state visit an event belongs to: up the previousEventId chain to a visit of its type."""
+        kind = str(event.get("type", ""))
+        wanted = next((t for t in ("Map", "Parallel") if kind.startswith(t)), None)
+        if wanted is None and kind.startswith(("Task", "LambdaFunction", "Activity")):
+            wanted = "Task"
         seen = 0
         prev = int(event.get("previousEventId") or 0)
-        while prev and seen < 200:
-            if prev in visits:
-                return visits[prev]
+        while prev and seen < 500:
+            visit = visits.get(prev)
+            if visit is not None and (wanted is None or visit.type == wanted):
+                return visit
             parent = by_id.get(prev)
             if parent is None:
                 break
             prev = int(parent.get("previousEventId") or 0)
             seen += 1
-        opened = [v for v in order if not v.exited]
+        opened = [v for v in order if not v.exited and (wanted is None or v.type == wanted)]
         return opened[-1] if opened else None
 
     status = execution_status
