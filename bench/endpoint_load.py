@@ -159,6 +159,32 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1e3) if values else float("nan")
 
 
+def server_totals(url: str) -> dict[str, float]:
+    """Sums and counts of ModelLatency / OverheadLatency (us) and batch sizes from the endpoint's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("#") and "{" in line and ("_sum{" in line or "_count{" in line):
+            values[line.split("{", 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
+def server_means(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def mean(metric: str) -> float:
+        count = after.get(f"{metric}_count", 0.0) - before.get(f"{metric}_count", 0.0)
+        total = after.get(f"{metric}_sum", 0.0) - before.get(f"{metric}_sum", 0.0)
+        return total / count if count else float("nan")
+
+    return {
+        "model_us": mean("ModelLatency"),
+        "overhead_us": mean("OverheadLatency"),
+        "batch": mean("sconeflow_batch_size"),
+    }
+
+
 def count_capture_records(settings: Settings, endpoint: str) -> int:
     store = LocalStore(settings.buckets_dir)
     return sum(
@@ -228,20 +254,24 @@ def main() -> None:
             name = f"bench-c{capture}"
             view = deploy(settings, str(artifact), name=name, capture_percent=capture, serving=serving)
             for level in levels:
+                before = server_totals(view.url)
                 row = asyncio.run(drive(view.url, name, png, level, args.duration))
+                row["server"] = server_means(before, server_totals(view.url))
                 results[(capture, level)] = row
             delete(settings, name)
 
         print("\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive):")
         print(
             f"  {'capture':>7} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'vs raw@batch':>13} {'errors':>6}"
+            f"{'vs raw@batch':>13} {'errors':>6} {'batch':>6} {'model us':>9} {'overhead us':>12}"
         )
         for (capture, level), row in results.items():
             base = raw[min(raw, key=lambda b: abs(b - level))]["images_per_s"]
+            srv = row["server"]
             print(
                 f"  {capture:>6}% {level:>4} {row['rps']:8.1f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
-                f"{row['rps'] / base:12.0%} {row['other'] + row['throttled']:>6}"
+                f"{row['rps'] / base:12.0%} {row['other'] + row['throttled']:>6} "
+                f"{srv['batch']:6.1f} {srv['model_us']:9.0f} {srv['overhead_us']:12.0f}"
             )
         print("\ntargets:")
         c1 = results.get((0, 1))
