@@ -1,0 +1,75 @@
+"""`sconeflow up` / `sconeflow down` as a user runs them (real background process, run file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sconeflow.config import Settings
+from sconeflow.gateway.client import boto3_client, gateway_url
+from sconeflow.services import pid_alive
+
+
+def _sconeflow(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "sconeflow", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_up_serves_aws_apis_and_down_stops_it(settings: Settings) -> None:
+    started = _sconeflow("up", "--port", "0")
+    try:
+        assert started.returncode == 0, started.stderr
+        record = json.loads((settings.run_dir / "gateway.json").read_text())
+        url = record["url"]
+        assert url.startswith("http://127.0.0.1:")
+        assert f"export AWS_ENDPOINT_URL={url}" in started.stdout
+        assert gateway_url(settings) == url and pid_alive(record["pid"])
+
+        s3 = boto3_client(settings, "s3")
+        s3.create_bucket(Bucket="scones")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["scones"]
+        lam = boto3_client(settings, "lambda")
+        response = lam.invoke(FunctionName="filter_inference", Payload=b'{"inferences": [0.99, 0.01]}')
+        assert response["StatusCode"] == 200 and "FunctionError" not in response
+
+        again = _sconeflow("up", "--port", "0")
+        assert again.returncode == 0 and "already running" in again.stdout
+    finally:
+        stopped = _sconeflow("down")
+    assert stopped.returncode == 0 and "gateway" in stopped.stdout
+    assert not (settings.run_dir / "gateway.json").exists()
+    assert gateway_url(settings) is None
+    assert not pid_alive(record["pid"])
+    assert "nothing was running" in _sconeflow("down").stdout
+
+
+def test_up_refuses_a_port_in_use(settings: Settings) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = _sconeflow("up", "--port", str(busy.getsockname()[1]))
+    assert result.returncode != 0
+    assert "PortInUse" in result.stderr
+    assert not (settings.run_dir / "gateway.json").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0"])
+def test_up_warns_loudly_for_a_non_loopback_host(settings: Settings, host: str) -> None:
+    started = _sconeflow("up", "--host", host, "--port", "0", "--no-endpoints")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "WARNING" in started.stderr and "does NOT verify request signatures" in started.stderr
+    finally:
+        _sconeflow("down")
