@@ -3,15 +3,20 @@
 Everything in sconeflow reads and writes objects through :class:`ObjectStore`, so the same code runs
 on the embedded store, on the local S3-compatible gateway and on AWS.
 
-Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes, and
-``<root>/.meta/<bucket>/<key>.json`` the content type, ETag and user metadata. Bucket names can never
-start with ``.``, so ``.meta`` never collides with a bucket. Writes go to a temporary file in the
-target folder, then ``os.replace``: a crash never leaves a half-written object visible.
+Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes. The content type, ETag
+and user metadata live in the object's extended attribute ``user.sconeflow.meta`` (written on the
+temporary file before the rename, so bytes and metadata appear together), or, where the file system
+has no user xattrs, in a sidecar ``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket
+names can never start with ``.``, so ``.meta`` never collides with a bucket. Metadata records the
+size and mtime it describes; if the file changed behind the store's back, the ETag is recomputed.
+Writes go to a temporary file in the target folder, then ``os.replace``: a crash never leaves a
+half-written object visible.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import logging
@@ -32,6 +37,8 @@ from sconeflow.errors import SconeflowError
 log = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024
+XATTR_NAME = "user.sconeflow.meta"
+_HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
 MAX_SEGMENT_BYTES = 255
 META_DIR = ".meta"
 _CHUNK = 1 << 20
@@ -215,6 +222,7 @@ class LocalStore:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = self.root.as_uri()
+        self._xattrs = _HAS_XATTR
 
     # -- paths -------------------------------------------------------------------------------
     def _bucket_dir(self, bucket: str) -> Path:
@@ -312,26 +320,51 @@ class LocalStore:
                     while chunk := data.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-            stat = os.stat(tmp_name)
-            meta = {
-                "content_type": content_type or guess_content_type(key),
-                "etag": digest.hexdigest(),
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-                "metadata": dict(metadata or {}),
-            }
+                out.flush()
+                stat = os.fstat(out.fileno())
+                meta = {
+                    "content_type": content_type or guess_content_type(key),
+                    "etag": digest.hexdigest(),
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "metadata": dict(metadata or {}),
+                }
+                in_xattr = self._write_xattr(out.fileno(), meta)
             meta_path = self._meta_path(bucket, key)
-            meta_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(meta_path, json.dumps(meta))
+            if in_xattr:
+                meta_path.unlink(missing_ok=True)  # an older sidecar must not outlive this write
+            else:
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write_text(meta_path, json.dumps(meta))
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        return self._info(bucket, key, path)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=stat.st_size,
+            etag=meta["etag"],
+            last_modified=_utc_from_timestamp(stat.st_mtime),
+            content_type=meta["content_type"],
+            metadata=meta["metadata"],
+        )
+
+    def _write_xattr(self, fd: int, meta: dict) -> bool:
+        """Keep the metadata in an extended attribute of the object itself when the file system can."""
+        if not self._xattrs:
+            return False
+        try:
+            os.setxattr(fd, XATTR_NAME, json.dumps(meta, separators=(",", ":")).encode("utf-8"))
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES):
+                self._xattrs = False  # this file system has no user xattrs: use sidecar files
+            return False  # e.g. E2BIG / ENOSPC for large user metadata: a sidecar file for this one
 
     def _info(self, bucket: str, key: str, path: Path) -> ObjectInfo:
         stat = path.stat()
-        meta = self._read_meta(bucket, key)
+        meta = self._read_meta(bucket, key, path)
         fresh = meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns
         etag = meta["etag"] if fresh and meta.get("etag") else _md5_file(path)
         return ObjectInfo(
@@ -344,7 +377,12 @@ class LocalStore:
             metadata=meta.get("metadata") or {},
         )
 
-    def _read_meta(self, bucket: str, key: str) -> dict:
+    def _read_meta(self, bucket: str, key: str, path: Path) -> dict:
+        if _HAS_XATTR:
+            try:
+                return json.loads(os.getxattr(path, XATTR_NAME, follow_symlinks=False))
+            except (OSError, ValueError):
+                pass  # no attribute (sidecar file, or a file system without xattrs)
         try:
             return json.loads(self._meta_path(bucket, key).read_text())
         except (OSError, ValueError):

@@ -132,3 +132,18 @@ def test_open_store_and_object_uris(tmp_path):
     assert isinstance(open_store(str(tmp_path / "p")), LocalStore)
     assert parse_object_uri("s3://bucket/a/b.png") == ("bucket", "a/b.png")
     assert parse_object_uri("bucket/key") == ("bucket", "key")
+
+
+def test_sidecar_metadata_when_xattrs_are_unavailable(store: LocalStore):
+    store.create_bucket("sidecar")
+    store.put_object("sidecar", "a.bin", b"with xattr", metadata={"m": "1"})
+    store._xattrs = False  # as on a file system without user extended attributes
+    store.put_object("sidecar", "b.bin", b"sidecar", content_type="text/x-custom", metadata={"m": "2"})
+    store.put_object("sidecar", "a.bin", b"now a sidecar", metadata={"m": "3"})
+    head_a, head_b = store.head_object("sidecar", "a.bin"), store.head_object("sidecar", "b.bin")
+    assert (head_a.etag, head_a.metadata) == (hashlib.md5(b"now a sidecar").hexdigest(), {"m": "3"})
+    assert (head_b.content_type, head_b.metadata) == ("text/x-custom", {"m": "2"})
+    store._xattrs = True
+    store.put_object("sidecar", "b.bin", b"back to xattr")
+    assert store.head_object("sidecar", "b.bin").metadata == {}
+    assert store.head_object("sidecar", "b.bin").etag == hashlib.md5(b"back to xattr").hexdigest()
