@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 MAX_PAYLOAD_BYTES = 262144
+MAX_INLINE_CONCURRENCY = 40  # AWS runs at most about 40 inline Map iterations at once
 
 
 @dataclass(frozen=True)
@@ -223,10 +225,21 @@ class _Scope:
 
 @dataclass
 class _Frame:
-    """Where a program runs: its variables and, inside a Map iteration, the item."""
+    """Where a program runs: its variables, the Map item, and the stop signals of enclosing branches."""
 
     scope: _Scope
     map_item: dict | None = None
+    stops: tuple[threading.Event, ...] = ()
+
+    def child(self, map_item: dict | None, stop: threading.Event | None = None) -> _Frame:
+        return _Frame(_Scope(self.scope), map_item, self.stops + ((stop,) if stop is not None else ()))
+
+    def stopped(self) -> bool:
+        return any(stop.is_set() for stop in self.stops)
+
+
+class _Stopped(Exception):
+    """A sibling branch/iteration failed: unwind this one quietly."""
 
 
 @dataclass
@@ -269,6 +282,9 @@ class _Run:
         self.account = arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else "123456789012"
         self.execution_ctx: dict[str, Any] = {}
         self.first_state = True
+        # Real time: Map iterations and Parallel branches run on threads (a slow Lambda in one does not
+        # hold up the others). Virtual time (tests, conformance): sequential, so history order is fixed.
+        self.concurrent = isinstance(clock, RealClock)
 
     # --- context object / lookups -------------------------------------------------------------
 
@@ -304,19 +320,28 @@ class _Run:
         if self.deadline is not None and self.clock.now() >= self.deadline:
             raise _TimedOut()
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, frame: _Frame | None = None) -> None:
+        """Wait (Wait state, retry delay); wakes for an abort, the execution deadline or a failed sibling."""
         if seconds <= 0:
             self.check_time()
             return
+        timed_out = False
         if self.deadline is not None:
             left = (self.deadline - self.clock.now()).total_seconds()
             if seconds >= left:
-                self.clock.sleep(max(left, 0), self.cancel)
-                self.check_time()
-                raise _TimedOut()
-        if not self.clock.sleep(seconds, self.cancel):
+                seconds, timed_out = max(left, 0), True
+        if frame is not None and frame.stops and self.concurrent:
+            end = time.monotonic() + seconds
+            while (remaining := end - time.monotonic()) > 0:
+                if frame.stopped():
+                    raise _Stopped()
+                if not self.clock.sleep(min(remaining, 0.05), self.cancel):
+                    raise _Aborted()
+        elif not self.clock.sleep(seconds, self.cancel):
             raise _Aborted()
         self.check_time()
+        if timed_out:
+            raise _TimedOut()
 
     def runtime_error(self, sctx: _StateCtx, detail: str, error: str = E.RUNTIME) -> StatesError:
         cause = (
@@ -468,6 +493,8 @@ class _Run:
         name = program.start_at
         while True:
             self.check_time()
+            if frame.stops and frame.stopped():
+                raise _Stopped()
             state = program.states[name]
             data, nxt = self.run_state(state, data, frame)
             if nxt is None:
@@ -732,7 +759,7 @@ class _Run:
                         f"date-time format string: {state.timestamp_path} == {_plain(value)}",
                     )
             seconds = (moment - self.clock.now()).total_seconds()
-        self.sleep(seconds)
+        self.sleep(seconds, sctx.frame)
         if state.is_jsonata:
             assigned = self.assign(sctx, state.assign, data, states)
             output = self.jsonata(sctx, state.output, states or {}, "Output") if state.has_output else data
@@ -815,7 +842,7 @@ class _Run:
                 delay = self.retry_delay(sctx, retrier, counts[index])
                 counts[index] += 1
                 sctx.retry_count += 1
-                self.sleep(delay)
+                self.sleep(delay, sctx.frame)
 
     def retrier_value(self, sctx: _StateCtx, value: Any, name: str) -> Any:
         if isinstance(value, str) and jsonata_eval.is_expression(value):
@@ -1121,10 +1148,11 @@ class _Run:
 
         def attempt() -> list:
             self.history.add("ParallelStateStarted", None)
+            if self.concurrent and len(state.branches) > 1:
+                return self.parallel_threads(sctx, state.branches, branch_input)
             results = []
             for branch in state.branches:
-                frame = _Frame(_Scope(sctx.frame.scope), sctx.frame.map_item)
-                results.append(self.run_program(branch, branch_input, frame))
+                results.append(self.run_program(branch, branch_input, sctx.frame.child(sctx.frame.map_item)))
             return results
 
         try:
@@ -1134,6 +1162,30 @@ class _Run:
                 self.history.add("ParallelStateFailed", _error_details(err))
             raise
         return self.finish_composite(sctx, data, result)
+
+    def parallel_threads(self, sctx: _StateCtx, branches: tuple[StateMachine, ...], data: Any) -> list:
+        """Run every branch in its own thread; the first failure stops the others."""
+        stop = threading.Event()
+        results: list[Any] = [None] * len(branches)
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def one(index: int) -> None:
+            try:
+                frame = sctx.frame.child(sctx.frame.map_item, stop)
+                results[index] = self.run_program(branches[index], data, frame)
+            except _Stopped:
+                pass
+            except BaseException as exc:  # re-raised in the state's thread below
+                with lock:
+                    errors.append(exc)
+                stop.set()
+
+        with ThreadPoolExecutor(len(branches), thread_name_prefix="sfn-parallel") as pool:
+            list(pool.map(one, range(len(branches))))
+        if errors:
+            raise errors[0]
+        return results
 
     def finish_composite(
         self, sctx: _StateCtx, data: Any, result: Any
@@ -1298,21 +1350,13 @@ class _Run:
         results: list[Any] = [None] * len(items)
         failures: list[StatesError] = []
         distributed = state.distributed
+        if self.concurrent and not distributed and max_conc != 1 and len(items) > 1:
+            return self.map_threads(sctx, items, effective, states, max_conc, tolerant)
         for index, item in enumerate(items):
             self.check_time()
             map_item = {"Index": index, "Value": item}
-            item_ctx = _StateCtx(
-                state, _Frame(sctx.frame.scope, map_item), sctx.entered_id, sctx.entered_time
-            )
-            if state.has_item_selector:
-                if states is not None:
-                    binding = self.states_binding(item_ctx, effective)
-                    value = self.jsonata(item_ctx, state.item_selector, binding, "ItemSelector")
-                else:
-                    value = self.template(item_ctx, state.item_selector, effective)
-            else:
-                value = item
-            frame = _Frame(_Scope(sctx.frame.scope), map_item)
+            value = self.item_value(sctx, index, item, effective, states)
+            frame = sctx.frame.child(map_item)
             if not distributed:
                 self.history.add("MapIterationStarted", {"name": state.name, "index": index})
             try:
@@ -1333,6 +1377,76 @@ class _Run:
                 continue
             if not distributed:
                 self.history.add("MapIterationSucceeded", {"name": state.name, "index": index})
+        return results, failures
+
+    def item_value(self, sctx: _StateCtx, index: int, item: Any, effective: Any, states: dict | None) -> Any:
+        state: MapState = sctx.state  # type: ignore[assignment]
+        if not state.has_item_selector:
+            return item
+        item_ctx = _StateCtx(
+            state,
+            _Frame(sctx.frame.scope, {"Index": index, "Value": item}),
+            sctx.entered_id,
+            sctx.entered_time,
+        )
+        if states is not None:
+            binding = self.states_binding(item_ctx, effective)
+            return self.jsonata(item_ctx, state.item_selector, binding, "ItemSelector")
+        return self.template(item_ctx, state.item_selector, effective)
+
+    def map_threads(
+        self,
+        sctx: _StateCtx,
+        items: list,
+        effective: Any,
+        states: dict | None,
+        max_conc: int,
+        tolerant: bool,
+    ) -> tuple[list, list[StatesError]]:
+        """Inline Map iterations on up to ``max_conc`` threads (0 = unlimited, capped at 40 like AWS)."""
+        state: MapState = sctx.state  # type: ignore[assignment]
+        processor = state.processor
+        assert processor is not None
+        values = [self.item_value(sctx, i, item, effective, states) for i, item in enumerate(items)]
+        workers = min(len(items), max_conc or MAX_INLINE_CONCURRENCY, MAX_INLINE_CONCURRENCY)
+        stop = threading.Event()
+        results: list[Any] = [None] * len(items)
+        failures: list[StatesError] = []
+        other_errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def one(index: int) -> None:
+            if stop.is_set():
+                return
+            map_item = {"Index": index, "Value": items[index]}
+            self.history.add("MapIterationStarted", {"name": state.name, "index": index})
+            try:
+                results[index] = self.run_program(processor, values[index], sctx.frame.child(map_item, stop))
+            except _Stopped:
+                self.history.add("MapIterationAborted", {"name": state.name, "index": index})
+                return
+            except StatesError as err:
+                self.history.add("MapIterationFailed", {"name": state.name, "index": index})
+                with lock:
+                    failures.append(err)
+                    results[index] = {"Error": err.error, "Cause": err.cause}
+                if not tolerant or isinstance(err, _Fatal):
+                    stop.set()
+                return
+            except BaseException as exc:  # abort / execution timeout: re-raised below
+                with lock:
+                    other_errors.append(exc)
+                stop.set()
+                return
+            self.history.add("MapIterationSucceeded", {"name": state.name, "index": index})
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="sfn-map") as pool:
+            list(pool.map(one, range(len(items))))
+        if other_errors:
+            raise other_errors[0]
+        fatal = [f for f in failures if isinstance(f, _Fatal)]
+        if fatal:
+            raise fatal[0]
         return results, failures
 
     def run_child(self, processor: StateMachine, value: Any, frame: _Frame) -> Any:
