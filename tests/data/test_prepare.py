@@ -216,3 +216,25 @@ def test_cli_errors_are_one_named_line(settings, small_tarball):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UnknownClass: ")
+
+
+def test_progress_is_reported_per_phase(settings, small_tarball):
+    phases: dict[str, tuple[int, int | None]] = {}
+    prepare_dataset(settings, source=small_tarball, progress=lambda p, d, t: phases.__setitem__(p, (d, t)))
+    assert set(phases) == {"extract", "upload"}
+    assert phases["upload"] == (35, 35) and phases["extract"][0] > 0
+
+
+def test_prepare_into_s3_through_boto3(settings, small_tarball):
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    from sconeflow.store_s3 import S3Store
+
+    with moto.mock_aws():
+        s3 = S3Store("s3://", client=boto3.client("s3", region_name="us-east-1"))
+        first = prepare_dataset(settings, source=small_tarball, store=s3, bucket="s3-dataset")
+        again = prepare_dataset(settings, source=small_tarball, store=s3, bucket="s3-dataset")
+        assert (first.written, again.written, again.unchanged) == (35, 0, 35)
+        split = load_split(s3, "s3-dataset", "test")
+        assert split.images.shape == (8, 32, 32, 3) and split.classes == ["bicycle", "motorcycle"]

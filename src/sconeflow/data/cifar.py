@@ -144,11 +144,16 @@ def read_tarball(
         return read_folder(folder)
 
 
-def read_source(path: str | os.PathLike[str], *, work_dir: str | os.PathLike[str] | None = None) -> CifarData:
-    """A tarball path or an extracted folder."""
+def read_source(
+    path: str | os.PathLike[str],
+    *,
+    work_dir: str | os.PathLike[str] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> CifarData:
+    """A tarball path or an extracted folder (``on_bytes(n)`` reports extraction progress)."""
     source = Path(path).expanduser()
     if source.is_dir():
         return read_folder(source)
     if source.is_file():
-        return read_tarball(source, work_dir=work_dir)
+        return read_tarball(source, work_dir=work_dir, on_bytes=on_bytes)
     raise SourceNotFound(f"--source {source} is neither a tarball nor a folder")

@@ -62,7 +62,9 @@ def prepare(
 
         def report(phase: str, done: int, total: int | None) -> None:
             if phase not in tasks:
-                label = {"download": "Downloading", "upload": "Loading objects"}.get(phase, phase)
+                label = {"download": "Downloading", "extract": "Extracting", "upload": "Loading objects"}.get(
+                    phase, phase
+                )
                 tasks[phase] = bar.add_task(label, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 

@@ -219,11 +219,24 @@ def load_source(
         checksum = md5 if md5 is not None else (CIFAR100_MD5 if link == CIFAR100_URL else None)
         on_bytes = (lambda done, total: progress("download", done, total)) if progress else None
         path = download(link, settings.cache_dir / "downloads", md5=checksum, progress=on_bytes)
-        return cifar.read_tarball(path, work_dir=work_dir), link
+        return cifar.read_tarball(path, work_dir=work_dir, on_bytes=_extract_progress(progress)), link
     path = Path(source).expanduser()
     if md5 is not None and path.is_file():
         verify_md5(path, md5)
-    return cifar.read_source(path, work_dir=work_dir), str(path)
+    return cifar.read_source(path, work_dir=work_dir, on_bytes=_extract_progress(progress)), str(path)
+
+
+def _extract_progress(progress: ProgressFn | None) -> Callable[[int], None] | None:
+    """Report extracted bytes as phase "extract" (total unknown until the end of the stream)."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def on_bytes(count: int) -> None:
+        done[0] += count
+        progress("extract", done[0], None)
+
+    return on_bytes
 
 
 def prepare_dataset(
