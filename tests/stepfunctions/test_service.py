@@ -238,3 +238,24 @@ def _status_or_none(service: StepFunctionsService, name: str) -> str | None:
         return service.store.get_execution(name).status
     except ExecutionDoesNotExist:
         return None
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_start_wait_records_an_abort(settings: Settings, tmp_path) -> None:
+    service = StepFunctionsService(settings)
+    service.create_state_machine("hold", dumps(WAIT_LONG))
+    runner = sconeflow_cli(settings, "sfn", "start", "hold", "--name", "interrupted", "--wait")
+    try:
+        wait_for(lambda: _status_or_none(service, "interrupted") == "RUNNING", timeout=60)
+        wait_for(lambda: len(service.history("interrupted")[1]) >= 2, timeout=30)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 130, output
+    record = service.describe_execution("interrupted")
+    assert (record.status, record.error) == ("ABORTED", "Interrupted")
+    types = [e["type"] for e in service.history("interrupted")[1]]
+    assert types[:2] == ["ExecutionStarted", "WaitStateEntered"] and types[-1] == "ExecutionAborted"

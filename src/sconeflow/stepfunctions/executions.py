@@ -211,15 +211,13 @@ _MACHINE_SELECT = (
 )
 
 
-def event_to_row(event: dict[str, Any]) -> tuple[int, int, str, float, str | None]:
+EventRow = tuple[int, int, str, float, str | None]
+
+
+def event_to_row(event: dict[str, Any]) -> EventRow:
     """Split an AWS history event into (id, previousEventId, type, epoch timestamp, details JSON)."""
     details = {k: v for k, v in event.items() if k.endswith("EventDetails")}
-    if len(details) == 1:
-        details_json: str | None = json.dumps(details, separators=(",", ":"), default=str)
-    elif not details:
-        details_json = None
-    else:
-        details_json = json.dumps(details, separators=(",", ":"), default=str)
+    details_json = json.dumps(details, separators=(",", ":"), default=str) if details else None
     ts = to_epoch(event.get("timestamp"))
     return (
         int(event["id"]),
@@ -452,9 +450,9 @@ class ExecutionStore:
             )
 
     # -- history ----------------------------------------------------------------------------
-    def append_events(self, arn: str, events: Iterable[dict[str, Any]]) -> bool:
-        """Store events while the execution is RUNNING; False (nothing stored) once it has ended."""
-        rows = [(arn, *event_to_row(e)) for e in events]
+    def append_events(self, arn: str, events: Iterable[EventRow]) -> bool:
+        """Store event rows while the execution is RUNNING; False (nothing stored) once it has ended."""
+        rows = [(arn, *e) for e in events]
         with self.db.transaction() as conn:
             status = conn.execute("SELECT status FROM sfn_executions WHERE arn = ?", (arn,)).fetchone()
             if status is None or status["status"] != "RUNNING":
@@ -471,10 +469,10 @@ class ExecutionStore:
         error: str | None,
         cause: str | None,
         stop_date: datetime,
-        events: Iterable[dict[str, Any]] = (),
+        events: Iterable[EventRow] = (),
     ) -> bool:
-        """Write the end of an execution (and its last events) if it is still RUNNING."""
-        rows = [(arn, *event_to_row(e)) for e in events]
+        """Write the end of an execution (and its last event rows) if it is still RUNNING."""
+        rows = [(arn, *e) for e in events]
         with self.db.transaction() as conn:
             current = conn.execute("SELECT status FROM sfn_executions WHERE arn = ?", (arn,)).fetchone()
             if current is None or current["status"] != "RUNNING":

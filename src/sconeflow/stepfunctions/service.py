@@ -30,6 +30,7 @@ from sconeflow.config import Settings
 from sconeflow.errors import SconeflowError
 from sconeflow.services import pid_alive
 from sconeflow.stepfunctions.executions import (
+    EventRow,
     ExecutionRecord,
     ExecutionStore,
     StateMachineRecord,
@@ -96,61 +97,50 @@ def check_input(input_text: str | None) -> str:
 
 
 class _BufferedListener:
-    """A HistoryListener that buffers events (already serialized) and flushes them in batches."""
+    """A HistoryListener that serializes each event at once and writes them to the database in batches."""
 
     def __init__(self, store: ExecutionStore, arn: str) -> None:
         self.store = store
         self.arn = arn
         self._lock = threading.Lock()
         self.io_lock = threading.Lock()  # one writer at a time: periodic flushes vs the final write
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[EventRow] = []
         self._last_flush = time.monotonic()
-        self.last_event: dict[str, Any] | None = None
+        self.last_row: EventRow | None = None
         self.max_id = 0
 
     def on_event(self, event: dict) -> None:
-        frozen = _freeze_event(event)
+        self.add_row(event_to_row(event), flush=True)
+
+    def add_row(self, row: EventRow, *, flush: bool = False) -> None:
         with self._lock:
-            self._buffer.append(frozen)
-            self.last_event = frozen
-            self.max_id = max(self.max_id, int(frozen["id"]))
+            self._buffer.append(row)
+            self.last_row = row
+            self.max_id = max(self.max_id, row[0])
             due = len(self._buffer) >= FLUSH_BATCH or time.monotonic() - self._last_flush > FLUSH_EVERY_S
-        if due:
+        if flush and due:
             self.flush()
 
     def flush(self) -> None:
         with self.io_lock:
             with self._lock:
-                events, self._buffer = self._buffer, []
+                rows, self._buffer = self._buffer, []
                 self._last_flush = time.monotonic()
-            if events:
+            if rows:
                 try:
-                    self.store.append_events(self.arn, events)
-                except Exception:  # the runner must survive a busy database; events are re-sent at the end
+                    self.store.append_events(self.arn, rows)
+                except Exception:  # the runner must survive a busy database; rows are re-sent at the end
                     log.exception("could not store history events of %s", self.arn)
                     with self._lock:
-                        self._buffer[:0] = events
+                        self._buffer[:0] = rows
 
-    def append_unflushed(self, event: dict[str, Any]) -> None:
-        """Add an event without triggering a flush (the caller writes it itself)."""
+    def drain(self) -> list[EventRow]:
         with self._lock:
-            self._buffer.append(event)
-            self.last_event = event
-            self.max_id = max(self.max_id, int(event["id"]))
+            rows, self._buffer = self._buffer, []
+        return rows
 
-    def drain(self) -> list[dict[str, Any]]:
-        with self._lock:
-            events, self._buffer = self._buffer, []
-        return events
-
-
-def _freeze_event(event: dict) -> dict[str, Any]:
-    """A copy of the event whose details the engine can no longer mutate (round-trips through JSON)."""
-    out = {k: v for k, v in event.items() if not k.endswith("EventDetails")}
-    for key, value in event.items():
-        if key.endswith("EventDetails"):
-            out[key] = json.loads(json.dumps(value, default=str)) if value is not None else None
-    return out
+    def next_row(self, type_: str, key: str, details: dict[str, Any]) -> EventRow:
+        return (self.max_id + 1, self.max_id, type_, time.time(), json.dumps({key: details}))
 
 
 @dataclass
@@ -435,30 +425,34 @@ class StepFunctionsService:
                 if not listener.max_id and result.events:  # an engine that does not call the listener
                     for event in result.events:
                         listener.on_event(event)
+            except KeyboardInterrupt:  # Ctrl-C on `sfn start --wait`: record it honestly, then re-raise
+                listener.flush()
+                self.store.force_abort(
+                    run.arn,
+                    error="Interrupted",
+                    cause="The sconeflow process running this execution was interrupted (Ctrl-C).",
+                    stop_date=datetime.now(UTC),
+                )
+                raise
             except Exception as exc:  # an engine bug must not leave the execution RUNNING
                 log.exception("execution %s crashed", run.arn)
                 status, output, error = "FAILED", None, "States.Runtime"
                 cause = f"The local engine failed: {type(exc).__name__}: {exc}"
-                listener.on_event(
-                    _event(
-                        listener,
-                        "ExecutionFailed",
-                        "executionFailedEventDetails",
-                        {"error": error, "cause": cause},
+                listener.add_row(
+                    listener.next_row(
+                        "ExecutionFailed", "executionFailedEventDetails", {"error": error, "cause": cause}
                     )
                 )
             with listener.io_lock:
                 if run.stopped and status == "ABORTED":
                     error, cause = run.stop_error, run.stop_cause
                     details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
-                    last = listener.last_event
-                    if last is None or last["type"] != "ExecutionAborted":
-                        last = _event(listener, "ExecutionAborted", "executionAbortedEventDetails", {})
-                        listener.append_unflushed(last)
-                    last["executionAbortedEventDetails"] = details
-                    events = listener.drain()
-                    if not any(e is last for e in events):
-                        events.append(last)  # already flushed: rewrite it with the stop's error/cause
+                    aborted = listener.next_row("ExecutionAborted", "executionAbortedEventDetails", details)
+                    last = listener.last_row
+                    if last is not None and last[2] == "ExecutionAborted":  # the engine's: keep id, time
+                        aborted = (*last[:4], aborted[4])
+                    events = [r for r in listener.drain() if r[0] != aborted[0]]
+                    events.append(aborted)  # written with INSERT OR REPLACE: the stop's error/cause win
                 else:
                     events = listener.drain()
                 stored = self.store.finish(
@@ -467,7 +461,7 @@ class StepFunctionsService:
                     output=output,
                     error=error,
                     cause=cause,
-                    stop_date=_last_timestamp(events) or datetime.now(UTC),
+                    stop_date=datetime.fromtimestamp(events[-1][3], tz=UTC) if events else datetime.now(UTC),
                     events=events,
                 )
             if not stored:
@@ -570,24 +564,6 @@ class StepFunctionsService:
                 log.info("execution %s: %s", record.arn, cause)
                 count += 1
         return count
-
-
-def _event(listener: _BufferedListener, type_: str, key: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "timestamp": datetime.now(UTC),
-        "type": type_,
-        "id": listener.max_id + 1,
-        "previousEventId": listener.max_id,
-        key: details,
-    }
-
-
-def _last_timestamp(events: list[dict[str, Any]]) -> datetime | None:
-    for event in reversed(events):
-        ts = event.get("timestamp")
-        if isinstance(ts, datetime):
-            return ts
-    return None
 
 
 __all__ = [
