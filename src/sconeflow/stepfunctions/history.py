@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 # Event type -> details key, for the types whose key is not simply camelCase(type) + "EventDetails".
@@ -31,6 +32,7 @@ _DETAILS_KEY_OVERRIDES = {
 }
 
 
+@lru_cache(maxsize=256)
 def details_key(event_type: str) -> str:
     key = _DETAILS_KEY_OVERRIDES.get(event_type)
     if key:
