@@ -81,3 +81,49 @@ def test_cifar_pickles_load_like_pickle_does():
 def test_garbage_is_corrupt_dataset(raw):
     with pytest.raises(CorruptDataset):
         safe_loads(raw)
+
+
+def _py2_pickle(obj) -> bytes:
+    """Pickle like Python 2's cPickle did for the official CIFAR files (str as SHORT_BINSTRING etc.)."""
+
+    def enc(value) -> bytes:
+        if isinstance(value, bytes):
+            return (
+                b"U" + bytes([len(value)]) + value
+                if len(value) < 256
+                else b"T" + len(value).to_bytes(4, "little") + value
+            )
+        if isinstance(value, int):
+            return b"J" + value.to_bytes(4, "little", signed=True)
+        if isinstance(value, list):
+            return b"](" + b"".join(enc(v) for v in value) + b"e"
+        if isinstance(value, dict):
+            return b"}(" + b"".join(enc(k) + enc(v) for k, v in value.items()) + b"u"
+        if isinstance(value, np.ndarray):
+            shape = b"(" + b"".join(enc(n) for n in value.shape) + b"t"
+            dtype = (
+                b"cnumpy\ndtype\n"
+                + enc(b"u1")
+                + b"K\x00K\x01\x87R(K\x03"
+                + enc(b"|")
+                + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+            )
+            return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + enc(b"b") + b"\x87R"
+                    + b"(K\x01" + shape + dtype + b"\x89" + enc(value.tobytes()) + b"tb")  # fmt: skip
+        raise TypeError(type(value))
+
+    return b"\x80\x02" + enc(obj) + b"."
+
+
+def test_python2_cifar_pickles_are_read_like_torchvision_does():
+    from sconeflow.data.cifar import parse_split
+
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    split = {b"filenames": [b"bicycle_s_000001.png", b"motorcycle_s_000002.png"], b"batch_label": b"training",
+             b"fine_labels": [8, 48], b"coarse_labels": [18, 18], b"data": data}  # fmt: skip
+    raw = _py2_pickle(split)
+    reference = pickle.loads(raw, encoding="latin1")
+    assert np.array_equal(reference["data"], data)
+    parsed = parse_split(raw, "train", 100, 20)
+    assert parsed.filenames == ["bicycle_s_000001.png", "motorcycle_s_000002.png"]
+    assert parsed.fine_labels.tolist() == [8, 48] and np.array_equal(parsed.data, data)
