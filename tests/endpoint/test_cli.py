@@ -26,7 +26,9 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
             "--name",
             "cli-ep",
             "--capture-percent",
-            "50",
+            "100",
+            "--capture-dest",
+            "s3://cli-bucket/cap",
             *home,
         ],
     )
@@ -41,8 +43,8 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
     doc = json.loads(described.stdout)
     assert doc["EndpointStatus"] == "InService"
     capture = doc["EndpointConfig"]["DataCaptureConfig"]
-    assert capture["InitialSamplingPercentage"] == 50
-    assert capture["DestinationS3Uri"] == f"s3://{settings.bucket}/data_capture"
+    assert capture["InitialSamplingPercentage"] == 100
+    assert capture["DestinationS3Uri"] == "s3://cli-bucket/cap"
     assert capture["CaptureContentTypeHeader"] == {
         "CsvContentTypes": ["text/csv"],
         "JsonContentTypes": ["application/json"],
@@ -69,6 +71,11 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
 
     deleted = runner.invoke(app, ["endpoint", "delete", "cli-ep", *home])
     assert deleted.exit_code == 0
+    from sconeflow.store import LocalStore
+
+    store = LocalStore(settings.buckets_dir)
+    keys = [o.key for o in store.iter_objects("cli-bucket", "cap/cli-ep/AllTraffic/")]
+    assert sum(store.get_object("cli-bucket", k).count(b"\n") for k in keys) == 1  # the one good invoke
     missing = runner.invoke(app, ["endpoint", "describe", "cli-ep", *home])
     assert missing.exit_code != 0
     assert "EndpointNotFound" in type(missing.exception).__name__

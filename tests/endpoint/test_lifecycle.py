@@ -122,6 +122,30 @@ def test_update_swaps_the_model_with_no_failed_request(
     _, body, _ = post(url, pngs[0])
     assert json.loads(body) == pytest.approx(new_model.predict_images([pngs[0]])[0].tolist(), abs=1e-6)
     delete(settings, "swap-ep")
+    store = LocalStore(settings.buckets_dir)
+    assert not store.bucket_exists(settings.bucket) or not list(
+        store.iter_objects(settings.bucket, "data_capture/")
+    )
+
+
+def test_sampling_percentage(settings: Settings, trained_model: TrainedModel) -> None:
+    import http.client
+
+    view = deploy(settings, str(trained_model.artifact), name="sample-ep", capture_percent=30)
+    host, port = view.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    png = trained_model.test_pngs[0][1]
+    for _ in range(200):
+        conn.request("POST", "/invocations", body=png, headers={"Content-Type": "image/png"})
+        assert conn.getresponse().read()
+    conn.close()
+    delete(settings, "sample-ep")
+    store = LocalStore(settings.buckets_dir)
+    records = sum(
+        store.get_object(settings.bucket, o.key).count(b"\n")
+        for o in store.iter_objects(settings.bucket, "data_capture/sample-ep/")
+    )
+    assert 25 <= records <= 100  # 30% of 200, binomial sd ~6.5
 
 
 def test_update_to_a_broken_model_keeps_the_old_one(
