@@ -44,6 +44,8 @@ PREDICTED_CLASS = "predicted_class"
 PROB_PREFIX = "prob_"
 DEFAULT_BINARY_CLASSES = ("bicycle", "motorcycle")
 _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+DECODE_CHUNK = 2048
+MAX_PIXELS = 16 * 1024 * 1024  # larger inputs are not analysed (their image features are missing)
 
 
 def default_classes(count: int) -> list[str]:
@@ -98,33 +100,30 @@ class FeatureTable:
         )
 
 
-def image_statistics(batch: np.ndarray) -> dict[str, np.ndarray]:
-    """Vectorised statistics of a uint8 batch N x H x W x 3 (one shape)."""
+def image_statistics(batch: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarray]:
+    """Vectorised statistics of a uint8 batch N x H x W x 3 (one shape), in cache-sized chunks."""
     n, height, width = batch.shape[:3]
-    pixels = batch.astype(np.float64)
-    means = pixels.mean(axis=(1, 2))
-    grey = pixels @ _GREY
-    contrast = grey.reshape(n, -1).std(axis=1)
-    if height >= 3 and width >= 3:
-        lap = (
-            grey[:, :-2, 1:-1]
-            + grey[:, 2:, 1:-1]
-            + grey[:, 1:-1, :-2]
-            + grey[:, 1:-1, 2:]
-            - 4.0 * grey[:, 1:-1, 1:-1]
-        )
-        sharpness = lap.reshape(n, -1).var(axis=1)
-    else:
-        sharpness = np.zeros(n)
-    return {
-        "image_width": np.full(n, float(width)),
-        "image_height": np.full(n, float(height)),
-        "brightness_r": means[:, 0],
-        "brightness_g": means[:, 1],
-        "brightness_b": means[:, 2],
-        "contrast": contrast,
-        "sharpness": sharpness,
-    }
+    out = {name: np.empty(n) for name in IMAGE_FEATURES}
+    out["image_width"][:] = width
+    out["image_height"][:] = height
+    grey_weights = _GREY.astype(np.float32)
+    for start in range(0, n, chunk):
+        part = batch[start : start + chunk]
+        m = len(part)
+        flat = part.reshape(m, -1, 3)
+        means = flat.mean(axis=1, dtype=np.float64)
+        grey = part.astype(np.float32) @ grey_weights
+        out["brightness_r"][start : start + m] = means[:, 0]
+        out["brightness_g"][start : start + m] = means[:, 1]
+        out["brightness_b"][start : start + m] = means[:, 2]
+        out["contrast"][start : start + m] = grey.reshape(m, -1).std(axis=1, dtype=np.float64)
+        if height >= 3 and width >= 3:
+            lap = grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:]
+            lap -= 4.0 * grey[:, 1:-1, 1:-1]
+            out["sharpness"][start : start + m] = lap.reshape(m, -1).var(axis=1, dtype=np.float64)
+        else:
+            out["sharpness"][start : start + m] = 0.0
+    return out
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
@@ -133,21 +132,42 @@ def decode_image(data: bytes) -> np.ndarray | None:
 
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                log.debug("image of %dx%d pixels is too large; skipped", image.width, image.height)
+                return None
+            if image.mode == "RGB":
+                return np.asarray(image, dtype=np.uint8)
+            if image.mode == "RGBA":  # what convert("RGB") does: drop alpha
+                return np.asarray(image, dtype=np.uint8)[..., :3]
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 
-def _fill_image_features(images: list[np.ndarray | None], numeric: dict[str, np.ndarray]) -> None:
+def _fill_image_features(
+    images: list[np.ndarray | None], numeric: dict[str, np.ndarray], offset: int = 0
+) -> None:
+    """Statistics of ``images`` (rows ``offset``.. of the table), one vectorised call per shape."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(images):
         if image is not None:
             groups.setdefault(image.shape, []).append(index)
     for indices in groups.values():
         stats = image_statistics(np.stack([images[i] for i in indices]))  # type: ignore[misc]
-        where = np.asarray(indices)
+        where = np.asarray(indices) + offset
         for name, values in stats.items():
             numeric[name][where] = values
+
+
+def _input_bytes(record: CaptureRecord) -> bytes | None:
+    if record.input_data is None:
+        return None
+    if record.input_encoding == "BASE64":
+        try:
+            return base64.b64decode(record.input_data)
+        except (binascii.Error, ValueError):
+            return b""
+    return record.input_data.encode("utf-8")
 
 
 def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[float] | None, bool]:
@@ -218,30 +238,25 @@ def table_from_records(
     """Decode every record's input image and output probabilities into a feature table."""
     outputs: list[list[float] | None] = []
     wrong: list[bool] = []
-    images: list[np.ndarray | None] = []
-    sizes = np.full(len(records), -1, dtype=np.int64)
-    for row, record in enumerate(records):
+    for record in records:
         probs, bad = parse_probabilities(record.output_data, record.output_encoding)
         outputs.append(probs)
         wrong.append(bad)
-        image = None
-        if record.input_data is not None:
-            if record.input_encoding == "BASE64":
-                try:
-                    raw = base64.b64decode(record.input_data)
-                except (binascii.Error, ValueError):
-                    raw = b""
-            else:
-                raw = record.input_data.encode("utf-8")
-            sizes[row] = len(raw)
-            image = decode_image(raw) if raw else None
-        images.append(image)
     if classes is None:
         width = max((len(p) for p in outputs if p), default=2)
         classes = default_classes(width)
     class_list = list(classes)
     numeric = _empty_numeric(len(records), class_list)
-    _fill_image_features(images, numeric)
+    sizes = np.full(len(records), -1, dtype=np.int64)
+    # Decode in chunks so memory stays bounded for any number of records.
+    for start in range(0, len(records), DECODE_CHUNK):
+        images: list[np.ndarray | None] = []
+        for row in range(start, min(start + DECODE_CHUNK, len(records))):
+            raw = _input_bytes(records[row])
+            if raw is not None:
+                sizes[row] = len(raw)
+            images.append(decode_image(raw) if raw else None)
+        _fill_image_features(images, numeric, start)
     predicted, type_errors, columns = _output_features(outputs, wrong, class_list, numeric)
     times = np.array([r.inference_time.replace(tzinfo=None) for r in records], dtype="datetime64[s]")
     return FeatureTable(

@@ -225,4 +225,6 @@ def run_worker(settings: Settings, name: str, *, max_runs: int | None = None) ->
         next_tick = tick + every
         while next_tick <= datetime.now(UTC) - every:  # fell behind: skip missed ticks
             next_tick += every
+    if stop.is_set() and schedules.get(name) is not None:
+        schedules.set_status(name, "Stopped")  # stopped by `monitor schedule --stop` or `sconeflow down`
     return runs
