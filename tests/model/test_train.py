@@ -77,6 +77,7 @@ def test_ensemble_distilled_into_one_student(settings, prepared):
     stages = {m["stage"] for m in job.epoch_metrics}
     assert stages == {"member 1/2", "member 2/2", "student"}
     assert job.final_metrics["test_accuracy"] >= 0.9
+    assert "test_accuracy_teachers" in job.final_metrics
 
 
 def test_three_classes(settings, store, tmp_path):

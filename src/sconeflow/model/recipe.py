@@ -119,6 +119,7 @@ class TrainConfig:
             "distill": False,
             "mini_batch_size": 16,
             "learning_rate": 0.1,
+            "num_threads": 1,  # tiny tensors: a second thread only adds synchronisation
         }
         base.update(changes)
         return cls(**base)

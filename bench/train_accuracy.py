@@ -1,0 +1,188 @@
+"""Benchmark of the default training recipe: 3 seeds from scratch on the shared mini dataset.
+
+Prepares ``../shared/datasets/cifar-100-vehicles-mini.tar.gz`` into a temporary sconeflow home, then
+for each seed runs the default ``sconeflow train`` recipe and prints the test accuracy, the training
+wall and CPU time, and the single-image latency of the exported ONNX model, with a baseline measured
+in the same process (a plain onnxruntime run of one 256x256 MatMul). Goal (issue 3): mean test
+accuracy >= 96%, every seed >= 94.5%, each training <= 10 min on the 2-core machine, single-image
+ONNX <= 2 ms.
+
+    python bench/train_accuracy.py                # the default recipe, seeds 0 1 2
+    python bench/train_accuracy.py --fast         # the --fast schedule (a quick look)
+    python bench/train_accuracy.py --seeds 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from sconeflow.config import load_settings  # noqa: E402
+from sconeflow.model.artifact import load_classifier  # noqa: E402
+from sconeflow.model.recipe import TrainConfig  # noqa: E402
+from sconeflow.store import open_store  # noqa: E402
+
+MINI = REPO.parent / "shared" / "datasets" / "cifar-100-vehicles-mini.tar.gz"
+GOAL_MEAN, GOAL_MIN, GOAL_MINUTES, GOAL_MS = 0.96, 0.945, 10.0, 2.0
+
+
+def prepare(settings, source: Path) -> None:
+    """The data stage's ETL when it is installed; else a minimal equivalent (same layout)."""
+    try:
+        from sconeflow.data.prepare import prepare_dataset
+    except ImportError:
+        prepare_dataset = None
+    if prepare_dataset is not None:
+        prepare_dataset(settings, source=source, classes=["bicycle", "motorcycle"])
+        return
+    from sconeflow.data.cifar import read_tarball
+    from sconeflow.data.transform import encode_png, rows_to_images
+
+    store = open_store(settings.resolved_store_uri)
+    store.create_bucket(settings.bucket, exist_ok=True)
+    data = read_tarball(source)
+    fine = data.fine_label_names
+    classes = ["bicycle", "motorcycle"]
+    for name, split in data.splits.items():
+        lines = []
+        for i, (filename, label) in enumerate(zip(split.filenames, split.fine_labels, strict=True)):
+            if fine[label] not in classes:
+                continue
+            image = rows_to_images(split.data[i : i + 1])[0]
+            store.put_object(settings.bucket, f"{name}/{filename}", encode_png(image))
+            lines.append(f"{len(lines)}\t{classes.index(fine[label])}\t{filename}\n")
+        store.put_object(settings.bucket, f"{name}.lst", "".join(lines).encode())
+    store.put_object(settings.bucket, "classes.json", json.dumps({"classes": classes}).encode())
+
+
+def median_ms(fn, repeats: int = 300) -> float:
+    for _ in range(20):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def baseline_session():
+    """A plain onnxruntime session of one 256x256 MatMul: the reference op for latency ratios."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "baseline",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 256), np.float32)
+    return lambda: session.run(None, {"x": x})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fast", action="store_true", help="use the --fast schedule instead of the default")
+    parser.add_argument("--source", type=Path, default=MINI)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.source.is_file():
+        print(f"dataset {args.source} is absent", file=sys.stderr)
+        return 2
+    from sconeflow.model.train import train
+
+    with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as tmp:
+        settings = load_settings(Path(tmp) / "home")
+        settings.ensure_dirs()
+        t0 = time.perf_counter()
+        prepare(settings, args.source)
+        print(f"prepared the dataset in {time.perf_counter() - t0:.1f} s", flush=True)
+        baseline = baseline_session()
+        rows = []
+        for seed in args.seeds:
+            config = TrainConfig.fast(seed=seed) if args.fast else TrainConfig(seed=seed)
+
+            def on_epoch(report, seed=seed):
+                if report.epoch == report.epochs:
+                    val = f" val {report.val_accuracy:.3f}" if report.val_accuracy is not None else ""
+                    print(f"  seed {seed} {report.stage} done: loss {report.loss:.3f}{val}", flush=True)
+
+            job = train(settings, config, on_epoch=on_epoch)
+            metrics = job.final_metrics
+            classifier = load_classifier(job.name, settings=settings)
+            image = np.zeros((1, 32, 32, 3), np.uint8)
+            model_ms = median_ms(lambda c=classifier, i=image: c.predict_proba(i))
+            base_ms = median_ms(baseline)
+            row = {
+                "seed": seed,
+                "job": job.name,
+                "test_accuracy": metrics["test_accuracy"],
+                "val_accuracy": metrics.get("val_accuracy"),
+                "wall_s": metrics["train_wall_seconds"],
+                "cpu_s": metrics["train_cpu_seconds"],
+                "latency_ms": model_ms,
+                "baseline_matmul_ms": base_ms,
+                "latency_ratio_vs_matmul": model_ms / base_ms,
+            }
+            rows.append(row)
+            print(
+                f"seed {seed}: test {row['test_accuracy']:.2%}  val(OOF) {row['val_accuracy'] or 0:.2%}  "
+                f"train {row['wall_s']:.0f} s wall / {row['cpu_s']:.0f} s CPU  "
+                f"latency {model_ms:.2f} ms (baseline MatMul {base_ms:.3f} ms, "
+                f"ratio {model_ms / base_ms:.1f}x)",
+                flush=True,
+            )
+    accs = [r["test_accuracy"] for r in rows]
+    summary = {
+        "recipe": "fast" if args.fast else "default",
+        "mean_test_accuracy": statistics.mean(accs),
+        "min_test_accuracy": min(accs),
+        "max_wall_minutes": max(r["wall_s"] for r in rows) / 60,
+        "max_cpu_minutes_per_2_cores": max(r["cpu_s"] for r in rows) / 60 / 2,
+        "max_latency_ms": max(r["latency_ms"] for r in rows),
+        "seeds": rows,
+    }
+    summary["goals"] = {
+        "mean >= 96%": summary["mean_test_accuracy"] >= GOAL_MEAN,
+        "every seed >= 94.5%": summary["min_test_accuracy"] >= GOAL_MIN,
+        "training <= 10 min (wall)": summary["max_wall_minutes"] <= GOAL_MINUTES,
+        "latency <= 2 ms": summary["max_latency_ms"] <= GOAL_MS,
+    }
+    print(
+        f"\nmean test accuracy {summary['mean_test_accuracy']:.2%} (min {summary['min_test_accuracy']:.2%}, "
+        f"max {max(accs):.2%}); longest training {summary['max_wall_minutes']:.1f} min wall "
+        f"(CPU time / 2 cores: {summary['max_cpu_minutes_per_2_cores']:.1f} min); "
+        f"worst single-image latency {summary['max_latency_ms']:.2f} ms"
+    )
+    for goal, ok in summary["goals"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

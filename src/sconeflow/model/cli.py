@@ -1,0 +1,354 @@
+"""``sconeflow train`` (+ ``train list|describe``), ``sconeflow evaluate`` and ``sconeflow predict``.
+
+Heavy modules (torch, onnxruntime, matplotlib) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sconeflow.cliutil import HomeOption, console, err_console, progress, settings_for
+
+if TYPE_CHECKING:
+    from sconeflow.model.evaluate import EvaluationReport
+
+train_app = typer.Typer(
+    help="Train the image classifier (default: the benchmarked recipe; --fast for a quick look), "
+    "list and describe training jobs.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="A training-job name, a model.tar.gz path, or s3://bucket/key in the store."
+    ),
+]
+
+
+@train_app.callback()
+def train_command(
+    ctx: typer.Context,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per network (default 30; --fast 10).")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", help="Peak SGD learning rate.")
+    ] = None,
+    mini_batch_size: Annotated[
+        int | None, typer.Option("--mini-batch-size", help="Batch size (default 64).")
+    ] = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option("--num-classes", help="Expected number of classes (checked vs classes.json)."),
+    ] = None,
+    image_shape: Annotated[str, typer.Option("--image-shape", help="Input shape C,H,W.")] = "3,32,32",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data -> same model).")] = 0,
+    ensemble_size: Annotated[
+        int | None, typer.Option("--ensemble-size", help="Networks to train (default 3; --fast 1).")
+    ] = None,
+    distill: Annotated[
+        bool | None,
+        typer.Option(
+            "--distill/--no-distill", help="Distill the ensemble into one student network (fast inference)."
+        ),
+    ] = None,
+    tta: Annotated[
+        str, typer.Option(help="Test-time augmentation in the graph: none, flip, or auto (by val).")
+    ] = "none",
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Stratified validation fold per network (0 = none).")
+    ] = 0.1,
+    widths: Annotated[
+        str | None,
+        typer.Option(help="Channel widths of the three blocks (default 64,256,256; --fast 32,128,128)."),
+    ] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Short schedule: one small net, 10 epochs.")] = False,
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket of the prepared dataset (default: the configured bucket).")
+    ] = None,
+    job_name: Annotated[
+        str | None, typer.Option("--job-name", help="Name of the job (default: generated).")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 2,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    no_evaluate: Annotated[
+        bool, typer.Option("--no-evaluate", help="Skip the test-split evaluation.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Train on the prepared dataset, write models/<job>/output/model.tar.gz, record the training job."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sconeflow.model.recipe import TrainConfig
+
+    changes: dict[str, Any] = {
+        "image_shape": image_shape,
+        "seed": seed,
+        "tta": tta,
+        "val_fraction": val_fraction,
+        "num_threads": threads,
+        "device": device,
+        "bucket": bucket,
+        "evaluate_test": not no_evaluate,
+    }
+    for key, value in (
+        ("epochs", epochs),
+        ("learning_rate", learning_rate),
+        ("mini_batch_size", mini_batch_size),
+        ("num_classes", num_classes),
+        ("ensemble_size", ensemble_size),
+        ("distill", distill),
+    ):
+        if value is not None:
+            changes[key] = value
+    if widths is not None:
+        try:
+            changes["widths"] = tuple(int(w) for w in widths.split(","))
+        except ValueError as exc:
+            from sconeflow.model.errors import InvalidHyperparameter
+
+            raise InvalidHyperparameter(
+                f"--widths {widths!r} must be three integers like 64,256,256"
+            ) from exc
+    config = TrainConfig.fast(**changes) if fast else TrainConfig(**changes)
+    settings = settings_for(home)
+
+    from sconeflow.model.train import total_epochs, train
+
+    with progress() as bar:
+        task = bar.add_task("training", total=total_epochs(config))
+
+        def on_epoch(report: Any) -> None:
+            val = f" val {report.val_accuracy:.1%}" if report.val_accuracy is not None else ""
+            bar.update(
+                task,
+                advance=1,
+                description=f"{report.stage} epoch {report.epoch}/{report.epochs} loss {report.loss:.3f}{val}"
+                f" ({report.seconds:.1f}s)",
+            )
+
+        job = train(settings, config, job_name=job_name, on_epoch=on_epoch)
+    _print_job_summary(settings, job)
+
+
+def _print_job_summary(settings: Any, job: Any) -> None:
+    metrics = job.final_metrics
+    table = Table(title=f"training job {job.name}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("status", job.status)
+    table.add_row("model artifact", job.model_artifacts or "-")
+    for key in ("val_accuracy", "val_accuracy_flip_tta", "test_accuracy", "test_ece"):
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.2%}" if "accuracy" in key else f"{value:.4f}")
+    if "train_wall_seconds" in metrics:
+        table.add_row(
+            "training time",
+            f"{metrics['train_wall_seconds']:.1f} s wall, {metrics['train_cpu_seconds']:.1f} s CPU",
+        )
+    if "latency_ms_batch1" in metrics:
+        table.add_row("ONNX latency (batch 1)", f"{metrics['latency_ms_batch1']:.2f} ms")
+    console.print(table)
+    report_key = f"models/{job.name}/output/evaluation"
+    try:
+        from sconeflow.model.evaluate import EvaluationReport
+        from sconeflow.store import open_store
+
+        store = open_store(settings.resolved_store_uri)
+        doc = json.loads(store.get_object(job.bucket, report_key + ".json"))
+        _print_report(_report_from_dict(doc, EvaluationReport))
+        console.print(f"evaluation PNG: s3://{job.bucket}/{report_key}.png")
+    except Exception:  # no test split: nothing more to show
+        pass
+
+
+def _report_from_dict(doc: dict[str, Any], cls: type) -> Any:
+    per = doc["per_class"]
+    return cls(
+        classes=doc["classes"],
+        n=doc["n"],
+        accuracy=doc["accuracy"],
+        precision=[per[c]["precision"] for c in doc["classes"]],
+        recall=[per[c]["recall"] for c in doc["classes"]],
+        f1=[per[c]["f1"] for c in doc["classes"]],
+        support=[per[c]["support"] for c in doc["classes"]],
+        confusion=doc["confusion_matrix"]["matrix"],
+        ece=doc["ece"],
+        nll=doc["nll"],
+        reliability=doc["reliability"],
+        misclassified=doc["misclassified"],
+    )
+
+
+def _print_report(report: EvaluationReport) -> None:
+    console.print(
+        f"accuracy [bold]{report.accuracy:.2%}[/] on {report.n} images, "
+        f"ECE {report.ece:.4f}, NLL {report.nll:.4f}"
+    )
+    per_class = Table(title="per class")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="right" if column != "class" else "left")
+    for i, name in enumerate(report.classes):
+        per_class.add_row(
+            name,
+            f"{report.precision[i]:.3f}",
+            f"{report.recall[i]:.3f}",
+            f"{report.f1[i]:.3f}",
+            str(report.support[i]),
+        )
+    console.print(per_class)
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for name in report.classes:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(report.classes, report.confusion, strict=True):
+        confusion.add_row(name, *(str(v) for v in row))
+    console.print(confusion)
+
+
+@train_app.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """List training jobs, newest first."""
+    from sconeflow.model.jobs import TrainingJobs
+
+    jobs = TrainingJobs(settings_for(home)).list(status=status)
+    if as_json:
+        console.print_json(json.dumps({"TrainingJobSummaries": [_summary(j) for j in jobs]}))
+        return
+    table = Table(title="training jobs")
+    for column in ("name", "status", "created", "duration", "val acc", "test acc"):
+        table.add_column(column)
+    for job in jobs:
+        seconds = job.training_seconds
+        metrics = job.final_metrics
+        table.add_row(
+            job.name,
+            job.status,
+            job.created_at,
+            f"{seconds:.0f} s" if seconds is not None else "-",
+            f"{metrics['val_accuracy']:.1%}" if "val_accuracy" in metrics else "-",
+            f"{metrics['test_accuracy']:.1%}" if "test_accuracy" in metrics else "-",
+        )
+    console.print(table)
+
+
+def _summary(job: Any) -> dict[str, Any]:
+    return {
+        "TrainingJobName": job.name,
+        "TrainingJobStatus": job.status,
+        "CreationTime": job.created_at,
+        "TrainingEndTime": job.ended_at,
+        "LastModifiedTime": job.last_modified,
+    }
+
+
+@train_app.command("describe")
+def describe_job(
+    name: Annotated[str, typer.Argument(help="Training-job name.")], home: HomeOption = None
+) -> None:
+    """Print a training job like DescribeTrainingJob (JSON)."""
+    from sconeflow.model.jobs import TrainingJobs
+
+    job = TrainingJobs(settings_for(home)).get(name)
+    console.print_json(json.dumps(job.describe()))
+
+
+def evaluate_command(
+    model: ModelOption,
+    split: Annotated[str, typer.Option(help="Split of the prepared dataset to evaluate on.")] = "test",
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket of the prepared dataset (default: the configured bucket).")
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option("--png", help="Where to write the PNG (default: <home>/reports/<model>-<split>.png)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 2,
+    home: HomeOption = None,
+) -> None:
+    """Evaluate a model on a split: accuracy, per-class P/R/F1, confusion matrix, ECE, and a PNG.
+
+    The PNG holds the confusion matrix, a reliability diagram and the misclassified images.
+    """
+    from sconeflow.model.artifact import load_classifier, resolve_model
+    from sconeflow.model.dataload import load_split_data
+    from sconeflow.model.evaluate import evaluate, render_png
+    from sconeflow.store import open_store
+
+    settings = settings_for(home)
+    resolved = resolve_model(settings, model)
+    classifier = load_classifier(resolved, intra_op_threads=threads)
+    store = open_store(settings.resolved_store_uri)
+    data = load_split_data(store, bucket or settings.bucket, split)
+    report = evaluate(classifier, data)
+    label = resolved.job_name or Path(resolved.uri).parent.parent.name or "model"
+    target = png or settings.home / "reports" / f"{label}-{split}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(render_png(report, title=f"{resolved.ref} on {split}"))
+    if as_json:
+        console.print_json(json.dumps({**report.as_dict(), "png": str(target), "model": resolved.uri}))
+        return
+    console.print(f"model {resolved.uri}")
+    _print_report(report)
+    console.print(f"PNG: {target}")
+
+
+def predict_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...; any size).")],
+    model: ModelOption,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines: file, class, probabilities.")
+    ] = False,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 2,
+    home: HomeOption = None,
+) -> None:
+    """Print class probabilities for each image."""
+    from sconeflow.model.artifact import load_classifier, resolve_model
+    from sconeflow.model.errors import InvalidImage
+
+    settings = settings_for(home)
+    classifier = load_classifier(resolve_model(settings, model), intra_op_threads=threads)
+    payloads = []
+    for path in images:
+        try:
+            payloads.append(path.read_bytes())
+        except OSError as exc:
+            raise InvalidImage(f"cannot read {path}: {exc.strerror}") from exc
+    probs = classifier.predict_images(payloads)
+    if as_json:
+        for path, row in zip(images, probs, strict=True):
+            line = {
+                "file": str(path),
+                "class": classifier.classes[int(row.argmax())],
+                "probabilities": {c: float(p) for c, p in zip(classifier.classes, row, strict=True)},
+            }
+            console.print(json.dumps(line), highlight=False, soft_wrap=True)
+        return
+    table = Table(title="predictions")
+    table.add_column("image")
+    table.add_column("class", style="bold")
+    for name in classifier.classes:
+        table.add_column(name, justify="right")
+    for path, row in zip(images, probs, strict=True):
+        table.add_row(str(path), classifier.classes[int(row.argmax())], *(f"{p:.4f}" for p in row))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.command("evaluate")(evaluate_command)
+    app.command("predict")(predict_command)
+
+
+__all__ = ["err_console", "register"]
