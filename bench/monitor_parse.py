@@ -92,7 +92,8 @@ def main() -> None:
         store = LocalStore(settings.buckets_dir)
         n = args.records
         lines, t_gen = timed(lambda: generate(store, settings.bucket, n))
-        print(f"generated {n} records in {len(lines) // 1000 + (len(lines) % 1000 > 0)} files in {t_gen:.1f}s")
+        files = -(-len(lines) // 1000)
+        print(f"generated {n} records in {files} files in {t_gen:.1f}s")
 
         _, t_json = timed(lambda: [json.loads(line) for line in lines])
         source = resolve_source(settings, endpoint="bench-ep")
@@ -116,7 +117,8 @@ def main() -> None:
             tab = table_from_records(caps.records, baseline.classes)
             compute_statistics(tab)
             violations = evaluate(baseline, tab)
-            write_report(tab, Path(tmp) / "report", baseline=baseline, violations=violations, source=source.uri)
+            out = Path(tmp) / "report"
+            write_report(tab, out, baseline=baseline, violations=violations, source=source.uri)
 
         _, t_full = timed(full_report)
 

@@ -19,7 +19,8 @@ def test_monitor_reads_a_real_endpoints_captures(
     from sconeflow.endpoint.registry import delete, deploy, stop_all
 
     dest = f"s3://{settings.bucket}/custom-capture"
-    view = deploy(settings, str(monitor_model.artifact), name="mon-e2e", capture_percent=100, capture_dest=dest)
+    artifact = str(monitor_model.artifact)
+    view = deploy(settings, artifact, name="mon-e2e", capture_percent=100, capture_dest=dest)
     try:
         images = baseline_like_images(20, seed=41)
         for image in images:
@@ -31,12 +32,22 @@ def test_monitor_reads_a_real_endpoints_captures(
         stop_all(settings)  # graceful: the capture writer publishes everything accepted
         runner = CliRunner()
         result = runner.invoke(
-            app, ["monitor", "run", "--endpoint", "mon-e2e", "--window", "1h", "--baseline", str(baseline_dir)]
+            app, ["monitor", "run", "-e", "mon-e2e", "--window", "1h", "--baseline", str(baseline_dir)]
         )
         assert result.exit_code == 0, result.output
         assert "(40 records)" in result.output
         result = runner.invoke(
-            app, ["monitor", "report", "-e", "mon-e2e", "-o", str(tmp_path / "r"), "--baseline", str(baseline_dir)]
+            app,
+            [
+                "monitor",
+                "report",
+                "-e",
+                "mon-e2e",
+                "-o",
+                str(tmp_path / "r"),
+                "--baseline",
+                str(baseline_dir),
+            ],
         )
         assert result.exit_code == 0, result.output
         assert "40 invocations" in " ".join(result.output.split())
