@@ -65,6 +65,6 @@ class History:
             if details is not None:
                 event[details_key(event_type)] = details
             self.events.append(event)
-        if self._listener is not None:
-            self._listener.on_event(event)
+            if self._listener is not None:  # under the lock, so a listener sees ids in order
+                self._listener.on_event(event)
         return event_id
