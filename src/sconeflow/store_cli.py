@@ -131,7 +131,12 @@ def _plan_copies(store, source: str, destination: str, recursive: bool) -> list[
             raise StoreUsageError(f"{source!r} names no key")
         if not _is_remote(source) and not Path(source).is_file():
             raise StoreUsageError(f"{source} is not a file (use --recursive for folders)")
-        if destination.endswith("/") or (not _is_remote(destination) and Path(destination).is_dir()):
+        to_bucket_root = _is_remote(destination) and not _split(destination)[1]
+        if (
+            to_bucket_root
+            or destination.endswith("/")
+            or (not _is_remote(destination) and Path(destination).is_dir())
+        ):
             destination = destination.rstrip("/") + "/" + name
         return [(source, destination)]
     pairs = []

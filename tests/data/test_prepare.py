@@ -238,3 +238,24 @@ def test_prepare_into_s3_through_boto3(settings, small_tarball):
         assert (first.written, again.written, again.unchanged) == (35, 0, 35)
         split = load_split(s3, "s3-dataset", "test")
         assert split.images.shape == (8, 32, 32, 3) and split.classes == ["bicycle", "motorcycle"]
+
+
+def test_missing_source_is_a_named_error(settings, store, tmp_path):
+    from sconeflow.data.errors import SourceNotFound
+
+    with pytest.raises(SourceNotFound):
+        prepare_dataset(settings, source=tmp_path / "nothing-here.tar.gz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceNotFound, match="missing"):
+        prepare_dataset(settings, source=tmp_path / "empty")
+    assert _snapshot(store) == {}
+
+
+def test_cli_synthesize_then_prepare(settings, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "synthetic.tar.gz"
+    args = ["--classes", "bus,train,tank", "--n-train", "4", "--n-test", "2", "--distractors", "3"]
+    result = runner.invoke(app, ["data", "synthesize", str(out), *args])
+    assert result.exit_code == 0, result.output
+    report = prepare_dataset(settings, source=out, classes=["bus", "train", "tank"])
+    assert report.counts["train"] == {"bus": 4, "train": 4, "tank": 4}

@@ -30,6 +30,9 @@ def test_mb_cp_ls_cat_rm_rb(cli, store: LocalStore, tmp_path):
     assert result.exit_code == 0, result.output
     assert "upload:" in result.output
     assert store.get_object("cli-bucket", "docs/hello.txt") == b"hello store"
+    assert cli("store", "cp", str(local), "s3://cli-bucket").exit_code == 0
+    assert store.get_object("cli-bucket", "hello.txt") == b"hello store"
+    assert cli("store", "rm", "s3://cli-bucket/hello.txt").exit_code == 0
 
     listing = cli("store", "ls", "s3://cli-bucket")
     assert "PRE docs/" in listing.output

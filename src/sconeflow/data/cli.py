@@ -127,5 +127,27 @@ def info(
         console.print(f"source: {document['source']}")
 
 
+@data_app.command("synthesize")
+def synthesize(
+    out: Annotated[Path, typer.Argument(help="Where to write the .tar.gz.")],
+    classes: Annotated[str, typer.Option("--classes", help="Comma-separated fine label names.")] = (
+        "bicycle,motorcycle"
+    ),
+    n_train: Annotated[int, typer.Option("--n-train", help="Training rows per class.")] = 50,
+    n_test: Annotated[int, typer.Option("--n-test", help="Test rows per class.")] = 10,
+    distractors: Annotated[int, typer.Option("--distractors", help="Noise rows per split.")] = 0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write a small synthetic CIFAR-100-format tarball with learnable classes (for demos and tests)."""
+    from sconeflow.data.synthetic import make_cifar_tarball
+
+    names = _split_list(classes) or []
+    path = make_cifar_tarball(out, names, n_train=n_train, n_test=n_test, seed=seed, distractors=distractors)
+    console.print(
+        f"wrote {path} ({path.stat().st_size} bytes): {len(names)} classes x "
+        f"({n_train} train + {n_test} test) rows, {distractors} distractors per split"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
