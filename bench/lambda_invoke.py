@@ -7,6 +7,9 @@ Measures an echo function (returns its event): p50/p99 latency and invocations/s
 measured in the same process: calling the handler in-process (JSON in and out), and a boto3 call
 the gateway answers without Lambda (S3 HeadBucket), i.e. the cost of boto3 + HTTP alone.
 Targets: warm p50 <= 1 ms through the runtime, <= 3 ms through the gateway with boto3.
+
+The gateway runs as users run it: a separate process started by ``sconeflow up`` (a gateway thread in
+the benchmark's own process would compete with boto3 for the GIL and measure that instead).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ECHO = "def handler(event, context):\n    return event\n"
 PAYLOAD = json.dumps(
@@ -67,9 +71,9 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(label: str, samples: list[float], base: float | None = None) -> float:
+def report(label: str, samples: list[float], base: float | None = None, versus: str = "baseline") -> float:
     p50 = statistics.median(samples)
-    ratio = f"  ({p50 / base:6.1f}x baseline)" if base else ""
+    ratio = f"  ({p50 / base:6.1f}x {versus})" if base else ""
     print(f"{label:<44} p50 {p50:7.3f} ms  p99 {pct(samples, 0.99):7.3f} ms{ratio}")
     return p50
 
@@ -90,8 +94,7 @@ def main() -> int:
     (code / "echo.py").write_text(ECHO)
 
     from sconeflow.config import load_settings
-    from sconeflow.gateway.client import boto3_client
-    from sconeflow.gateway.server import start_in_process
+    from sconeflow.gateway.client import boto3_client, gateway_url
     from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
     from sconeflow.lambda_runtime.runtime import LambdaRuntime
     from sconeflow.store import LocalStore
@@ -102,8 +105,23 @@ def main() -> int:
     FunctionRegistry(settings).register(
         FunctionConfig(name="echo", handler="echo.handler", code_dir=str(code), timeout=10, concurrency=8)
     )
-    gateway = start_in_process(settings)
-    runtime = LambdaRuntime(settings, endpoint_url=gateway.url)
+    import subprocess
+
+    def cli(*words: str) -> None:
+        subprocess.run([sys.executable, "-m", "sconeflow", *words], check=True, capture_output=True)
+
+    cli("up", "--port", "0", "--no-endpoints")
+    url = gateway_url(settings)
+    assert url, "the gateway did not start"
+    runtime = LambdaRuntime(settings)
+    try:
+        return _run(args, settings, runtime, url, boto3_client)
+    finally:
+        runtime.close()
+        cli("down")
+
+
+def _run(args: argparse.Namespace, settings: Any, runtime: Any, url: str, boto3_client: Any) -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, n={args.n}, payload {len(PAYLOAD)} bytes")
 
     namespace: dict[str, object] = {}
@@ -120,12 +138,24 @@ def main() -> int:
         "LambdaRuntime.invoke (warm)", measure(lambda: runtime.invoke("echo", PAYLOAD), args.n), base
     )
 
-    s3 = boto3_client(settings, "s3", url=gateway.url)
+    s3 = boto3_client(settings, "s3", url=url)
     boto_base = report(
         "baseline: boto3 S3 HeadBucket via gateway",
         measure(lambda: s3.head_bucket(Bucket="sconeflow-default"), args.n),
     )
-    lam = boto3_client(settings, "lambda", url=gateway.url)
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+
+    def raw_invoke() -> bytes:
+        conn.request("POST", "/2015-03-31/functions/echo/invocations", body=PAYLOAD)
+        return conn.getresponse().read()
+
+    report("raw HTTP POST invoke via gateway (no boto3)", measure(raw_invoke, args.n), direct, "runtime")
+    conn.close()
+    lam = boto3_client(settings, "lambda", url=url)
     via_gateway = report(
         "boto3 lambda.invoke via gateway (warm)",
         measure(lambda: lam.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read(), args.n),
@@ -138,7 +168,7 @@ def main() -> int:
         print(f"{f'runtime invocations/s, {threads} thread(s)':<44} {rate:9.0f}/s")
 
         def make_boto() -> Callable[[], object]:
-            client = boto3_client(settings, "lambda", url=gateway.url)
+            client = boto3_client(settings, "lambda", url=url)
             return lambda: client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
 
         rate = throughput(make_boto, threads, args.seconds)
@@ -150,8 +180,6 @@ def main() -> int:
         f"targets: runtime p50 {direct:.3f} ms <= 1 ms: {'PASS' if ok_runtime else 'MISS'}; "
         f"gateway p50 {via_gateway:.3f} ms <= 3 ms: {'PASS' if ok_gateway else 'MISS'}"
     )
-    runtime.close()
-    gateway.close()
     return 0
 
 
