@@ -32,7 +32,7 @@ from sconeflow.data.dataset import (
     manifest_key,
 )
 from sconeflow.data.download import CIFAR100_MD5, CIFAR100_URL, download, verify_md5
-from sconeflow.data.errors import CorruptDataset, EmptyClass, UnknownClass
+from sconeflow.data.errors import CorruptDataset, DownloadError, EmptyClass, UnknownClass
 from sconeflow.data.transform import encode_png, rows_to_images
 from sconeflow.store import InvalidKey, NoSuchBucket, ObjectStore, open_store, validate_key
 
@@ -218,7 +218,10 @@ def load_source(
         link = url or CIFAR100_URL
         checksum = md5 if md5 is not None else (CIFAR100_MD5 if link == CIFAR100_URL else None)
         on_bytes = (lambda done, total: progress("download", done, total)) if progress else None
-        path = download(link, settings.cache_dir / "downloads", md5=checksum, progress=on_bytes)
+        try:
+            path = download(link, settings.cache_dir / "downloads", md5=checksum, progress=on_bytes)
+        except DownloadError as exc:
+            raise DownloadError(f"{exc} (offline? pass --source with a local tarball or folder)") from None
         return cifar.read_tarball(path, work_dir=work_dir, on_bytes=_extract_progress(progress)), link
     path = Path(source).expanduser()
     if md5 is not None and path.is_file():
