@@ -337,11 +337,26 @@ def plot_confidence_histogram(
     fig.savefig(path, dpi=DPI)
 
 
-def plot_image_stats_drift(table: FeatureTable, path: Path, baseline: Baseline | None) -> None:
+def plot_image_stats_drift(
+    table: FeatureTable,
+    path: Path,
+    baseline: Baseline | None,
+    violations: Sequence[dict[str, str]] | None = None,
+) -> None:
+    """Small multiples against the baseline; red marks a feature with a baseline_drift_check violation."""
     fig = _figure(13.0, 7.5)
     axes = fig.subplots(2, 3)
     threshold = _drift_threshold(baseline)
     stats = feature_map(baseline.statistics) if baseline else {}
+    flagged = (
+        {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
+        if violations is not None
+        else None
+    )
+
+    def drifted(name: str, distance: float) -> bool:
+        return distance > threshold if flagged is None else name in flagged
+
     distances: list[tuple[str, float]] = []
     for ax, (name, unit) in zip(axes.flat, DRIFT_FEATURES, strict=False):
         values = table.numeric[name]
@@ -377,10 +392,8 @@ def plot_image_stats_drift(table: FeatureTable, path: Path, baseline: Baseline |
         distance = _feature_distance(baseline, name, values)
         if distance is not None:
             distances.append((name, distance))
-            drifted = distance > threshold
-            ax.set_title(
-                f"{name}: distance {distance:.3f}", color=_BELOW if drifted else "black", fontsize=11
-            )
+            color = _BELOW if drifted(name, distance) else "black"
+            ax.set_title(f"{name}: distance {distance:.3f}", color=color, fontsize=11)
         else:
             ax.set_title(name, fontsize=11)
         ax.set_xlabel(unit, fontsize=9)
@@ -398,7 +411,7 @@ def plot_image_stats_drift(table: FeatureTable, path: Path, baseline: Baseline |
     if distances:
         names = [d[0] for d in distances][::-1]
         vals = [d[1] for d in distances][::-1]
-        colors = [_BELOW if v > threshold else _ABOVE for v in vals]
+        colors = [_BELOW if drifted(n, v) else _ABOVE for n, v in zip(names, vals, strict=True)]
         ax.barh(names, vals, color=colors)
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:g}")
         ax.set_xlim(0, max(1.0 * max(vals) * 1.1, threshold * 1.5))
@@ -409,7 +422,9 @@ def plot_image_stats_drift(table: FeatureTable, path: Path, baseline: Baseline |
     else:
         _empty(ax, "no baseline: run\n`sconeflow monitor baseline`")
         ax.set_title("Drift distance per feature", fontsize=11)
-    fig.suptitle("Image statistics of captured traffic against the baseline (red = drift above threshold)")
+    fig.suptitle(
+        "Image statistics of captured traffic against the baseline (red = baseline_drift_check violation)"
+    )
     fig.savefig(path, dpi=DPI)
 
 
@@ -559,7 +574,7 @@ def write_report(
     plot_confidence_over_time(table, paths[0], threshold)
     plot_class_mix(table, paths[1])
     plot_confidence_histogram(table, paths[2], baseline, threshold)
-    plot_image_stats_drift(table, paths[3], baseline)
+    plot_image_stats_drift(table, paths[3], baseline, violations)
     plot_invocations_per_minute(table, paths[4])
     violation_list = list(violations or [])
     summary = summarize(table, threshold, malformed=len(malformed), violations=len(violation_list))
