@@ -19,6 +19,7 @@ from sconeflow.stepfunctions.render import (
     RenderError,
     render_graph,
     state_statuses,
+    taken_edges,
 )
 from sconeflow.stepfunctions.service import StepFunctionsService
 
@@ -97,6 +98,13 @@ def test_succeeded_caught_failed_and_not_started(settings: Settings, tmp_path: P
         },
     )
     assert result.path.stat().st_size > 10_000
+    assert taken_edges(events) == {
+        ("__start__", "Prepare"),
+        ("Prepare", "Risky"),
+        ("Risky", "Recover"),
+        ("Recover", "GiveUp"),
+        ("GiveUp", "__end__"),
+    }
 
 
 def test_in_progress_then_canceled(settings: Settings, tmp_path: Path) -> None:

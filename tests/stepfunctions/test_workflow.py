@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from sconeflow.config import Settings, load_settings
-from sconeflow.stepfunctions.render import STATUS_STYLE, render_graph
+from sconeflow.stepfunctions.render import STATUS_STYLE, render_execution
 from sconeflow.stepfunctions.service import StepFunctionsService
 from sconeflow.stepfunctions.topic_log import TopicLog
 from sconeflow.stepfunctions.validate import validate_definition
@@ -187,14 +187,7 @@ def test_confident_image_succeeds_and_unsure_image_fails_and_notifies(
             },
         ),
     ):
-        record, events = service.history(name)
-        result = render_graph(
-            WORKFLOW.read_text(),
-            tmp_path / f"{name}.png",
-            events=events,
-            execution_status=record.status,
-            title=name,
-        )
+        result = render_execution(service, name, tmp_path / f"{name}.png")
         for state, status in expected.items():
             assert result.statuses[state] == status, (name, state)
             fill = hex_rgb(STATUS_STYLE[status][0])

@@ -488,7 +488,7 @@ def render_cmd(
     home: HomeOption = None,
 ) -> None:
     """Draw the execution like the AWS console graph, each state coloured by what happened."""
-    from sconeflow.stepfunctions.render import render_graph
+    from sconeflow.stepfunctions.render import render_execution, render_graph
 
     service = _service(settings_for(home))
     if machine:
@@ -497,19 +497,7 @@ def render_cmd(
             record.definition, output, title=record.name, subtitle=f"{record.type} state machine"
         )
     else:
-        record, events = service.history(execution)
-        definition = service.store.get_machine_revision(record.state_machine_arn, record.revision).definition
-        subtitle = f"{record.state_machine_name} · {record.status} · started {_fmt_time(record.start_date)}"
-        if record.error:
-            subtitle += f" · {record.error}"
-        result = render_graph(
-            definition,
-            output,
-            events=events,
-            execution_status=record.status,
-            title=f"Execution {record.name}",
-            subtitle=subtitle,
-        )
+        result = render_execution(service, execution, output)
     console.print(f"wrote {result.path} ({result.width_px}x{result.height_px} px)")
 
 

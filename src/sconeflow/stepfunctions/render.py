@@ -42,6 +42,8 @@ _PRIORITY = [FAILED, IN_PROGRESS, CANCELED, CAUGHT, SUCCEEDED, NOT_STARTED]
 START_END_FILL = "#f4ead6"
 START_END_BORDER = "#b8a07a"
 EDGE_COLOR = "#545b64"
+TAKEN_EDGE_COLOR = "#16191f"  # transitions the execution took
+IDLE_EDGE_COLOR = "#9ba7b6"  # transitions it did not take
 TEXT_COLOR = "#16191f"
 
 _FAILURE_EVENTS = {
@@ -180,6 +182,28 @@ def state_statuses(events: list[dict[str, Any]], execution_status: str | None = 
             result = CANCELED  # e.g. a sibling branch failed and this one was stopped
         per_name.setdefault(visit.name, []).append(result)
     return {name: min(results, key=_PRIORITY.index) for name, results in per_name.items()}
+
+
+def taken_edges(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Transitions an execution took, as (from, to) state names ("__start__"/"__end__" at the ends)."""
+    by_id = {int(e["id"]): e for e in events if "id" in e}
+    taken: set[tuple[str, str]] = set()
+    for event in events:
+        kind = str(event.get("type", ""))
+        if kind.endswith("StateEntered"):
+            target = _details(event).get("name", "")
+        elif kind in ("ExecutionSucceeded", "ExecutionFailed"):
+            target = "__end__"
+        else:
+            continue
+        prev = by_id.get(int(event.get("previousEventId") or 0))
+        prev_kind = str(prev.get("type", "")) if prev else ""
+        if prev is None or prev_kind == "ExecutionStarted":
+            if target != "__end__" and int(event.get("previousEventId") or 0) in (0, 1):
+                taken.add(("__start__", target))
+        elif prev_kind.endswith("StateExited") or (target == "__end__" and prev_kind == "FailStateEntered"):
+            taken.add((_details(prev).get("name", ""), target))
+    return taken
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -476,6 +500,7 @@ def render_graph(
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 
     statuses = state_statuses(events, execution_status) if events is not None else {}
+    taken = taken_edges(events) if events is not None else set()
     graph = _build(spec["States"], str(spec.get("StartAt", "")), True)
     header_h = 0.75 if (title or subtitle) else 0.2
     legend_h = 0.7
@@ -641,7 +666,9 @@ def render_graph(
         for i, edge in enumerate(g.edges):
             src, dst = g.nodes[edge.src], g.nodes[edge.dst]
             side = g.edge_sides.get(i)
-            color = EDGE_COLOR
+            was_taken = (edge.src, edge.dst) in taken
+            color = TAKEN_EDGE_COLOR if was_taken else (EDGE_COLOR if events is None else IDLE_EDGE_COLOR)
+            line_w = 2.0 if was_taken else 1.1
             style = (0, (4, 3)) if edge.dashed else "-"
             if side is None:
                 start = (src.cx, src.y + src.h)
@@ -669,9 +696,9 @@ def render_graph(
                 xs,
                 [*ys[:-1], ys[-1] - 0.02],
                 color=color,
-                linewidth=1.1,
+                linewidth=line_w,
                 linestyle=style,
-                zorder=2,
+                zorder=2.2 if was_taken else 2,
                 solid_capstyle="butt",
             )
             ax.add_patch(
@@ -739,4 +766,24 @@ def render_graph(
         height_px=height_px,
         boxes=boxes,
         statuses={n: status_of(n) for n in boxes},
+    )
+
+
+def render_execution(service: Any, execution: str, output: str | Path, *, dpi: int = 110) -> RenderResult:
+    """Draw one execution of a :class:`~sconeflow.stepfunctions.service.StepFunctionsService` (by ARN or name)
+    with the definition revision it ran, titled like the console's execution page."""
+    record, events = service.history(execution)
+    definition = service.store.get_machine_revision(record.state_machine_arn, record.revision).definition
+    started = record.start_date.strftime("%Y-%m-%d %H:%M:%S UTC")
+    subtitle = f"{record.state_machine_name} · {record.status} · started {started}"
+    if record.error:
+        subtitle += f" · {record.error}"
+    return render_graph(
+        definition,
+        output,
+        events=events,
+        execution_status=record.status,
+        title=f"Execution {record.name}",
+        subtitle=subtitle,
+        dpi=dpi,
     )
