@@ -478,7 +478,8 @@ class LocalStore:
         # The continuation token is the last key or common prefix returned, base64-encoded.
         after = _decode_token(continuation_token) if continuation_token else (start_after or "")
         after_bytes = after.encode("utf-8")
-        skip_prefix = after if continuation_token and delimiter and after.endswith(delimiter) else None
+        # After a common prefix (from a token, a marker or start-after), skip the keys it rolled up.
+        skip_prefix = after if delimiter and after.endswith(delimiter) else None
         if max_keys <= 0:
             return ListResult([], [], False, None, 0)
         objects: list[ObjectInfo] = []

@@ -150,6 +150,10 @@ def test_list_pagination_over_common_prefixes(any_store):
 def test_list_start_after_and_zero_max_keys(any_store):
     _fill(any_store, ["a", "b", "c"])
     assert [o.key for o in any_store.list_objects("list-bucket", start_after="a").objects] == ["b", "c"]
+    any_store.put_object("list-bucket", "d0/x", b"")
+    any_store.put_object("list-bucket", "d1/x", b"")
+    page = any_store.list_objects("list-bucket", delimiter="/", start_after="d0/")
+    assert page.common_prefixes == ["d1/"] and page.objects == []
     empty = any_store.list_objects("list-bucket", max_keys=0)
     assert empty.objects == [] and empty.key_count == 0
 
