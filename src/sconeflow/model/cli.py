@@ -120,6 +120,7 @@ def train_command(
 
     from sconeflow.model.train import total_epochs, train
 
+    _sigterm_as_interrupt()
     with progress() as bar:
         task = bar.add_task("training", total=total_epochs(config))
 
@@ -134,6 +135,18 @@ def train_command(
 
         job = train(settings, config, job_name=job_name, on_epoch=on_epoch)
     _print_job_summary(settings, job)
+
+
+def _sigterm_as_interrupt() -> None:
+    """``kill <pid>`` stops a training job like Ctrl-C does (recorded as Stopped)."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _print_job_summary(settings: Any, job: Any) -> None:

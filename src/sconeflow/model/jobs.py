@@ -203,7 +203,24 @@ class TrainingJobs:
 
     def find(self, name: str) -> TrainingJob | None:
         row = self.db.query_one("SELECT * FROM training_jobs WHERE name = ?", (name,))
-        return _row_to_job(row) if row else None
+        if row is None:
+            return None
+        if self._reap(row):
+            row = self.db.query_one("SELECT * FROM training_jobs WHERE name = ?", (name,))
+        return _row_to_job(row)
+
+    def _reap(self, row: Any) -> bool:
+        """An InProgress job whose training process is gone (killed, crashed) becomes Failed."""
+        if row["status"] != "InProgress" or not row["pid"] or _pid_alive(row["pid"]):
+            return False
+        reason = f"the training process (pid {row['pid']}) exited before the job finished"
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE training_jobs SET status = 'Failed', secondary_status = 'Failed', ended_at = ?,"
+                " last_modified = ?, failure_reason = ? WHERE name = ? AND status = 'InProgress'",
+                (_now(), _now(), reason, row["name"]),
+            )
+        return True
 
     def get(self, name: str) -> TrainingJob:
         job = self.find(name)
@@ -218,4 +235,19 @@ class TrainingJobs:
             sql += " WHERE status = ?"
             params = (status,)
         sql += " ORDER BY created_at DESC, name DESC LIMIT ?"
-        return [_row_to_job(row) for row in self.db.query(sql, (*params, limit))]
+        rows = self.db.query(sql, (*params, limit))
+        if any(self._reap(row) for row in rows):
+            rows = self.db.query(sql, (*params, limit))
+        return [_row_to_job(row) for row in rows]
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
