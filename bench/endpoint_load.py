@@ -182,6 +182,7 @@ def server_means(before: dict[str, float], after: dict[str, float]) -> dict[str,
         "model_us": mean("ModelLatency"),
         "overhead_us": mean("OverheadLatency"),
         "batch": mean("sconeflow_batch_size"),
+        "throttle_us": mean("sconeflow_throttle_latency"),
     }
 
 
@@ -305,7 +306,9 @@ def main() -> None:
                 capture_percent=100,
                 serving={**serving, "max_queue": queue},
             )
+            before = server_totals(view.url)
             row = asyncio.run(drive(view.url, name, png, queue * 10, args.duration))
+            srv = server_means(before, server_totals(view.url))
             import urllib.request
 
             with urllib.request.urlopen(f"{view.url}/ping", timeout=5) as response:
@@ -316,7 +319,8 @@ def main() -> None:
             print(
                 f"  accepted {row['ok']} ({row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms), "
                 f"throttled {row['throttled']} (p50 {row['throttle_p50_ms']:.2f} ms, "
-                f"p99 {row['throttle_p99_ms']:.2f} ms), other errors {row['other']}"
+                f"p99 {row['throttle_p99_ms']:.2f} ms at the client; server-side mean "
+                f"{srv['throttle_us']:.0f} us), other errors {row['other']}"
             )
             accepted = row["ok"] + row["warm_ok"]
             print(

@@ -62,6 +62,7 @@ class EndpointMetrics:
         self.model_latency = Histogram(LATENCY_BUCKETS_US)
         self.overhead_latency = Histogram(LATENCY_BUCKETS_US)
         self.batch_size = Histogram(BATCH_BUCKETS)
+        self.throttle_latency = Histogram(LATENCY_BUCKETS_US)
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}
 
@@ -72,6 +73,7 @@ class EndpointMetrics:
             self.errors_4xx += 1
             if status == 429:
                 self.throttled += 1
+                self.throttle_latency.observe(total_us)
         elif status >= 500:
             self.errors_5xx += 1
         if model_us is not None:
@@ -112,6 +114,11 @@ class EndpointMetrics:
             ("ModelLatency", "Model call time per request, microseconds.", self.model_latency),
             ("OverheadLatency", "Request time minus model time, microseconds.", self.overhead_latency),
             ("sconeflow_batch_size", "Requests per model call.", self.batch_size),
+            (
+                "sconeflow_throttle_latency",
+                "Time to answer a throttled request, microseconds.",
+                self.throttle_latency,
+            ),
         ):
             out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} histogram", *hist.render(name, lab)])
         for name, (help_text, read) in self.gauges.items():
