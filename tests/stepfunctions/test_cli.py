@@ -218,3 +218,25 @@ def test_topic_log_refuses_bad_topics_and_huge_messages(settings: Settings) -> N
     with pytest.raises(MessageTooLong):
         topics.publish("arn:aws:sns:us-east-1:123456789012:t", "x" * 300_000)
     assert topics.read() == []
+
+
+@pytest.mark.timeout(180)
+def test_start_runs_in_the_gateway_and_down_records_the_shutdown(settings: Settings, tmp_path: Path) -> None:
+    from sconeflow.services import free_port
+
+    path = _write(tmp_path, "hold.json", WAIT_LONG)
+    sfn("create", "hold", str(path))
+    up = runner.invoke(app, ["up", "--port", str(free_port()), "--no-endpoints"])
+    assert up.exit_code == 0, up.output
+    try:
+        started = sfn("start", "hold", "--name", "in-gateway")
+        assert started.exit_code == 0 and "gateway" in started.output
+        service = StepFunctionsService(settings)
+        wait_for(lambda: len(service.history("in-gateway")[1]) >= 2, timeout=30)
+        assert service.describe_execution("in-gateway").status == "RUNNING"
+    finally:
+        down = runner.invoke(app, ["down"])
+        assert down.exit_code == 0, down.output
+    record = StepFunctionsService(settings).describe_execution("in-gateway")
+    assert (record.status, record.error) == ("ABORTED", "RunnerStopped")
+    assert "shut down" in record.cause

@@ -13,6 +13,7 @@ with error ``RunnerDied`` the next time anyone lists or describes it, never RUNN
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -224,6 +225,24 @@ class _Runs:
 
 
 _RUNS = _Runs()
+
+
+@atexit.register
+def _abort_on_exit() -> None:
+    """This process is shutting down (e.g. `sconeflow down` stopping the gateway): end its executions."""
+    runs = _RUNS.active()
+    if not runs:
+        return
+    cause = (
+        f"The sconeflow process that ran this execution (pid {os.getpid()} on {_HOST}) shut down "
+        "before the execution finished."
+    )
+    for run in runs:
+        try:
+            run.listener.flush()
+            run.store.force_abort(run.arn, error="RunnerStopped", cause=cause, stop_date=datetime.now(UTC))
+        except Exception:  # best effort at interpreter exit; reconcile() catches what is left
+            log.debug("could not record the shutdown of %s", run.arn, exc_info=True)
 
 
 # -- the service ------------------------------------------------------------------------------
