@@ -15,6 +15,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sconeflow.config import Settings
@@ -99,6 +100,14 @@ class Schedules:
             )
 
 
+def _absolute(location: str | None) -> str | None:
+    """Local paths become absolute: the worker process may run elsewhere."""
+    if not location or "://" in location:
+        return location
+    path = Path(location).expanduser()
+    return str(path.resolve()) if path.exists() or location.startswith((".", "~", "/")) else location
+
+
 def create_schedule(
     settings: Settings,
     name: str,
@@ -123,9 +132,9 @@ def create_schedule(
     schedule = MonitoringSchedule(
         name=name,
         endpoint_name=endpoint,
-        source_uri=source,
-        baseline_uri=baseline_uri,
-        output_uri=output,
+        source_uri=_absolute(source),
+        baseline_uri=_absolute(baseline_uri),
+        output_uri=_absolute(output),
         every_seconds=every.total_seconds(),
         window_seconds=(window or every).total_seconds(),
         status="Scheduled",
