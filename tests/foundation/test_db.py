@@ -5,8 +5,13 @@ from sconeflow.db import Database, Migrations
 
 def test_migrations_apply_once_and_in_order(tmp_path):
     db = Database(tmp_path / "m.db")
-    schema = Migrations("widgets", ["CREATE TABLE widgets (id INTEGER PRIMARY KEY, name TEXT)",
-                                    "ALTER TABLE widgets ADD COLUMN size INTEGER DEFAULT 0"])
+    schema = Migrations(
+        "widgets",
+        [
+            "CREATE TABLE widgets (id INTEGER PRIMARY KEY, name TEXT)",
+            "ALTER TABLE widgets ADD COLUMN size INTEGER DEFAULT 0",
+        ],
+    )
     db.apply(schema)
     db.apply(schema)
     other = Database(tmp_path / "m.db")
