@@ -74,6 +74,48 @@ def test_boto3_invoke_matches_the_classifier_on_prepared_test_images(
     assert resolve_endpoint_url(settings, NAME) == url
 
 
+def test_endpoint_agrees_with_sconeflow_predict_and_needs_no_torch(
+    live: tuple[Settings, str], trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from sconeflow.cli import app
+
+    settings, url = live
+    files = []
+    for key, png in trained_model.test_pngs[:6]:
+        path = tmp_path / key.rsplit("/", 1)[-1]
+        path.write_bytes(png)
+        files.append(path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--json",
+            "--model",
+            str(trained_model.artifact),
+            *map(str, files),
+            "--home",
+            str(settings.home),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    predicted = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(predicted) == len(files)
+    client = runtime(url)
+    for path, row in zip(files, predicted, strict=True):
+        body = client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=path.read_bytes())[
+            "Body"
+        ]
+        probs = json.loads(body.read())
+        classes = list(row["probabilities"])
+        assert classes[int(np.argmax(probs))] == row["class"]
+        assert probs == pytest.approx(list(row["probabilities"].values()), abs=1e-6)
+    with urllib.request.urlopen(f"{url}/-/info", timeout=5) as response:
+        info = json.loads(response.read())
+    assert info["TorchLoaded"] is False
+
+
 def test_any_size_jpeg_and_x_image(live: tuple[Settings, str], trained_model: TrainedModel) -> None:
     _, url = live
     client = runtime(url)

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -213,6 +214,8 @@ class EndpointApp:
                 "EndpointConfigName": self.deployment.config_name,
                 "Classes": list(self.deployment.classifier.classes),
                 "Pid": os.getpid(),
+                "TorchLoaded": "torch" in sys.modules,  # serving must never need PyTorch
+                "OnnxRuntimeThreads": self.options.intra_op_threads,
             }
             await _respond(send, 200, json.dumps(info).encode(), JSON_TYPE)
         else:
