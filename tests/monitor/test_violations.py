@@ -78,9 +78,10 @@ def test_darkened_images_drift_in_brightness(
     dark = (baseline_like_images(40, seed=12).astype(np.float64) * 0.4).astype(np.uint8)
     _traffic(store, settings, classifier, dark)
     result = CliRunner().invoke(
-        app, ["monitor", "run", "--endpoint", ENDPOINT, "--baseline", str(baseline_dir)]
+        app, ["monitor", "run", "--endpoint", ENDPOINT, "--baseline", str(baseline_dir), "--json"]
     )
     assert result.exit_code == VIOLATIONS_EXIT_CODE, result.output
+    printed = json.loads(result.stdout)["violations"]
     [execution] = MonitoringExecutions(settings).list()
     assert execution.status == "CompletedWithViolations"
     assert execution.exit_message == (
@@ -88,6 +89,7 @@ def test_darkened_images_drift_in_brightness(
     )
     bucket, _, prefix = execution.report_uri.removeprefix("s3://").partition("/")
     violations = json.loads(store.get_object(bucket, prefix + "constraint_violations.json"))["violations"]
+    assert printed == violations
     checks = _checks(violations)
     for channel in "rgb":
         assert (f"brightness_{channel}", "baseline_drift_check") in checks

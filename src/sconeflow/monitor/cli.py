@@ -14,7 +14,7 @@ from sconeflow.cliutil import HomeOption, console, err_console, settings_for
 
 EndpointOption = Annotated[
     str | None,
-    typer.Option("--endpoint", "-e", help="Endpoint whose captures to read (default destination)."),
+    typer.Option("--endpoint", "-e", help="Endpoint whose captures to read (its capture destination)."),
 ]
 SourceOption = Annotated[
     str | None,
@@ -200,6 +200,9 @@ def run_cmd(
     schedule_name: Annotated[
         str, typer.Option("--schedule-name", help="Name recorded on the execution.")
     ] = "on-demand",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print constraint_violations.json to stdout (the rest to stderr).")
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Compare the window's traffic with the baseline; exit 0 without violations, 3 with violations."""
@@ -218,12 +221,16 @@ def run_cmd(
         schedule_name=schedule_name,
         output=output,
     )
-    _print_violations(result.violations)
+    out = err_console if as_json else console
+    if as_json:
+        typer.echo(json.dumps({"violations": result.violations}, indent=2))
+    else:
+        _print_violations(result.violations)
     execution = result.execution
     style = "green" if execution.status == "Completed" else "red"
-    console.print(f"[{style}]{execution.exit_message}[/] ({execution.records} records)", highlight=False)
-    console.print(f"report: {execution.report_uri}constraint_violations.json", highlight=False)
-    console.print(f"execution: {execution.arn}", highlight=False)
+    out.print(f"[{style}]{execution.exit_message}[/] ({execution.records} records)", highlight=False)
+    out.print(f"report: {execution.report_uri}constraint_violations.json", highlight=False)
+    out.print(f"execution: {execution.arn}", highlight=False)
     if execution.exit_code:
         raise typer.Exit(execution.exit_code)
 
