@@ -6,11 +6,14 @@ API, CLI and workflow tests use the real Lambda runtime.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +155,39 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A local webhook: records each POST (headers lower-cased, body); answers 503 ``failures_left`` times."""
+
+    received: list[tuple[dict, bytes]] = []
+    failures_left = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if Hook.failures_left > 0:
+            Hook.failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        Hook.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_hook() -> Iterator[str]:
+    """Run a local webhook server (:class:`Hook`) and yield its URL."""
+    Hook.received = []
+    Hook.failures_left = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()

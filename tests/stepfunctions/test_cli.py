@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from sconeflow.config import Settings
 from sconeflow.stepfunctions.service import StepFunctionsService
 from sconeflow.stepfunctions.topic_log import TopicLog, post_webhook
 
-from .sfn_helpers import FILTER_TASK, PASS_CHAIN, WAIT_LONG, dumps, wait_for
+from .sfn_helpers import FILTER_TASK, PASS_CHAIN, WAIT_LONG, Hook, dumps, serve_hook, wait_for
 
 runner = CliRunner()
 
@@ -126,37 +125,10 @@ def test_start_in_background_then_stop(settings: Settings, tmp_path: Path) -> No
     assert record.status == "ABORTED" and record.cause == "no need"
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[tuple[dict, bytes]] = []
-    failures_left = 0
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if _Hook.failures_left > 0:
-            _Hook.failures_left -= 1
-            self.send_response(503)
-            self.end_headers()
-            return
-        _Hook.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def hook() -> Iterator[str]:
-    _Hook.received = []
-    _Hook.failures_left = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_hook() as url:
+        yield url
 
 
 def test_notifications_tail_and_webhook_with_retries(settings: Settings, hook: str) -> None:
@@ -170,12 +142,12 @@ def test_notifications_tail_and_webhook_with_retries(settings: Settings, hook: s
         "image_key": "test/a.png",
     }
     message_id = topics.publish(topic, json.dumps(message), subject="unsure")
-    _Hook.failures_left = 2  # the webhook answers 503 twice, then accepts
+    Hook.failures_left = 2  # the webhook answers 503 twice, then accepts
     result = runner.invoke(app, ["notifications", "tail", "--webhook", hook, "--retries", "3"])
     assert result.exit_code == 0, result.output
     assert "ThresholdConfidenceNotMet" in result.output and "test/a.png" in result.output
-    assert len(_Hook.received) == 1
-    headers, body = _Hook.received[0]
+    assert len(Hook.received) == 1
+    headers, body = Hook.received[0]
     notification = json.loads(body)
     assert notification["Type"] == "Notification" and notification["MessageId"] == message_id
     assert notification["TopicArn"] == topic and json.loads(notification["Message"]) == message
@@ -201,7 +173,7 @@ def test_webhook_that_never_accepts_is_a_named_error(settings: Settings, hook: s
 
     topics = TopicLog(settings)
     topics.publish("arn:aws:sns:us-east-1:123456789012:t", "plain text")
-    _Hook.failures_left = 10
+    Hook.failures_left = 10
     note = topics.read()[0]
     with pytest.raises(WebhookFailed):
         post_webhook(hook, note, retries=1, backoff_s=0.01)

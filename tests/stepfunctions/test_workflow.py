@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from sconeflow.cli import app
 from sconeflow.config import Settings, load_settings
 from sconeflow.stepfunctions.render import STATUS_STYLE, render_execution
 from sconeflow.stepfunctions.service import StepFunctionsService
@@ -21,7 +23,7 @@ from sconeflow.stepfunctions.topic_log import TopicLog
 from sconeflow.stepfunctions.validate import validate_definition
 from sconeflow.store import LocalStore
 
-from .sfn_helpers import WORKFLOW, close, hex_rgb, pixel
+from .sfn_helpers import WORKFLOW, Hook, close, hex_rgb, pixel, serve_hook
 
 CLASSES = ("bicycle", "motorcycle")
 
@@ -162,6 +164,11 @@ def test_confident_image_succeeds_and_unsure_image_fails_and_notifies(
     assert message["error"] == "ThresholdConfidenceNotMet"
     assert message["image_key"] == deployed.unsure_key
     assert "THRESHOLD_CONFIDENCE_NOT_MET" in message["cause"]
+    # ... and `sconeflow notifications tail --webhook` delivers it like an SNS HTTP subscription
+    with serve_hook() as url:
+        tail = CliRunner().invoke(app, ["notifications", "tail", "--webhook", url])
+    assert tail.exit_code == 0 and deployed.unsure_key in tail.output
+    assert [json.loads(body)["MessageId"] for _, body in Hook.received] == [messages[0].body["MessageId"]]
 
     # both pictures, coloured by what happened
     for name, expected in (
