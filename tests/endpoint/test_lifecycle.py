@@ -86,6 +86,15 @@ def test_default_name_and_name_rules(settings: Settings, trained_model: TrainedM
         deploy(settings, str(trained_model.artifact), name="bad_name!")
     with pytest.raises(EndpointNotFound):
         resolve_endpoint_url(settings, "missing")
+    # records only (no server): names that share a prefix stay independent
+    deploy(settings, str(trained_model.artifact), name="ep", start=False)
+    deploy(settings, str(trained_model.artifact), name="ep-u1", start=False)
+    delete(settings, "ep")
+    assert [v.endpoint.name for v in list_views(settings)] == ["ep-u1"]
+    deploy(settings, str(trained_model.artifact), name="ep", start=False)  # the name is free again
+    delete(settings, "ep")
+    delete(settings, "ep-u1")
+    assert list_views(settings) == []
 
 
 def test_update_swaps_the_model_with_no_failed_request(

@@ -257,7 +257,9 @@ class EndpointRegistry:
             configs = [
                 r["name"]
                 for r in conn.execute(
-                    "SELECT name FROM endpoint_configs WHERE name = ? OR name LIKE ?", (name, f"{name}-u%")
+                    "SELECT name FROM endpoint_configs WHERE (name = ? OR name GLOB ?)"
+                    " AND name NOT IN (SELECT config_name FROM endpoints)",
+                    (name, f"{name}-u[0-9]*"),
                 )
             ]
             for config in configs:
@@ -335,6 +337,7 @@ def deploy(
     )
     parse_destination(capture.destination_s3_uri, settings.bucket)
     resolved = resolve_model(settings, model_ref)
+    registry.remove(name)  # leftovers of an earlier endpoint of that name (its model and configs)
     registry.add_model(name, resolved.uri, model_ref)
     registry.add_config(name, name, capture, serving)
     registry.add_endpoint(name, name)
