@@ -56,9 +56,17 @@ def test_state_machine_lifecycle(sfn) -> None:
     assert "Invalid State Machine Definition" in info.value.response["Error"]["Message"]
     with pytest.raises(sfn.exceptions.InvalidName):
         sfn.create_state_machine(name="no spaces please", definition=dumps(PASS_CHAIN), roleArn=ROLE)
+    first = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    wait_for(lambda: sfn.describe_execution(executionArn=first)["status"] == "SUCCEEDED")
     sfn.delete_state_machine(stateMachineArn=arn)
     with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
         sfn.describe_state_machine(stateMachineArn=arn)
+    # the same name again with another definition runs the new one (no stale parsed copy)
+    other = {"StartAt": "Only", "States": {"Only": {"Type": "Pass", "Result": "v2", "End": True}}}
+    sfn.create_state_machine(name="chain", definition=dumps(other), roleArn=ROLE)
+    second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    done = wait_for(lambda: (d := sfn.describe_execution(executionArn=second))["status"] != "RUNNING" and d)
+    assert done["output"] == '"v2"'
 
 
 def test_executions_describe_list_history(sfn) -> None:

@@ -264,7 +264,7 @@ class StepFunctionsService:
         self.store = ExecutionStore(settings)
         self._integrations_factory = integrations
         self._clock = clock
-        self._parsed: dict[tuple[str, int], Any] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}
 
     # -- ARNs ---------------------------------------------------------------------------------
     def machine_arn(self, name: str) -> str:
@@ -333,7 +333,7 @@ class StepFunctionsService:
     def _machine_model(self, machine: StateMachineRecord) -> Any:
         from sconeflow.stepfunctions.engine import parse_definition
 
-        key = (machine.arn, machine.revision)
+        key = (machine.arn, machine.revision_id)  # a machine deleted and created again gets a new id
         model = self._parsed.get(key)
         if model is None:
             model = parse_definition(machine.definition)
