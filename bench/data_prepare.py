@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sconeflow.config import load_settings
 from sconeflow.data.dataset import load_split
-from sconeflow.data.prepare import prepare_dataset
+from sconeflow.data.prepare import _select, load_source, prepare_dataset, resolve_classes
 from sconeflow.store import open_store
 
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar-100-vehicles-mini.tar.gz"
@@ -34,6 +34,13 @@ def baseline(tarball: Path) -> int:
             obj = pickle.loads(tar.extractfile(f"cifar-100-python/{name}").read(), encoding="bytes")
             rows += len(obj.get(b"filenames", []))
     return rows
+
+
+def transform_only(settings, tarball: Path) -> int:
+    """Everything before the first write: safe extraction, restricted unpickling, selection, PNGs."""
+    data, _ = load_source(settings, tarball)
+    objects, _, _ = _select(data, resolve_classes(data.fine_label_names, None, None))
+    return sum(len(v) for v in objects.values())
 
 
 def rows_of(report) -> range:
@@ -58,6 +65,9 @@ def main() -> None:
         raise SystemExit(f"no tarball at {args.tarball} (pass --tarball)")
 
     base_s, rows = timed(lambda: baseline(args.tarball), args.repeat)
+    with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as home:
+        settings = load_settings(home)
+        transform_s, _ = timed(lambda: transform_only(settings, args.tarball), args.repeat)
     first, again, load = [], [], []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as home:
@@ -75,6 +85,8 @@ def main() -> None:
     print(f"tarball: {args.tarball} ({args.tarball.stat().st_size / 1e6:.1f} MB, {rows} rows)")
     print(f"images staged: {report.total_images} {report.counts}")
     print(f"baseline (untar + stdlib pickle.loads): {base_s * 1000:8.1f} ms")
+    ratio = transform_s / base_s
+    print(f"safe extract + unpickle + PNG encode:   {transform_s * 1000:8.1f} ms  = {ratio:5.1f}x baseline")
     for label, seconds in (("first run", first_s), ("idempotent re-run", again_s)):
         ratio = seconds / base_s
         print(f"prepare_dataset, {label + ':':<22}{seconds * 1000:8.1f} ms  = {ratio:5.1f}x baseline")
