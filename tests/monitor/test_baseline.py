@@ -107,6 +107,8 @@ def test_cli_baseline_into_the_store_and_from_a_prefix(
 
     tarball = make_cifar_tarball(tmp_path / "d.tar.gz", classes=CLASSES, n_train=10, n_test=2, seed=3)
     prepare_dataset(settings, source=tarball, classes=list(CLASSES), store=store)
+    with pytest.raises(BaselineError, match="which model"):
+        create_baseline(settings, dataset=settings.bucket)  # no --model and no training job here
     result = CliRunner().invoke(
         app, ["monitor", "baseline", "--dataset", settings.bucket, "--model", str(monitor_model.artifact)]
     )
@@ -146,6 +148,10 @@ def test_baseline_from_a_training_job_name(monitor_model: MonitorModel, tmp_path
     with _with_home(monitor_model.home) as session_settings:
         job = TrainingJobs(session_settings).list()[0]
         result = create_baseline(session_settings, dataset=job.name, output=str(tmp_path / "b"))
+        latest = create_baseline(
+            session_settings, dataset=session_settings.bucket, output=str(tmp_path / "c")
+        )
     assert result.item_count == N_TRAIN * len(CLASSES)
     assert job.name in result.dataset
+    assert latest.model == result.model  # no --model: the latest completed training job
     assert result.classes == list(CLASSES)

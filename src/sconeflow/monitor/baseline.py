@@ -304,6 +304,20 @@ def _training_job(settings: Settings, ref: str) -> Any:
     return TrainingJobs(settings).find(ref)
 
 
+def _latest_completed_job(settings: Settings) -> str | None:
+    if not settings.db_path.exists():
+        return None
+    try:
+        from sconeflow.model.jobs import TrainingJobs
+    except ImportError:
+        return None
+    jobs = TrainingJobs(settings).list(status="Completed", limit=1)
+    if jobs:
+        log.info("no --model given: using the latest completed training job %s", jobs[0].name)
+        return jobs[0].name
+    return None
+
+
 def load_dataset_images(settings: Settings, dataset: str, split: str = "train") -> DatasetImages:
     """Images of ``<bucket>[/<split>]``, ``s3://bucket/prefix`` or a training job's training data."""
     from sconeflow.model.dataload import load_split_data
@@ -373,9 +387,12 @@ def create_baseline(
     from sconeflow.model.artifact import load_classifier, resolve_model
 
     images = load_dataset_images(settings, dataset, split)
-    model_ref = model or images.model_ref
+    model_ref = model or images.model_ref or _latest_completed_job(settings)
     if not model_ref:
-        raise BaselineError("which model? give --model (a training job, a model.tar.gz path or s3:// URI)")
+        raise BaselineError(
+            "which model? give --model (a training job, a model.tar.gz path or s3:// URI); "
+            "there is no completed training job to default to"
+        )
     resolved = resolve_model(settings, model_ref)
     classifier = load_classifier(resolved)
     c, h, w = classifier.input_shape

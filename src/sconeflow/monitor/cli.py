@@ -152,7 +152,12 @@ def baseline_cmd(
         ),
     ] = "",
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Training job, model.tar.gz path or s3:// URI.")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Training job, model.tar.gz path or s3:// URI (default: latest completed job).",
+        ),
     ] = None,
     split: Annotated[
         str, typer.Option("--split", help="Split when --dataset names a bucket or job.")
