@@ -423,7 +423,13 @@ def _event_summary(event: dict[str, Any]) -> str:
                 return str(value["name"])
             if "error" in value or "cause" in value:
                 cause = str(value.get("cause") or "")
-                return f"{value.get('error', '')}: {cause[:160]}" if cause else str(value.get("error", ""))
+                try:  # a Lambda error payload: its message says it best
+                    parsed = json.loads(cause)
+                    if isinstance(parsed, dict) and "errorMessage" in parsed:
+                        cause = str(parsed["errorMessage"])
+                except ValueError:
+                    pass
+                return f"{value.get('error', '')}: {cause[:100]}" if cause else str(value.get("error", ""))
             if "resource" in value:
                 return f"{value.get('resourceType', '')}:{value['resource']}"
     return ""
@@ -442,8 +448,8 @@ def history_cmd(
     if as_json:
         print(json.dumps({"events": [event_shape(e) for e in events]}, indent=2, default=str))
         return
-    table = Table(title=f"{record.name} ({record.status})")
-    for column in ("id", "prev", "type", "time", "state / detail"):
+    table = Table(title=f"{record.name} ({record.status}, started {_fmt_time(record.start_date)})")
+    for column in ("id", "prev", "type", "time (UTC)", "state / detail"):
         table.add_column(column, overflow="fold")
     for event in events:
         kind = event["type"]
@@ -456,7 +462,7 @@ def history_cmd(
             str(event["id"]),
             str(event["previousEventId"]),
             f"[{colour}]{kind}[/]",
-            _fmt_time(event["timestamp"]),
+            _fmt_time(event["timestamp"])[11:],
             _event_summary(event),
         )
     console.print(table)
