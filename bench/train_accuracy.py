@@ -10,6 +10,11 @@ ONNX <= 2 ms.
     python bench/train_accuracy.py                # the default recipe, seeds 0 1 2
     python bench/train_accuracy.py --fast         # the --fast schedule (a quick look)
     python bench/train_accuracy.py --seeds 5 --json out.json
+    python bench/train_accuracy.py --parallel --threads 1   # the seeds at once, one thread each
+
+``--parallel`` exists for a shared, oversubscribed machine: three one-thread trainings get far more
+work done there than one two-thread training after another (no thread barriers across descheduled
+threads). Latencies are then measured at the end, after every training has finished.
 """
 
 from __future__ import annotations
@@ -100,12 +105,69 @@ def baseline_session():
     return lambda: session.run(None, {"x": x})
 
 
+def run_parallel(args: argparse.Namespace) -> list[dict]:
+    """One child process per seed, each training with ``--threads``; then latency here, one by one."""
+    import subprocess
+
+    out_dir = Path(tempfile.mkdtemp(prefix="sconeflow-bench-par-"))
+    children = []
+    for seed in args.seeds:
+        cmd = [sys.executable, __file__, "--seeds", str(seed), "--threads", str(args.threads)]
+        cmd += ["--source", str(args.source), "--json", str(out_dir / f"seed{seed}.json")]
+        cmd += ["--keep-artifacts", str(out_dir), "--no-latency"] + (["--fast"] if args.fast else [])
+        children.append(subprocess.Popen(cmd))
+    for child in children:
+        child.wait()
+    rows = []
+    baseline = baseline_session()
+    for seed in args.seeds:
+        path = out_dir / f"seed{seed}.json"
+        if not path.is_file():
+            print(f"seed {seed}: no result", file=sys.stderr)
+            continue
+        row = json.loads(path.read_text())["seeds"][0]
+        classifier = load_classifier((out_dir / f"seed{seed}.model.tar.gz").read_bytes())
+        add_latency(row, classifier, baseline)
+        print_row(row)
+        rows.append(row)
+    return rows
+
+
+def add_latency(row: dict, classifier, baseline) -> None:
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    model_ms = median_ms(lambda: classifier.predict_proba(image))
+    base_ms = median_ms(baseline)
+    row.update(latency_ms=model_ms, baseline_matmul_ms=base_ms, latency_ratio_vs_matmul=model_ms / base_ms)
+
+
+def print_row(row: dict) -> None:
+    extra = ""
+    if row.get("test_accuracy_teachers") is not None:
+        extra = f" (teachers' ensemble {row['test_accuracy_teachers']:.2%}, for information)"
+    latency = ""
+    if "latency_ms" in row:
+        latency = (
+            f"  latency {row['latency_ms']:.2f} ms (baseline MatMul {row['baseline_matmul_ms']:.3f} ms, "
+            f"ratio {row['latency_ratio_vs_matmul']:.1f}x)"
+        )
+    print(
+        f"seed {row['seed']}: test {row['test_accuracy']:.2%}{extra}  "
+        f"val(OOF) {row['val_accuracy'] or 0:.2%}  "
+        f"train {row['wall_s']:.0f} s wall / {row['cpu_s']:.0f} s CPU ({row['threads']} threads){latency}",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fast", action="store_true", help="use the --fast schedule instead of the default")
     parser.add_argument("--source", type=Path, default=MINI)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per training (default 2)")
+    parser.add_argument("--parallel", action="store_true", help="train the seeds at once, one process each")
+    parser.add_argument("--keep-artifacts", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -114,6 +176,9 @@ def main() -> int:
         return 2
     from sconeflow.model.train import train
 
+    if args.parallel:
+        rows = run_parallel(args)
+        return summarize(args, rows)
     with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as tmp:
         settings = load_settings(Path(tmp) / "home")
         settings.ensure_dirs()
@@ -124,6 +189,7 @@ def main() -> int:
         rows = []
         for seed in args.seeds:
             config = TrainConfig.fast(seed=seed) if args.fast else TrainConfig(seed=seed)
+            config = config.with_(num_threads=args.threads)
 
             def on_epoch(report, seed=seed):
                 if report.epoch == report.epochs:
@@ -132,49 +198,59 @@ def main() -> int:
 
             job = train(settings, config, on_epoch=on_epoch)
             metrics = job.final_metrics
-            classifier = load_classifier(job.name, settings=settings)
-            image = np.zeros((1, 32, 32, 3), np.uint8)
-            model_ms = median_ms(lambda c=classifier, i=image: c.predict_proba(i))
-            base_ms = median_ms(baseline)
             row = {
                 "seed": seed,
                 "job": job.name,
+                "threads": args.threads,
                 "test_accuracy": metrics["test_accuracy"],
+                "test_accuracy_teachers": metrics.get("test_accuracy_teachers"),
+                "test_accuracy_teachers_flip_tta": metrics.get("test_accuracy_teachers_flip_tta"),
                 "val_accuracy": metrics.get("val_accuracy"),
+                "val_accuracy_flip_tta": metrics.get("val_accuracy_flip_tta"),
                 "wall_s": metrics["train_wall_seconds"],
                 "cpu_s": metrics["train_cpu_seconds"],
-                "latency_ms": model_ms,
-                "baseline_matmul_ms": base_ms,
-                "latency_ratio_vs_matmul": model_ms / base_ms,
             }
+            if args.keep_artifacts:
+                uri = job.model_artifacts.removeprefix("s3://")
+                bucket, _, key = uri.partition("/")
+                data = open_store(settings.resolved_store_uri).get_object(bucket, key)
+                (args.keep_artifacts / f"seed{seed}.model.tar.gz").write_bytes(data)
+            if not args.no_latency:
+                add_latency(row, load_classifier(job.name, settings=settings), baseline)
+            print_row(row)
             rows.append(row)
-            print(
-                f"seed {seed}: test {row['test_accuracy']:.2%}  val(OOF) {row['val_accuracy'] or 0:.2%}  "
-                f"train {row['wall_s']:.0f} s wall / {row['cpu_s']:.0f} s CPU  "
-                f"latency {model_ms:.2f} ms (baseline MatMul {base_ms:.3f} ms, "
-                f"ratio {model_ms / base_ms:.1f}x)",
-                flush=True,
-            )
+    return summarize(args, rows)
+
+
+def summarize(args: argparse.Namespace, rows: list[dict]) -> int:
+    if not rows:
+        print("no results", file=sys.stderr)
+        return 1
+    if args.no_latency:  # a child of --parallel: its parent prints the summary
+        if args.json:
+            args.json.write_text(json.dumps({"seeds": rows}, indent=2))
+        return 0
     accs = [r["test_accuracy"] for r in rows]
     summary = {
         "recipe": "fast" if args.fast else "default",
         "mean_test_accuracy": statistics.mean(accs),
         "min_test_accuracy": min(accs),
         "max_wall_minutes": max(r["wall_s"] for r in rows) / 60,
-        "max_cpu_minutes_per_2_cores": max(r["cpu_s"] for r in rows) / 60 / 2,
-        "max_latency_ms": max(r["latency_ms"] for r in rows),
+        "max_cpu_minutes": max(r["cpu_s"] for r in rows) / 60,
+        "max_latency_ms": max(r.get("latency_ms", float("nan")) for r in rows),
         "seeds": rows,
     }
     summary["goals"] = {
         "mean >= 96%": summary["mean_test_accuracy"] >= GOAL_MEAN,
         "every seed >= 94.5%": summary["min_test_accuracy"] >= GOAL_MIN,
         "training <= 10 min (wall)": summary["max_wall_minutes"] <= GOAL_MINUTES,
+        "training CPU <= 10 min x threads": all(r["cpu_s"] / 60 <= GOAL_MINUTES * r["threads"] for r in rows),
         "latency <= 2 ms": summary["max_latency_ms"] <= GOAL_MS,
     }
     print(
         f"\nmean test accuracy {summary['mean_test_accuracy']:.2%} (min {summary['min_test_accuracy']:.2%}, "
         f"max {max(accs):.2%}); longest training {summary['max_wall_minutes']:.1f} min wall "
-        f"(CPU time / 2 cores: {summary['max_cpu_minutes_per_2_cores']:.1f} min); "
+        f"(CPU time {summary['max_cpu_minutes']:.1f} min); "
         f"worst single-image latency {summary['max_latency_ms']:.2f} ms"
     )
     for goal, ok in summary["goals"].items():
