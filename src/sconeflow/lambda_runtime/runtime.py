@@ -324,6 +324,7 @@ class _Engine:
             executor, self._executor = self._executor, None
             gateway, self._in_process_gateway = self._in_process_gateway, None
             raw, self._raw_logs = list(self._raw_logs.values()), {}
+        self.fixed_endpoint = None
         if executor is not None:
             executor.shutdown(wait=True)
         for pool in pools:

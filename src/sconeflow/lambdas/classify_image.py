@@ -82,7 +82,8 @@ def lambda_handler(event, context):
     endpoint = os.environ.get("ENDPOINT_NAME", "")
     if not endpoint:
         raise EndpointNotConfigured(
-            "set the ENDPOINT_NAME environment variable to the SageMaker endpoint name"
+            "set the function's ENDPOINT_NAME environment variable to the SageMaker endpoint name "
+            "(locally: sconeflow lambda update classify_image --env ENDPOINT_NAME=<endpoint>)"
         )
     response = _client().invoke_endpoint(
         EndpointName=endpoint,
