@@ -60,17 +60,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tarball", type=Path, default=MINI)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path.home(),
+        help="where the throw-away homes go (default: the user's home, like ~/.sconeflow; /tmp can be "
+        "much slower at creating files on shared machines)",
+    )
     args = parser.parse_args()
     if not args.tarball.is_file():
         raise SystemExit(f"no tarball at {args.tarball} (pass --tarball)")
 
     base_s, rows = timed(lambda: baseline(args.tarball), args.repeat)
-    with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as home:
+    with tempfile.TemporaryDirectory(prefix=".sconeflow-bench-", dir=args.work_dir) as home:
         settings = load_settings(home)
         transform_s, _ = timed(lambda: transform_only(settings, args.tarball), args.repeat)
     first, again, load = [], [], []
     for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="sconeflow-bench-") as home:
+        with tempfile.TemporaryDirectory(prefix=".sconeflow-bench-", dir=args.work_dir) as home:
             settings = load_settings(home)
             settings.ensure_dirs()
             t, report = timed(lambda s=settings: prepare_dataset(s, source=args.tarball), 1)
@@ -91,7 +98,7 @@ def main() -> None:
         ratio = seconds / base_s
         print(f"prepare_dataset, {label + ':':<22}{seconds * 1000:8.1f} ms  = {ratio:5.1f}x baseline")
     print(f"load_split(train), {len(rows_of(report))} images:  {load_s * 1000:8.1f} ms")
-    print(f"(median of {args.repeat} runs each)")
+    print(f"(median of {args.repeat} runs each; homes under {args.work_dir})")
 
 
 if __name__ == "__main__":
