@@ -563,9 +563,8 @@ def tail_cmd(
             except WebhookFailed as exc:
                 err_console.print(f"  [red]WebhookFailed[/]: {exc}", highlight=False)
 
-    existing = log_.read(topic)
-    shown = existing[-lines:] if lines > 0 else []
-    for note in shown:
+    existing = log_.read(topic, last=max(lines, 1))
+    for note in existing[-lines:] if lines > 0 else []:
         show(note)
     if not follow:
         if not existing:

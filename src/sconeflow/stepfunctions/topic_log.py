@@ -115,8 +115,10 @@ class TopicLog:
         log.info("published message %s to topic %s", message_id, name)
         return message_id
 
-    def read(self, topic: str | None = None, *, after: str | None = None) -> list[Notification]:
-        """Messages in publish order (all topics, or one), optionally only those after key ``after``."""
+    def read(
+        self, topic: str | None = None, *, after: str | None = None, last: int | None = None
+    ) -> list[Notification]:
+        """Messages in publish order (all topics, or one), after key ``after``, at most the ``last`` N."""
         if not self.store.bucket_exists(self.bucket):
             return []
         prefix = f"{PREFIX}{topic}/" if topic else PREFIX
@@ -126,6 +128,8 @@ class TopicLog:
         keys.sort(key=_sort_key)
         if after is not None:
             keys = [k for k in keys if _sort_key(k) > _sort_key(after)]
+        if last is not None:
+            keys = keys[-last:] if last > 0 else []
         out = []
         for key in keys:
             try:
