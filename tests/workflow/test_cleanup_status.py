@@ -1,0 +1,81 @@
+"""``sconeflow cleanup`` and ``sconeflow status`` on real local services (no training here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sconeflow.services import pid_alive
+from sconeflow.store import LocalStore
+from sconeflow.workflow.cleanup import cleanup
+from sconeflow.workflow.status import collect_status
+from tests.workflow.helpers import run_cli
+
+
+def test_cleanup_and_status_of_a_home_never_used_create_nothing(tmp_path) -> None:
+    home = tmp_path / "never-used"
+    result = run_cli(home, "cleanup", "--all", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"nothing to clean up in {home}" in result.stdout
+    result = run_cli(home, "status", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "nothing is running" in result.stdout
+    result = run_cli(home, "status", "--json", timeout=60)
+    document = json.loads(result.stdout)
+    assert document["home"] == str(home) and document["gateway"] is None and document["endpoints"] == []
+    assert not home.exists()
+
+
+def test_cleanup_stops_the_gateway_and_strays_and_is_safe_twice(settings) -> None:
+    from sconeflow.gateway.cli import start_background
+
+    url, started = start_background(settings, "127.0.0.1", 0)
+    assert started
+    assert start_background(settings, "127.0.0.1", 0) == (url, False)  # reused, not a second one
+    status = collect_status(settings)
+    assert status.gateway is not None and status.gateway["running"] and status.gateway["url"] == url
+    assert status.running == [f"gateway {url}"]
+    gateway_pid = status.gateway["pid"]
+    # a process of this home that no run file knows (say, a Lambda worker whose parent died)
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "sconeflow-stray"],
+        env={"SCONEFLOW_HOME": str(settings.home), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        report = cleanup(settings)
+        assert f"gateway {url} (pid {gateway_pid})" in report.stopped
+        assert any(line.startswith(f"stray process {stray.pid} ") for line in report.stopped)
+        stray.wait(timeout=10)
+        assert not pid_alive(gateway_pid)
+        assert collect_status(settings).running == []
+        again = cleanup(settings)
+        assert again.nothing_done
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def test_cleanup_all_removes_the_workflows_objects_and_keeps_foreign_ones(
+    settings, store: LocalStore
+) -> None:
+    bucket = settings.bucket
+    store.create_bucket(bucket, exist_ok=True)
+    for key in ("train/a.png", "test/b.png", "train.lst", "classes.json", "models/j/output/model.tar.gz"):
+        store.put_object(bucket, key, b"x")
+    store.put_object(bucket, "data_capture/ep/AllTraffic/2026/01/01/00/00-00-000-x.jsonl", b"{}\n")
+    store.put_object(bucket, "train.lst.bak", b"mine")  # not the workflow's, though it shares a prefix
+    store.put_object(bucket, "notes/readme.txt", b"mine")
+    (settings.logs_dir / "gateway.log").write_text("log line\n")
+
+    report = cleanup(settings, remove_all=True)
+
+    assert f"s3://{bucket}/train/ (1 object(s))" in report.removed
+    assert f"s3://{bucket}/train.lst (1 object)" in report.removed
+    assert f"s3://{bucket}/data_capture/ (1 object(s))" in report.removed
+    assert any(line.startswith(str(settings.logs_dir)) for line in report.removed)
+    assert report.kept == [f"s3://{bucket}: 2 object(s) the workflow did not write"]
+    assert sorted(i.key for i in store.iter_objects(bucket)) == ["notes/readme.txt", "train.lst.bak"]
+    assert settings.home.exists()  # the foreign objects keep the home
+    assert not settings.logs_dir.exists()
