@@ -189,3 +189,66 @@ def test_large_object_round_trip(s3: Any) -> None:
     body = bytes(range(256)) * (3 * 4096)  # 3 MiB: boto3 sends Expect: 100-continue
     s3.put_object(Bucket="scones", Key="big.bin", Body=body)
     assert s3.get_object(Bucket="scones", Key="big.bin")["Body"].read() == body
+
+
+def test_multipart_upload(s3: Any, store: LocalStore) -> None:
+    s3.create_bucket(Bucket="scones")
+    first, last = b"a" * (5 * 1024 * 1024), b"tail"
+    upload = s3.create_multipart_upload(
+        Bucket="scones", Key="big/model.tar.gz", ContentType="application/gzip"
+    )
+    upload_id = upload["UploadId"]
+    etag1 = s3.upload_part(
+        Bucket="scones", Key="big/model.tar.gz", UploadId=upload_id, PartNumber=1, Body=first
+    )
+    etag2 = s3.upload_part(
+        Bucket="scones", Key="big/model.tar.gz", UploadId=upload_id, PartNumber=2, Body=last
+    )
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket="scones",
+            Key="big/model.tar.gz",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0000"'}]},
+        )
+    assert _code(exc) == ("InvalidPart", 400)
+    s3.complete_multipart_upload(
+        Bucket="scones",
+        Key="big/model.tar.gz",
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag1["ETag"]}, {"PartNumber": 2, "ETag": etag2["ETag"]}]
+        },
+    )
+    assert store.get_object("scones", "big/model.tar.gz") == first + last
+    assert store.head_object("scones", "big/model.tar.gz").content_type == "application/gzip"
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part(Bucket="scones", Key="big/model.tar.gz", UploadId=upload_id, PartNumber=3, Body=b"x")
+    assert _code(exc) == ("NoSuchUpload", 404)
+
+    small = s3.create_multipart_upload(Bucket="scones", Key="small")["UploadId"]
+    e1 = s3.upload_part(Bucket="scones", Key="small", UploadId=small, PartNumber=1, Body=b"x")["ETag"]
+    e2 = s3.upload_part(Bucket="scones", Key="small", UploadId=small, PartNumber=2, Body=b"y")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(
+            Bucket="scones",
+            Key="small",
+            UploadId=small,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]},
+        )
+    assert _code(exc) == ("EntityTooSmall", 400)
+    s3.abort_multipart_upload(Bucket="scones", Key="small", UploadId=small)
+    assert not store.bucket_exists("scones") or "small" not in [o.key for o in store.iter_objects("scones")]
+
+
+def test_transfer_manager_uploads_and_downloads_big_files(s3: Any, tmp_path: Any) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3.create_bucket(Bucket="scones")
+    source = tmp_path / "big.bin"
+    source.write_bytes(bytes(range(256)) * (40 * 1024))  # 10 MiB: multipart up, ranged GETs down
+    config = TransferConfig(multipart_threshold=6 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(source), "scones", "big.bin", Config=config)
+    target = tmp_path / "back.bin"
+    s3.download_file("scones", "big.bin", str(target), Config=config)
+    assert target.read_bytes() == source.read_bytes()

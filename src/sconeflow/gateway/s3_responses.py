@@ -1,7 +1,8 @@
 """The S3 REST/XML wire layer (path-style) over an :class:`~sconeflow.store.ObjectStore`.
 
 Operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, PutObject,
-GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects.
+GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects,
+and multipart uploads (Create, UploadPart, Complete, Abort).
 Errors are S3's XML error documents with S3's codes and statuses; HEAD errors carry no body, as on S3.
 """
 
@@ -18,6 +19,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from sconeflow.config import Settings
+from sconeflow.gateway.s3_multipart import MultipartError, MultipartUploads
 from sconeflow.gateway.wire import WireRequest, WireResponse
 from sconeflow.store import (
     BucketAlreadyExists,
@@ -177,6 +179,11 @@ class S3Handler:
             raise S3Error(
                 "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
             )
+        upload_id = request.query_one("uploadId")
+        if method == "POST" and "uploads" in request.query:
+            return self.create_multipart_upload(request, bucket, key)
+        if upload_id is not None:
+            return self.multipart(request, bucket, key, upload_id)
         if method == "PUT":
             if request.header("x-amz-copy-source"):
                 return self.copy_object(request, bucket, key)
@@ -187,6 +194,66 @@ class S3Handler:
             self.store.delete_object(bucket, key)
             return WireResponse(204)
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    # -- multipart uploads -----------------------------------------------------------------------
+    def _uploads(self) -> MultipartUploads:
+        return MultipartUploads(self.settings.cache_dir / "s3-multipart", self.store)
+
+    def create_multipart_upload(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        upload = self._uploads().create(
+            bucket, key, request.header("content-type") or None, self._metadata(request)
+        )
+        return _xml(
+            f'<InitiateMultipartUploadResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
+            f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>"
+        )
+
+    def multipart(self, request: WireRequest, bucket: str, key: str, upload_id: str) -> WireResponse:
+        uploads = self._uploads()
+        try:
+            upload = uploads.get(upload_id, bucket, key)
+            if request.method == "PUT":
+                try:
+                    number = int(request.query_one("partNumber") or "")
+                except ValueError:
+                    raise S3Error(
+                        "InvalidArgument",
+                        "Part number must be an integer between 1 and 10000, inclusive",
+                        400,
+                    ) from None
+                etag = uploads.put_part(upload, number, self._body(request))
+                return WireResponse(200, {"ETag": f'"{etag}"'})
+            if request.method == "DELETE":
+                uploads.abort(upload)
+                return WireResponse(204)
+            if request.method == "POST":
+                info = uploads.complete(upload, self._completed_parts(request.body))
+                return _xml(
+                    f'<CompleteMultipartUploadResult xmlns="{XMLNS}">'
+                    f"<Location>/{_e(bucket)}/{_e(key)}</Location>"
+                    f"<Bucket>{_e(bucket)}</Bucket><Key>{_e(key)}</Key><ETag>&quot;{info.etag}&quot;</ETag>"
+                    "</CompleteMultipartUploadResult>"
+                )
+        except MultipartError as exc:
+            extra = {"UploadId": upload_id} if exc.code == "NoSuchUpload" else {}
+            raise S3Error(exc.code, exc.message, exc.status, **extra) from None
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    @staticmethod
+    def _completed_parts(body: bytes) -> list[tuple[int, str]]:
+        try:
+            root = ElementTree.fromstring(body)
+            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            return [
+                (int(part.findtext(f"{ns}PartNumber") or ""), part.findtext(f"{ns}ETag") or "")
+                for part in root.findall(f"{ns}Part")
+            ]
+        except (ElementTree.ParseError, ValueError):
+            raise S3Error(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            ) from None
 
     # -- buckets ---------------------------------------------------------------------------------
     def list_buckets(self) -> WireResponse:
