@@ -19,6 +19,7 @@ import base64
 import io
 import json
 import os
+import resource
 import tempfile
 import time
 import uuid
@@ -35,8 +36,8 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def generate(store, bucket: str, count: int, per_file: int = 1000, seed: int = 0) -> list[bytes]:  # type: ignore[no-untyped-def]
-    """Write ``count`` records (1 per 50 ms, starting 2 hours ago); return every line."""
+def generate(store, bucket: str, count: int, per_file: int = 1000, seed: int = 0) -> datetime:  # type: ignore[no-untyped-def]
+    """Write ``count`` records (1 per 50 ms, starting 2 hours ago); return the first record's time."""
     from sconeflow.data.synthetic import synthetic_images
     from sconeflow.monitor.captures import capture_key, format_record
 
@@ -47,7 +48,6 @@ def generate(store, bucket: str, count: int, per_file: int = 1000, seed: int = 0
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     step = timedelta(milliseconds=50)
     store.create_bucket(bucket, exist_ok=True)
-    all_lines: list[bytes] = []
     for first in range(0, count, per_file):
         lines = []
         for i in range(first, min(first + per_file, count)):
@@ -62,8 +62,7 @@ def generate(store, bucket: str, count: int, per_file: int = 1000, seed: int = 0
         data = "".join(lines).encode("utf-8")
         key = "data_capture/" + capture_key("bench-ep", start + step * first, str(uuid.uuid4()))
         store.put_object(bucket, key, data)
-        all_lines.extend(data.splitlines())
-    return all_lines
+    return start
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -80,7 +79,7 @@ def main() -> None:
     from sconeflow.config import load_settings
     from sconeflow.monitor.baseline import Baseline, compute_statistics, suggest_constraints
     from sconeflow.monitor.captures import read_captures, resolve_source
-    from sconeflow.monitor.features import table_from_records
+    from sconeflow.monitor.features import load_feature_table, table_from_records
     from sconeflow.monitor.report import write_report
     from sconeflow.monitor.violations import evaluate
     from sconeflow.store import LocalStore
@@ -91,12 +90,36 @@ def main() -> None:
         settings.ensure_dirs()
         store = LocalStore(settings.buckets_dir)
         n = args.records
-        lines, t_gen = timed(lambda: generate(store, settings.bucket, n))
-        files = -(-len(lines) // 1000)
-        print(f"generated {n} records in {files} files in {t_gen:.1f}s")
-
-        _, t_json = timed(lambda: [json.loads(line) for line in lines])
+        start, t_gen = timed(lambda: generate(store, settings.bucket, n))
         source = resolve_source(settings, endpoint="bench-ep")
+        print(f"generated {n} records in {-(-n // 1000)} files in {t_gen:.1f}s")
+
+        # A baseline for the violations: statistics of the first 2,000 records.
+        first = read_captures(settings, source, until=start + timedelta(seconds=100))
+        stats = compute_statistics(table_from_records(first.records))
+        baseline = Baseline("bench", stats, suggest_constraints(stats))
+        del first
+
+        def full_report() -> None:
+            """What `sconeflow monitor report` does: bounded-memory load, checks, 5 PNGs + HTML."""
+            tab, summary = load_feature_table(settings, source, classes=baseline.classes)
+            assert len(tab) == n and not summary.malformed
+            violations = evaluate(baseline, tab)
+            out = Path(tmp) / "report"
+            write_report(tab, out, baseline=baseline, violations=violations, source=source.uri)
+
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _, t_full = timed(full_report)
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"full report: peak RSS {rss_after / 1024:.0f} MiB (before: {rss_before / 1024:.0f} MiB)")
+
+        lines = [
+            line
+            for info in store.iter_objects(settings.bucket, "data_capture/")
+            for line in store.get_object(settings.bucket, info.key).splitlines()
+        ]
+        _, t_json = timed(lambda: [json.loads(line) for line in lines])
+        lines = []
         captures, t_read = timed(lambda: read_captures(settings, source))
         assert len(captures) == n and not captures.malformed
 
@@ -106,28 +129,14 @@ def main() -> None:
                     im.convert("RGB")
 
         _, t_png = timed(plain_decode)
-        table, t_feat = timed(lambda: table_from_records(captures.records))
-
-        base_table = table.subset(np.arange(len(table)) < 2000)
-        stats = compute_statistics(base_table)
-        baseline = Baseline("bench", stats, suggest_constraints(stats))
-
-        def full_report() -> None:
-            caps = read_captures(settings, source)
-            tab = table_from_records(caps.records, baseline.classes)
-            compute_statistics(tab)
-            violations = evaluate(baseline, tab)
-            out = Path(tmp) / "report"
-            write_report(tab, out, baseline=baseline, violations=violations, source=source.uri)
-
-        _, t_full = timed(full_report)
+        _, t_feat = timed(lambda: table_from_records(captures.records))
 
     rows = [
         ("plain json.loads (baseline A)", t_json, None),
         ("read_captures: list+read+parse+validate", t_read, t_json),
         ("plain base64+PIL decode (baseline B)", t_png, None),
         ("features: decode+image stats+outputs", t_feat, t_png),
-        ("full report (read..PNGs+HTML)", t_full, t_json + t_png),
+        ("full report (load..violations..PNGs+HTML)", t_full, t_json + t_png),
     ]
     print(f"\n{'stage':44s} {'seconds':>8s} {'records/s':>11s}  vs baseline")
     for name, seconds, base in rows:

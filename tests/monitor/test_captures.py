@@ -168,3 +168,19 @@ def test_cli_captures_table(settings: Settings, shared_dir: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "225 records in 111 files" in " ".join(result.stdout.split())
+
+
+def test_load_feature_table_equals_read_then_table(settings: Settings, shared_dir: Path) -> None:
+    """The bounded-memory path (file by file) gives the same rows, in the same order."""
+    from sconeflow.monitor.features import load_feature_table, table_from_records
+
+    source = resolve_source(settings, source=str(shared_dir / FIXTURES))
+    table, summary = load_feature_table(settings, source)
+    reference = table_from_records(read_captures(settings, source).records)
+    assert summary.files == 111 and summary.records == [] and summary.malformed == []
+    assert table.event_ids == reference.event_ids
+    assert table.classes == reference.classes == ["bicycle", "motorcycle"]
+    assert table.predicted == reference.predicted
+    for name, values in reference.numeric.items():
+        np.testing.assert_array_equal(table.numeric[name], values)
+    np.testing.assert_array_equal(table.times, reference.times)

@@ -71,6 +71,12 @@ class CaptureSet:
     def __len__(self) -> int:
         return len(self.records)
 
+    def merge(self, other: CaptureSet) -> None:
+        self.records.extend(other.records)
+        self.malformed.extend(other.malformed)
+        self.files += other.files
+        self.lines += other.lines
+
 
 def parse_inference_time(text: str) -> datetime:
     """``2025-10-04T08:44:11Z`` (also accepts fractional seconds and offsets) -> aware UTC datetime."""
@@ -234,6 +240,57 @@ def _iter_local_files(path: Path) -> Iterator[Path]:
     yield from sorted(p for p in path.rglob("*.jsonl") if p.is_file())
 
 
+def iter_capture_sets(
+    settings: Settings,
+    source: CaptureSource,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    store: ObjectStore | None = None,
+) -> Iterator[CaptureSet]:
+    """One :class:`CaptureSet` per capture file (records in file order), files in key order.
+
+    Lets a caller reduce each file (e.g. to features) and drop its payloads: memory stays bounded.
+    """
+    if source.path is not None:
+        for file in _iter_local_files(source.path):
+            part = CaptureSet()
+            if _partition_outside(file.as_posix(), since, until):
+                continue
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                part.malformed.append(MalformedLine(str(file), 0, f"unreadable: {exc}"))
+                yield part
+                continue
+            parse_lines(data.splitlines(), str(file), part, since=since, until=until)
+            yield part
+        return
+    assert source.bucket is not None
+    store = store or open_store(settings.resolved_store_uri)
+    try:
+        if not store.bucket_exists(source.bucket):
+            raise CaptureSourceError(
+                f"bucket {source.bucket!r} of capture source {source.uri} does not exist"
+            )
+        keys = [info.key for info in store.iter_objects(source.bucket, source.prefix)]
+    except StoreError as exc:
+        raise CaptureSourceError(f"cannot list {source.uri}: {exc}") from exc
+    for key in keys:
+        if not key.endswith(".jsonl") or _partition_outside(key, since, until):
+            continue
+        part = CaptureSet()
+        where = f"s3://{source.bucket}/{key}"
+        try:
+            data = store.get_object(source.bucket, key)
+        except StoreError as exc:
+            part.malformed.append(MalformedLine(where, 0, f"unreadable: {exc}"))
+            yield part
+            continue
+        parse_lines(data.splitlines(), where, part, since=since, until=until)
+        yield part
+
+
 def read_captures(
     settings: Settings,
     source: CaptureSource,
@@ -244,37 +301,8 @@ def read_captures(
 ) -> CaptureSet:
     """Every capture record under ``source`` within [since, until), sorted by inference time."""
     result = CaptureSet()
-    if source.path is not None:
-        for file in _iter_local_files(source.path):
-            if _partition_outside(file.as_posix(), since, until):
-                continue
-            try:
-                data = file.read_bytes()
-            except OSError as exc:
-                result.malformed.append(MalformedLine(str(file), 0, f"unreadable: {exc}"))
-                continue
-            parse_lines(data.splitlines(), str(file), result, since=since, until=until)
-    else:
-        assert source.bucket is not None
-        store = store or open_store(settings.resolved_store_uri)
-        try:
-            if not store.bucket_exists(source.bucket):
-                raise CaptureSourceError(
-                    f"bucket {source.bucket!r} of capture source {source.uri} does not exist"
-                )
-            keys = [info.key for info in store.iter_objects(source.bucket, source.prefix)]
-        except StoreError as exc:
-            raise CaptureSourceError(f"cannot list {source.uri}: {exc}") from exc
-        for key in keys:
-            if not key.endswith(".jsonl") or _partition_outside(key, since, until):
-                continue
-            where = f"s3://{source.bucket}/{key}"
-            try:
-                data = store.get_object(source.bucket, key)
-            except StoreError as exc:
-                result.malformed.append(MalformedLine(where, 0, f"unreadable: {exc}"))
-                continue
-            parse_lines(data.splitlines(), where, result, since=since, until=until)
+    for part in iter_capture_sets(settings, source, since=since, until=until, store=store):
+        result.merge(part)
     result.records.sort(key=lambda r: (r.inference_time, r.source, r.line))
     if result.malformed:
         log.warning(

@@ -271,8 +271,8 @@ def report_cmd(
     """Write PNG plots and one self-contained HTML report of the captured traffic against the baseline."""
     from sconeflow.errors import SconeflowError
     from sconeflow.monitor.baseline import BaselineNotFound, load_baseline
-    from sconeflow.monitor.captures import read_captures, resolve_source
-    from sconeflow.monitor.features import table_from_records
+    from sconeflow.monitor.captures import resolve_source
+    from sconeflow.monitor.features import load_feature_table
     from sconeflow.monitor.report import write_report
     from sconeflow.monitor.timeutil import resolve_window
     from sconeflow.monitor.violations import evaluate
@@ -291,8 +291,9 @@ def report_cmd(
     except SconeflowError:
         raise
     with console.status("Reading captures and drawing plots..."):
-        captures = read_captures(settings, capture_source, since=start, until=end)
-        table = table_from_records(captures.records, base.classes if base else None)
+        table, captures = load_feature_table(
+            settings, capture_source, since=start, until=end, classes=base.classes if base else None
+        )
         violations = evaluate(base, table) if base else []
         result = write_report(
             table,

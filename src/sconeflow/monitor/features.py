@@ -22,10 +22,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
-from sconeflow.monitor.captures import CaptureRecord
+from sconeflow.config import Settings
+from sconeflow.monitor.captures import CaptureRecord, CaptureSet, CaptureSource, iter_capture_sets
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,10 @@ class FeatureTable:
         return [*IMAGE_FEATURES, CONFIDENCE, *(prob_feature(c) for c in self.classes)]
 
     def subset(self, mask: np.ndarray) -> FeatureTable:
-        index = np.flatnonzero(mask)
+        return self.take(np.flatnonzero(mask))
+
+    def take(self, index: np.ndarray) -> FeatureTable:
+        """The rows at ``index`` (in that order)."""
         return FeatureTable(
             classes=list(self.classes),
             times=self.times[index],
@@ -299,4 +304,97 @@ def table_from_arrays(
         predicted=predicted,
         type_errors=type_errors,
         output_columns=columns,
+    )
+
+
+def empty_table(classes: Sequence[str]) -> FeatureTable:
+    return table_from_records([], classes)
+
+
+def concat_tables(parts: Sequence[FeatureTable], classes: Sequence[str]) -> FeatureTable:
+    """Rows of several tables with the same classes, in order."""
+    if not parts:
+        return empty_table(classes)
+    if len(parts) == 1:
+        return parts[0]
+    type_errors: dict[str, int] = {}
+    for part in parts:
+        for name, count in part.type_errors.items():
+            type_errors[name] = type_errors.get(name, 0) + count
+    return FeatureTable(
+        classes=list(classes),
+        times=np.concatenate([p.times for p in parts]),
+        event_ids=[e for p in parts for e in p.event_ids],
+        content_types=[c for p in parts for c in p.content_types],
+        input_sizes=np.concatenate([p.input_sizes for p in parts]),
+        numeric={name: np.concatenate([p.numeric[name] for p in parts]) for name in parts[0].numeric},
+        predicted=[v for p in parts for v in p.predicted],
+        type_errors=type_errors,
+        output_columns=np.concatenate([p.output_columns for p in parts]),  # type: ignore[misc]
+    )
+
+
+def _output_width(records: Sequence[CaptureRecord]) -> int | None:
+    widths = [len(p) for r in records if (p := parse_probabilities(r.output_data, r.output_encoding)[0])]
+    return max(set(widths), key=widths.count) if widths else None
+
+
+def load_feature_table(
+    settings: Settings,
+    source: CaptureSource,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[FeatureTable, CaptureSet]:
+    """``read_captures`` + ``table_from_records`` file by file, in bounded memory.
+
+    Returns the table (rows in inference-time order) and a :class:`CaptureSet` with the counts and the
+    malformed lines but no records (their payloads are dropped once reduced to features). Without
+    ``classes``, the first file with outputs fixes the number of columns.
+    """
+    summary = CaptureSet()
+    parts: list[FeatureTable] = []
+    class_list = list(classes) if classes is not None else None
+    for part in iter_capture_sets(settings, source, since=since, until=until):
+        summary.files += part.files
+        summary.lines += part.lines
+        summary.malformed.extend(part.malformed)
+        if not part.records:
+            continue
+        if class_list is None:
+            width = _output_width(part.records)
+            if width is None:
+                parts.append(table_from_records(part.records, default_classes(2)))
+                continue
+            class_list = default_classes(width)
+        parts.append(table_from_records(part.records, class_list))
+    if class_list is None:
+        class_list = default_classes(2)
+    parts = [p if p.classes == class_list else _with_classes(p, class_list) for p in parts]
+    table = concat_tables(parts, class_list)
+    if len(table):
+        table = table.take(np.argsort(table.times, kind="stable"))
+    if summary.malformed:
+        log.warning(
+            "skipped %d malformed capture line(s); first: %s", len(summary.malformed), summary.malformed[0]
+        )
+    return table, summary
+
+
+def _with_classes(table: FeatureTable, classes: list[str]) -> FeatureTable:
+    """A table of records without outputs, re-labelled to ``classes`` (its prob columns are all missing)."""
+    numeric = {k: v for k, v in table.numeric.items() if not k.startswith(PROB_PREFIX)}
+    for cls in classes:
+        numeric[prob_feature(cls)] = np.full(len(table), np.nan)
+    return FeatureTable(
+        classes=list(classes),
+        times=table.times,
+        event_ids=table.event_ids,
+        content_types=table.content_types,
+        input_sizes=table.input_sizes,
+        numeric=numeric,
+        predicted=table.predicted,
+        type_errors={k: v for k, v in table.type_errors.items() if not k.startswith(PROB_PREFIX)},
+        output_columns=table.output_columns,
     )

@@ -45,12 +45,12 @@ from sconeflow.monitor.baseline import (
     suggest_constraints,
     write_documents,
 )
-from sconeflow.monitor.captures import read_captures, resolve_source
+from sconeflow.monitor.captures import resolve_source
 from sconeflow.monitor.features import (
     PREDICTED_CLASS,
     FeatureTable,
+    load_feature_table,
     prob_feature,
-    table_from_records,
 )
 
 log = logging.getLogger(__name__)
@@ -489,13 +489,15 @@ def run_monitoring(
     )
     try:
         baseline = load_baseline(settings, baseline_location)
-        captures = read_captures(settings, capture_source, since=since, until=until)
+        table, captures = load_feature_table(
+            settings, capture_source, since=since, until=until, classes=baseline.classes or None
+        )
     except SconeflowError as exc:
         execution = executions.update(
             execution.arn, status="Failed", failure_reason=str(exc), exit_message=f"Failed: {exc}"
         )
         raise MonitoringFailed(f"monitoring execution failed: {exc}") from exc
-    if not captures.records:
+    if not len(table):
         reason = f"no captured traffic in the window under {capture_source.uri}"
         if captures.malformed:
             reason += f" ({len(captures.malformed)} malformed line(s) skipped)"
@@ -503,7 +505,6 @@ def run_monitoring(
             execution.arn, status="Failed", failure_reason=reason, exit_message=f"Failed: {reason}"
         )
         raise MonitoringFailed(reason)
-    table = table_from_records(captures.records, baseline.classes or None)
     violations = evaluate(baseline, table)
     statistics = compute_statistics(table)
     documents = {
