@@ -99,6 +99,16 @@ def test_executions_describe_list_history(sfn) -> None:
         sfn.start_execution(stateMachineArn=arn, name="e1", input="{}")
 
 
+def test_start_execution_is_idempotent_while_running(sfn) -> None:
+    arn = sfn.create_state_machine(name="hold", definition=dumps(WAIT_LONG), roleArn=ROLE)["stateMachineArn"]
+    first = sfn.start_execution(stateMachineArn=arn, name="same", input='{"a": 1}')
+    again = sfn.start_execution(stateMachineArn=arn, name="same", input='{"a": 1}')
+    assert again["executionArn"] == first["executionArn"]
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=arn, name="same", input='{"a": 2}')
+    sfn.stop_execution(executionArn=first["executionArn"])
+
+
 def test_errors_have_aws_shapes(sfn, settings: Settings) -> None:
     missing = "arn:aws:states:us-east-1:123456789012:execution:chain:missing"
     with pytest.raises(sfn.exceptions.ExecutionDoesNotExist) as info:

@@ -259,3 +259,47 @@ def test_ctrl_c_on_start_wait_records_an_abort(settings: Settings, tmp_path) -> 
     assert (record.status, record.error) == ("ABORTED", "Interrupted")
     types = [e["type"] for e in service.history("interrupted")[1]]
     assert types[:2] == ["ExecutionStarted", "WaitStateEntered"] and types[-1] == "ExecutionAborted"
+
+
+def test_a_runner_cannot_overwrite_an_execution_ended_from_outside(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    service = _service(settings)
+    machine = service.create_state_machine("hold", dumps(WAIT_LONG))
+    store = service.store
+    arn = service.execution_arn("hold", "late")
+    store.insert_execution(
+        arn=arn,
+        name="late",
+        machine=machine,
+        kind="STANDARD",
+        input_text="{}",
+        start_date=datetime.now(UTC),
+        runner=(socket.gethostname(), os.getpid(), "elsewhere"),
+    )
+    started = {
+        "timestamp": datetime.now(UTC),
+        "type": "ExecutionStarted",
+        "id": 1,
+        "previousEventId": 0,
+        "executionStartedEventDetails": {"input": "{}"},
+    }
+    from sconeflow.stepfunctions.executions import event_to_row
+
+    assert store.append_events(arn, [event_to_row(started)])
+    assert store.force_abort(arn, error="Manual", cause=None, stop_date=datetime.now(UTC))
+    late = {
+        "timestamp": datetime.now(UTC),
+        "type": "WaitStateEntered",
+        "id": 2,
+        "previousEventId": 1,
+        "stateEnteredEventDetails": {"name": "Hold"},
+    }
+    assert not store.append_events(arn, [event_to_row(late)])
+    assert not store.finish(
+        arn, status="SUCCEEDED", output="{}", error=None, cause=None, stop_date=datetime.now(UTC)
+    )
+    record = store.get_execution(arn)
+    assert (record.status, record.error, record.output) == ("ABORTED", "Manual", None)
+    assert [e["type"] for e in store.history(arn)] == ["ExecutionStarted", "ExecutionAborted"]
+    assert store.history(arn)[1]["executionAbortedEventDetails"] == {"error": "Manual"}
