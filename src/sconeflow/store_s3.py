@@ -5,7 +5,8 @@ Two layouts, chosen by the URI:
 - ``s3://`` -- store buckets are real S3 buckets (``put_object("b", "k")`` writes ``s3://b/k``).
 - ``s3://root-bucket[/prefix]`` -- every store bucket lives as a folder in one real bucket:
   ``put_object("b", "k")`` writes ``s3://root-bucket/prefix/b/k``, and a bucket exists when its
-  zero-byte marker ``prefix/b/`` does. Useful with a single bucket you are allowed to write.
+  zero-byte marker ``prefix/.buckets/b`` does (outside every bucket's folder, so it never shows in a
+  listing). Useful with a single bucket you are allowed to write.
 
 The endpoint comes from boto3's usual configuration (``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``,
 profiles), so the same code talks to AWS, to sconeflow's gateway or to moto. Keys and bucket names
@@ -37,6 +38,7 @@ from sconeflow.store import (
 )
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+BUCKET_MARKERS = ".buckets"  # namespaced layout: <prefix>.buckets/<bucket> marks a bucket
 
 
 def _etag(value: str | None) -> str:
@@ -82,9 +84,13 @@ class S3Store:
             validate_bucket_name(self.root_bucket)
         if client is None:
             import boto3
+            from botocore.config import Config
 
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            client = boto3.client("s3", region_name=region)
+            custom_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            # Local S3-compatible servers (sconeflow's gateway included) route path-style requests.
+            config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
+            client = boto3.client("s3", region_name=region, config=config)
         self.client = client
 
     # -- mapping between store names and real S3 names -----------------------------------------
@@ -127,6 +133,10 @@ class S3Store:
             return NoSuchBucket(f"bucket {bucket!r} does not exist")
         return error
 
+    def _marker(self, bucket: str) -> str:
+        """The key that says a store bucket exists (namespaced layout only)."""
+        return f"{self.prefix}{BUCKET_MARKERS}/{bucket}"
+
     def _require_bucket(self, bucket: str) -> None:
         if not self.bucket_exists(bucket):
             raise NoSuchBucket(f"bucket {bucket!r} does not exist")
@@ -140,7 +150,7 @@ class S3Store:
             raise BucketAlreadyExists(f"bucket {bucket!r} already exists")
         try:
             if base:
-                self.client.put_object(Bucket=real_bucket, Key=base, Body=b"")
+                self.client.put_object(Bucket=real_bucket, Key=self._marker(bucket), Body=b"")
             else:
                 self.client.create_bucket(Bucket=real_bucket)
         except Exception as exc:
@@ -155,7 +165,7 @@ class S3Store:
         if base:
             if next(iter(self.list_objects(bucket, max_keys=1).objects), None) is not None:
                 raise BucketNotEmpty(f"bucket {bucket!r} is not empty")
-            self.client.delete_object(Bucket=real_bucket, Key=base)
+            self.client.delete_object(Bucket=real_bucket, Key=self._marker(bucket))
             return
         try:
             self.client.delete_bucket(Bucket=real_bucket)
@@ -169,12 +179,12 @@ class S3Store:
             return False
         try:
             if base:
-                self.client.head_object(Bucket=real_bucket, Key=base)
+                self.client.head_object(Bucket=real_bucket, Key=self._marker(bucket))
             else:
                 self.client.head_bucket(Bucket=real_bucket)
             return True
         except Exception as exc:
-            error = self._error(exc, bucket, base or None)
+            error = self._error(exc, bucket, self._marker(bucket) if base else None)
             if isinstance(error, NoSuchBucket | NoSuchKey):
                 return False
             raise error from None
@@ -184,15 +194,14 @@ class S3Store:
             response = self.client.list_buckets()
             return [BucketInfo(b["Name"], b["CreationDate"]) for b in response.get("Buckets", [])]
         buckets = []
+        markers = f"{self.prefix}{BUCKET_MARKERS}/"
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.root_bucket, Prefix=self.prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(self.prefix) :].rstrip("/")
-                try:
-                    head = self.client.head_object(Bucket=self.root_bucket, Key=common["Prefix"])
-                except Exception:
-                    continue  # a folder without a marker is not a bucket
-                buckets.append(BucketInfo(name, head["LastModified"]))
+        try:
+            for page in paginator.paginate(Bucket=self.root_bucket, Prefix=markers):
+                for item in page.get("Contents", []):
+                    buckets.append(BucketInfo(item["Key"][len(markers) :], item["LastModified"]))
+        except Exception as exc:
+            raise self._error(exc, self.root_bucket or "") from None
         return sorted(buckets, key=lambda b: b.name)
 
     # -- objects -------------------------------------------------------------------------------
@@ -287,8 +296,6 @@ class S3Store:
             args["ContinuationToken"] = continuation_token
         if start_after:
             args["StartAfter"] = base + start_after
-        elif base and not continuation_token:
-            args["StartAfter"] = base  # skip the bucket's marker object
         try:
             page = self.client.list_objects_v2(**args)
         except Exception as exc:
@@ -303,7 +310,6 @@ class S3Store:
                 guess_content_type(item["Key"]),
             )
             for item in page.get("Contents", [])
-            if item["Key"] != base
         ]
         prefixes = [p["Prefix"][len(base) :] for p in page.get("CommonPrefixes", [])]
         truncated = bool(page.get("IsTruncated"))
