@@ -147,3 +147,58 @@ def test_sidecar_metadata_when_xattrs_are_unavailable(store: LocalStore):
     store.put_object("sidecar", "b.bin", b"back to xattr")
     assert store.head_object("sidecar", "b.bin").metadata == {}
     assert store.head_object("sidecar", "b.bin").etag == hashlib.md5(b"back to xattr").hexdigest()
+
+
+def test_concurrent_writers_never_mix_bytes_and_metadata(store: LocalStore):
+    import threading
+
+    store.create_bucket("race")
+    bodies = [bytes([i]) * (1000 + i) for i in range(8)]
+
+    def writer(body: bytes) -> None:
+        for _ in range(25):
+            store.put_object("race", "shared/key.bin", body)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    body = store.get_object("race", "shared/key.bin")
+    assert body in bodies
+    assert store.head_object("race", "shared/key.bin").etag == hashlib.md5(body).hexdigest()
+    assert [o.key for o in store.iter_objects("race")] == ["shared/key.bin"]
+
+
+def test_killed_writer_leaves_the_old_object_visible(store: LocalStore):
+    import subprocess
+    import sys
+    import textwrap
+
+    store.create_bucket("crash")
+    store.put_object("crash", "big.bin", b"old")
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from sconeflow.store import LocalStore
+
+        class Slow:
+            sent = 0
+            def read(self, size=-1):
+                self.sent += 1
+                if self.sent == 2:
+                    print("writing", flush=True)
+                time.sleep(0.05)
+                return b"n" * 65536
+
+        LocalStore({str(store.root)!r}).put_object("crash", "big.bin", Slow())
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert store.get_object("crash", "big.bin") == b"old"
+    assert [o.key for o in store.list_objects("crash").objects] == ["big.bin"]
