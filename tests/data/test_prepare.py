@@ -259,3 +259,9 @@ def test_cli_synthesize_then_prepare(settings, tmp_path):
     assert result.exit_code == 0, result.output
     report = prepare_dataset(settings, source=out, classes=["bus", "train", "tank"])
     assert report.counts["train"] == {"bus": 4, "train": 4, "tank": 4}
+
+
+def test_tarball_with_dot_slash_member_names(settings, tmp_path):
+    members = make_cifar_members(n_train=2, n_test=1)
+    tarball = write_tarball(tmp_path / "dot.tar.gz", members, folder="./cifar-100-python")
+    assert prepare_dataset(settings, source=tarball).total_images == 6

@@ -117,8 +117,8 @@ def read_folder(folder: str | os.PathLike[str]) -> CifarData:
 
 
 def _is_member(name: str) -> bool:
-    parts = name.strip("/").split("/")
-    return parts[-1] in MEMBERS and len(parts) <= 2
+    parts = [part for part in name.split("/") if part not in ("", ".")]  # "./cifar-100-python/meta" too
+    return bool(parts) and parts[-1] in MEMBERS and len(parts) <= 2
 
 
 def read_tarball(
