@@ -236,6 +236,7 @@ class OnnxClassifier:
 
         validate_metadata(metadata)
         self.metadata = metadata
+        self.artifact_bytes: bytes | None = None  # the model.tar.gz it came from, when loaded from one
         self.classes: list[str] = list(metadata["classes"])
         c, h, w = metadata["input"]["shape"]
         self.input_shape: tuple[int, int, int] = (c, h, w)
@@ -349,4 +350,6 @@ def load_classifier(
     else:
         data = resolve_model(settings or load_settings(), str(source)).data
     onnx_bytes, meta = read_artifact(data)
-    return OnnxClassifier(onnx_bytes, meta, intra_op_threads=intra_op_threads)
+    classifier = OnnxClassifier(onnx_bytes, meta, intra_op_threads=intra_op_threads)
+    classifier.artifact_bytes = data
+    return classifier

@@ -279,12 +279,12 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     n_folds = min(N_FOLDS_MAX, max(2, round(1 / config.val_fraction))) if use_val else 1
     min_class = int(np.bincount(train.labels, minlength=num_classes).min())
     if use_val and min_class < n_folds:
-        use_val, n_folds = False, 1
         log.warning(
             "too few images per class (%d) for %d validation folds; training without validation",
             min_class,
             n_folds,
         )
+        use_val, n_folds = False, 1
     folds = (
         stratified_folds(train.labels, n_folds, config.seed) if use_val else np.zeros(len(y), dtype=np.int64)
     )
