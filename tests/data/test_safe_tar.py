@@ -90,3 +90,10 @@ def test_not_a_tarball_is_a_named_error(tmp_path):
     junk.write_bytes(b"this is not a tarball at all" * 50)
     with pytest.raises(CorruptArchive):
         safe_extract(junk, tmp_path / "dest")
+
+
+def test_oversized_member_is_refused(tmp_path):
+    archive = _tar(tmp_path / "bomb.tar.gz", [_file("top/huge.bin", b"\0" * 5000)])
+    with pytest.raises(UnsafeArchive, match="limit"):
+        safe_extract(archive, tmp_path / "dest", max_member_bytes=4096)
+    assert not any((tmp_path / "dest").rglob("*"))

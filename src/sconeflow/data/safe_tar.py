@@ -20,6 +20,7 @@ from sconeflow.data.errors import CorruptArchive, UnsafeArchive
 
 log = logging.getLogger(__name__)
 
+MAX_MEMBER_BYTES = 2 << 30  # the official CIFAR-100 train file is 155 MB
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
 
 
@@ -52,11 +53,13 @@ def safe_extract(
     *,
     wanted: Callable[[str], bool] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> list[Path]:
     """Extract ``archive`` (any compression tarfile reads) into ``dest``; return the files written.
 
     ``wanted(name)`` picks which regular files to write (all by default); every member is checked
-    for safety whether it is wanted or not, so one bad member refuses the whole archive.
+    for safety whether it is wanted or not, so one bad member refuses the whole archive. A wanted
+    member larger than ``max_member_bytes`` (a decompression bomb) is refused too.
     """
     dest_path = Path(dest)
     dest_path.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,10 @@ def safe_extract(
                 target = check_member(member, dest_path)
                 if member.isdir() or (wanted is not None and not wanted(member.name)):
                     continue
+                if member.size > max_member_bytes:
+                    raise UnsafeArchive(
+                        f"tar member {member.name!r} ({member.size} bytes) exceeds {max_member_bytes} (limit)"
+                    )
                 _make_parents(target.parent, dest_path, made_dirs)
                 source = tar.extractfile(member)
                 if source is None:  # pragma: no cover - regular files always have data
