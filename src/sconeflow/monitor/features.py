@@ -10,7 +10,7 @@ Features (the names used in ``statistics.json`` / ``constraints.json``):
 - ``predicted_class`` (String): the class with the highest probability.
 
 A value that cannot be computed (an input that is not an image, an output that is not a probability
-list) is missing (NaN / None); an output value of the wrong type is counted in ``type_errors``.
+list) is missing (NaN / None); an output value of the wrong type is marked in ``wrong_type``.
 """
 
 from __future__ import annotations
@@ -77,11 +77,16 @@ class FeatureTable:
     input_sizes: np.ndarray  # int64 bytes, -1 when unknown
     numeric: dict[str, np.ndarray]
     predicted: list[str | None]
-    type_errors: dict[str, int] = field(default_factory=dict)
+    wrong_type: dict[str, np.ndarray] = field(default_factory=dict)  # per feature: bool per row
     output_columns: np.ndarray | None = None  # how many probabilities each record returned (0 = none)
 
     def __len__(self) -> int:
         return len(self.event_ids)
+
+    @property
+    def type_errors(self) -> dict[str, int]:
+        """How many values of each feature were present but of the wrong type."""
+        return {name: int(rows.sum()) for name, rows in self.wrong_type.items()}
 
     @property
     def numeric_names(self) -> list[str]:
@@ -100,7 +105,7 @@ class FeatureTable:
             input_sizes=self.input_sizes[index],
             numeric={k: v[index] for k, v in self.numeric.items()},
             predicted=[self.predicted[i] for i in index],
-            type_errors=dict(self.type_errors),
+            wrong_type={k: v[index] for k, v in self.wrong_type.items()},
             output_columns=None if self.output_columns is None else self.output_columns[index],
         )
 
@@ -209,7 +214,8 @@ def _output_features(
     outputs: list[list[float] | None], wrong: list[bool], classes: list[str], numeric: dict[str, np.ndarray]
 ) -> tuple[list[str | None], dict[str, int], np.ndarray]:
     predicted: list[str | None] = []
-    type_errors = {name: 0 for name in (CONFIDENCE, *(prob_feature(c) for c in classes))}
+    n = len(outputs)
+    wrong_type = {name: np.zeros(n, dtype=bool) for name in (CONFIDENCE, *(prob_feature(c) for c in classes))}
     columns = np.zeros(len(outputs), dtype=np.int64)
     confidence = numeric[CONFIDENCE]
     prob_columns = [numeric[prob_feature(c)] for c in classes]
@@ -221,15 +227,15 @@ def _output_features(
         for col, value in enumerate(probs[: len(classes)]):
             prob_columns[col][row] = value
             if value != value:  # NaN: a value of the wrong type
-                type_errors[prob_feature(classes[col])] += 1
+                wrong_type[prob_feature(classes[col])][row] = True
         if wrong[row]:
-            type_errors[CONFIDENCE] += 1
+            wrong_type[CONFIDENCE][row] = True
             predicted.append(None)
             continue
         best = max(range(len(probs)), key=probs.__getitem__)
         confidence[row] = probs[best]
         predicted.append(classes[best] if best < len(classes) else f"class_{best}")
-    return predicted, type_errors, columns
+    return predicted, wrong_type, columns
 
 
 def _empty_numeric(n: int, classes: list[str]) -> dict[str, np.ndarray]:
@@ -262,7 +268,7 @@ def table_from_records(
                 sizes[row] = len(raw)
             images.append(decode_image(raw) if raw else None)
         _fill_image_features(images, numeric, start)
-    predicted, type_errors, columns = _output_features(outputs, wrong, class_list, numeric)
+    predicted, wrong_type, columns = _output_features(outputs, wrong, class_list, numeric)
     times = np.array([r.inference_time.replace(tzinfo=None) for r in records], dtype="datetime64[s]")
     return FeatureTable(
         classes=class_list,
@@ -272,7 +278,7 @@ def table_from_records(
         input_sizes=sizes,
         numeric=numeric,
         predicted=predicted,
-        type_errors=type_errors,
+        wrong_type=wrong_type,
         output_columns=columns,
     )
 
@@ -293,7 +299,7 @@ def table_from_arrays(
             numeric[name][:] = values
     probs = np.asarray(probabilities, dtype=np.float64).reshape(n, -1)
     outputs = [list(map(float, row)) for row in probs]
-    predicted, type_errors, columns = _output_features(outputs, [False] * n, class_list, numeric)
+    predicted, wrong_type, columns = _output_features(outputs, [False] * n, class_list, numeric)
     return FeatureTable(
         classes=class_list,
         times=np.zeros(n, dtype="datetime64[s]"),
@@ -302,7 +308,7 @@ def table_from_arrays(
         input_sizes=np.asarray(input_sizes if input_sizes is not None else [-1] * n, dtype=np.int64),
         numeric=numeric,
         predicted=predicted,
-        type_errors=type_errors,
+        wrong_type=wrong_type,
         output_columns=columns,
     )
 
@@ -317,10 +323,6 @@ def concat_tables(parts: Sequence[FeatureTable], classes: Sequence[str]) -> Feat
         return empty_table(classes)
     if len(parts) == 1:
         return parts[0]
-    type_errors: dict[str, int] = {}
-    for part in parts:
-        for name, count in part.type_errors.items():
-            type_errors[name] = type_errors.get(name, 0) + count
     return FeatureTable(
         classes=list(classes),
         times=np.concatenate([p.times for p in parts]),
@@ -329,7 +331,9 @@ def concat_tables(parts: Sequence[FeatureTable], classes: Sequence[str]) -> Feat
         input_sizes=np.concatenate([p.input_sizes for p in parts]),
         numeric={name: np.concatenate([p.numeric[name] for p in parts]) for name in parts[0].numeric},
         predicted=[v for p in parts for v in p.predicted],
-        type_errors=type_errors,
+        wrong_type={
+            name: np.concatenate([p.wrong_type[name] for p in parts]) for name in parts[0].wrong_type
+        },
         output_columns=np.concatenate([p.output_columns for p in parts]),  # type: ignore[misc]
     )
 
@@ -395,6 +399,9 @@ def _with_classes(table: FeatureTable, classes: list[str]) -> FeatureTable:
         input_sizes=table.input_sizes,
         numeric=numeric,
         predicted=table.predicted,
-        type_errors={k: v for k, v in table.type_errors.items() if not k.startswith(PROB_PREFIX)},
+        wrong_type={
+            CONFIDENCE: table.wrong_type[CONFIDENCE],
+            **{prob_feature(c): np.zeros(len(table), dtype=bool) for c in classes},
+        },
         output_columns=table.output_columns,
     )

@@ -240,10 +240,11 @@ def evaluate(baseline: Baseline, table: FeatureTable) -> list[dict[str, str]]:
             continue
         present_mask = ~np.isnan(values)
         present = values[present_mask]
-        wrong_type = table.type_errors.get(name, 0)
+        other_type = int(table.wrong_type[name].sum()) if name in table.wrong_type else 0
+        wrong_type = other_type
         if kind == "Integral":
             wrong_type += int(np.count_nonzero(present != np.round(present)))
-        typed_total = present.size + table.type_errors.get(name, 0)
+        typed_total = present.size + other_type
         if typed_total:
             share = (typed_total - wrong_type) / typed_total
             if share < datatype_threshold - 1e-12:
@@ -255,7 +256,7 @@ def evaluate(baseline: Baseline, table: FeatureTable) -> list[dict[str, str]]:
                     )
                 )
         expected_completeness = float(feature.get("completeness", 1.0))
-        completeness = present.size / n
+        completeness = typed_total / n  # a value of another type is present, just not of this type
         if completeness < expected_completeness - 1e-12:
             violations.append(
                 _violation(
