@@ -305,3 +305,17 @@ def test_a_configuration_change_recycles_the_workers(
 
 def test_non_ascii_results_are_escaped_like_python311(runtime: LambdaRuntime, misbehave: str) -> None:
     assert _call(runtime, misbehave, {"action": "unicode"}).payload == b'{"text": "caf\\u00e9"}'
+
+
+def test_a_vanished_code_folder_is_a_named_error(
+    runtime: LambdaRuntime, settings: Settings, tmp_path: Path
+) -> None:
+    import shutil
+
+    from sconeflow.lambda_runtime.errors import WorkerStartFailed
+
+    config = register_code(settings, tmp_path, "gone", ECHO)
+    shutil.rmtree(config.code_path)
+    with pytest.raises(WorkerStartFailed, match="does not exist"):
+        runtime.invoke("gone", b"{}")
+    assert runtime._engine.pools["gone"].total == 0  # the reserved slot was given back

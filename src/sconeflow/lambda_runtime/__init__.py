@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         LambdaError,
         RequestTooLarge,
         TooManyRequests,
+        WorkerStartFailed,
     )
     from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
     from sconeflow.lambda_runtime.runtime import InvokeResult, LambdaRuntime
@@ -34,6 +35,7 @@ __all__ = [
     "LambdaRuntime",
     "RequestTooLarge",
     "TooManyRequests",
+    "WorkerStartFailed",
 ]
 
 _LOCATIONS = {
@@ -43,6 +45,7 @@ _LOCATIONS = {
     "LambdaError": "errors",
     "RequestTooLarge": "errors",
     "TooManyRequests": "errors",
+    "WorkerStartFailed": "errors",
     "FunctionConfig": "registry",
     "FunctionRegistry": "registry",
     "InvokeResult": "runtime",

@@ -54,5 +54,12 @@ class ResourceConflict(LambdaError):
     http_status = 409
 
 
+class WorkerStartFailed(LambdaError):
+    """A worker process for the function could not be started (missing code folder, no interpreter, ...)."""
+
+    aws_code = "ServiceException"
+    http_status = 500
+
+
 class PackagingError(SconeflowError):
     """A function's deployment package cannot be built."""

@@ -32,6 +32,7 @@ from sconeflow.lambda_runtime.errors import (
     InvalidRequestContent,
     RequestTooLarge,
     TooManyRequests,
+    WorkerStartFailed,
 )
 from sconeflow.lambda_runtime.protocol import (
     WorkerGone,
@@ -501,8 +502,13 @@ class LambdaRuntime:
         """A new worker for a reserved slot: (worker, init log, init ms, init error payload or None)."""
         engine = self._engine
         try:
+            if not config.code_path.is_dir():
+                raise WorkerStartFailed(f"the code folder {config.code_path} of {config.name} does not exist")
             env = engine.worker_env(config, engine.endpoint_url())
             worker = _Worker(config, env, engine.raw_log(config.name))
+        except OSError as exc:
+            pool.discard(None)
+            raise WorkerStartFailed(f"cannot start a worker for {config.name}: {exc}") from exc
         except BaseException:
             pool.discard(None)
             raise
