@@ -72,14 +72,17 @@ def raw_throughput(artifact: bytes, threads: int, batches: list[int], seconds: f
         for _ in range(5):
             classifier.predict_proba(images)
         times = []
+        cpu0 = time.process_time()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             classifier.predict_proba(images)
             times.append(time.perf_counter() - t0)
+        cpu = time.process_time() - cpu0
         out[batch] = {
             "images_per_s": batch * len(times) / sum(times),
             "p50_ms": statistics.median(times) * 1e3,
+            "cpu_us_per_image": cpu / (batch * len(times)) * 1e6,
         }
     return out
 
@@ -186,6 +189,15 @@ def server_means(before: dict[str, float], after: dict[str, float]) -> dict[str,
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc; NaN where /proc is absent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_capture_records(settings: Settings, endpoint: str) -> int:
     store = LocalStore(settings.buckets_dir)
     return sum(
@@ -204,6 +216,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = CPU cores, max 4)")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
@@ -242,7 +255,8 @@ def main() -> None:
         print("\nraw in-process OnnxClassifier.predict_proba (baseline, same run):")
         for batch, row in raw.items():
             print(
-                f"  batch {batch:>3}: {row['images_per_s']:8.1f} images/s   p50 {row['p50_ms']:6.2f} ms/batch"
+                f"  batch {batch:>3}: {row['images_per_s']:8.1f} images/s   "
+                f"p50 {row['p50_ms']:6.2f} ms/batch   CPU {row['cpu_us_per_image']:6.0f} us/image"
             )
 
         home = workdir / "home"
@@ -250,29 +264,42 @@ def main() -> None:
         settings = load_settings(home)
         settings.ensure_dirs()
         results: dict[tuple[int, int], dict] = {}
-        serving = {"threads": threads, "max_wait_ms": args.max_wait_ms, "max_queue": 256, "max_batch": 64}
+        serving = {
+            "threads": threads,
+            "max_wait_ms": args.max_wait_ms,
+            "max_queue": 256,
+            "max_batch": 64,
+            "allow_spinning": args.spin,
+        }
         for capture in (0, 100):
             name = f"bench-c{capture}"
             view = deploy(settings, str(artifact), name=name, capture_percent=capture, serving=serving)
             for level in levels:
                 before = server_totals(view.url)
+                cpu0 = process_cpu_seconds(view.pid or 0)
                 row = asyncio.run(drive(view.url, name, png, level, args.duration))
+                cpu = process_cpu_seconds(view.pid or 0) - cpu0
                 row["server"] = server_means(before, server_totals(view.url))
+                served = max(1, row["ok"] + row["throttled"] + row["other"])
+                row["server"]["cpu_us_per_request"] = cpu / served * 1e6
                 results[(capture, level)] = row
             delete(settings, name)
 
         print("\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive):")
         print(
             f"  {'capture':>7} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'vs raw@batch':>13} {'errors':>6} {'batch':>6} {'model us':>9} {'overhead us':>12}"
+            f"{'vs raw@batch':>13} {'errors':>6} {'batch':>6} {'model us':>9} {'overhead us':>12} "
+            f"{'srv CPU us/req':>15} {'raw CPU us/img':>15}"
         )
         for (capture, level), row in results.items():
+            nearest = raw[min(raw, key=lambda b: abs(b - round(row["server"]["batch"] or 1)))]
             base = raw[min(raw, key=lambda b: abs(b - level))]["images_per_s"]
             srv = row["server"]
             print(
                 f"  {capture:>6}% {level:>4} {row['rps']:8.1f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
                 f"{row['rps'] / base:12.0%} {row['other'] + row['throttled']:>6} "
-                f"{srv['batch']:6.1f} {srv['model_us']:9.0f} {srv['overhead_us']:12.0f}"
+                f"{srv['batch']:6.1f} {srv['model_us']:9.0f} {srv['overhead_us']:12.0f} "
+                f"{srv['cpu_us_per_request']:15.0f} {nearest['cpu_us_per_image']:15.0f}"
             )
         print("\ntargets:")
         c1 = results.get((0, 1))

@@ -66,6 +66,7 @@ class ServingOptions:
     max_wait_ms: float = 0.0
     max_queue: int = 256
     threads: int = 0  # 0: one per CPU core, at most 4
+    allow_spinning: bool = False  # ONNX Runtime intra-op spinning (off: frees the cores for the event loop)
     max_image_pixels: int = imaging.DEFAULT_MAX_PIXELS
 
     @property
@@ -91,7 +92,8 @@ def load_deployment(
 ) -> Deployment:
     """Load the config's model (and open its capture writer); raises ModelLoadError with the reason."""
     from sconeflow.endpoint.registry import EndpointRegistry
-    from sconeflow.model.artifact import load_classifier, resolve_model
+    from sconeflow.endpoint.runtime import load_serving_classifier
+    from sconeflow.model.artifact import resolve_model
     from sconeflow.store import open_store
 
     registry = EndpointRegistry(settings)
@@ -99,7 +101,9 @@ def load_deployment(
     model = registry.model(config.model_name)
     try:
         resolved = resolve_model(settings, model.model_data_url)
-        classifier = load_classifier(resolved, intra_op_threads=options.intra_op_threads)
+        classifier = load_serving_classifier(
+            resolved.data, intra_op_threads=options.intra_op_threads, allow_spinning=options.allow_spinning
+        )
         _warm_up(classifier, options.max_batch)
     except SconeflowError as exc:
         raise ModelLoadError(f"model {model.name} ({model.source_ref}) cannot be loaded: {exc}") from exc
@@ -500,4 +504,4 @@ def serve(
     server.run()
 
 
-_OPTION_FIELDS = {"max_batch", "max_wait_ms", "max_queue", "threads", "max_image_pixels"}
+_OPTION_FIELDS = {"max_batch", "max_wait_ms", "max_queue", "threads", "max_image_pixels", "allow_spinning"}
