@@ -208,6 +208,7 @@ def test_cross_process_stop_and_killed_runner(settings: Settings, tmp_path) -> N
     runner = sconeflow_cli(settings, "sfn", "start", "hold", "--name", "remote", "--wait")
     try:
         wait_for(lambda: _status_or_none(service, "remote") == "RUNNING", timeout=60)
+        wait_for(lambda: len(service.history("remote")[1]) >= 2, timeout=30)
         stopped = service.stop_execution("remote", cause="stopped from another process")
         assert stopped.status == "ABORTED" and stopped.cause == "stopped from another process"
         output, _ = runner.communicate(timeout=60)
