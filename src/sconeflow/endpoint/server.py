@@ -265,8 +265,8 @@ class EndpointApp:
             custom = headers.get("x-amzn-sagemaker-custom-attributes")
             if custom is not None and len(custom) > MAX_CUSTOM_ATTRIBUTES:
                 raise ValidationError(f"CustomAttributes must be at most {MAX_CUSTOM_ATTRIBUTES} characters")
-            accept = (headers.get("accept") or "").split(";", 1)[0].strip().lower()
-            if accept not in _ACCEPTABLE:
+            accept = headers.get("accept") or ""
+            if not _acceptable(accept):
                 raise ModelError(
                     f'Received client error (406) from primary with message "Accept {accept} is not '
                     'supported; the model answers application/json"',
@@ -369,6 +369,12 @@ class EndpointApp:
                 threading.Thread(target=old.capture.close, name="capture-retire", daemon=True).start()
         log.warning("endpoint %s now serves %s", self.name, config_name)
         await _respond(send, 200, json.dumps({"EndpointConfigName": config_name}).encode(), JSON_TYPE)
+
+
+def _acceptable(accept: str) -> bool:
+    """True when an Accept header (possibly a list with q-values) admits application/json."""
+    kinds = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    return any(kind in _ACCEPTABLE for kind in kinds)
 
 
 # -- HTTP helpers ---------------------------------------------------------------------------------
