@@ -32,6 +32,18 @@ def test_metrics_from_probabilities():
     assert png.startswith(b"\x89PNG")
 
 
+def test_evaluate_refuses_a_model_of_other_classes():
+    from types import SimpleNamespace
+
+    from sconeflow.model.dataload import SplitData
+    from sconeflow.model.errors import ClassMismatch
+    from sconeflow.model.evaluate import evaluate
+
+    split = SplitData(np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 1]), ["a", "b"], ["bus", "train"])
+    with pytest.raises(ClassMismatch, match="bicycle, motorcycle"):
+        evaluate(SimpleNamespace(classes=["bicycle", "motorcycle"]), split)
+
+
 def test_expected_calibration_error():
     # Confidence 0.8 everywhere, 80% right: perfectly calibrated.
     probs = np.tile([0.8, 0.2], (10, 1))

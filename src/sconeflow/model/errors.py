@@ -51,5 +51,9 @@ class TrainingStopped(ModelError):
     exit_code = 130
 
 
+class ClassMismatch(ModelError):
+    """The model's classes are not the dataset's classes (names or order)."""
+
+
 class InvalidImage(ModelError):
     """An image given for prediction cannot be decoded."""

@@ -133,7 +133,12 @@ def metrics_from_probs(
 def evaluate(classifier: Any, split: SplitData) -> EvaluationReport:
     """Evaluate ``classifier`` (``.predict_proba``, ``.classes``) on a split."""
     if list(classifier.classes) != list(split.classes):
-        log.warning("model classes %s differ from the split's %s", classifier.classes, split.classes)
+        from sconeflow.model.errors import ClassMismatch
+
+        raise ClassMismatch(
+            f"the model predicts {', '.join(classifier.classes)} but the dataset's classes are "
+            f"{', '.join(split.classes)} (same names in the same order are needed)"
+        )
     probs = classifier.predict_proba(split.images)
     report = metrics_from_probs(probs, split.labels, list(classifier.classes), split.keys)
     wrong = np.flatnonzero(probs.argmax(axis=1) != split.labels)
