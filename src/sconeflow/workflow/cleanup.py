@@ -36,7 +36,7 @@ WORKFLOW_PREFIXES = (
     "monitoring/",
     "sns-topics/",
 )
-HOME_ENTRIES = ("demo", "logs", "run", "cache")
+HOME_ENTRIES = ("demo", "notebook", "logs", "run", "cache")
 DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
