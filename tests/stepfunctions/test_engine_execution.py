@@ -64,3 +64,14 @@ def test_invalid_execution_input_fails_cleanly() -> None:
     context = ExecutionContext("arn:e", "e", "arn:aws:states:us-east-1:1:stateMachine:m", "m")
     result = run_execution(machine, "{not json", context, None, clock=RecordingClock())  # type: ignore[arg-type]
     assert result.status == "FAILED" and result.error == "States.Runtime"
+
+
+def test_endless_loop_stops_at_the_history_event_limit() -> None:
+    loop = {
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}},
+    }
+    result = run(loop, {})
+    assert result.status == "FAILED" and result.error == "States.Runtime"
+    assert "maximum number of history events (25000)" in result.cause
+    assert len(result.events) == 25000 and result.events[-1]["type"] == "ExecutionFailed"

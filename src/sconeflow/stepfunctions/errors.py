@@ -78,3 +78,20 @@ class StatesError(Exception):
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause
+
+
+class FatalStatesError(StatesError):
+    """A runtime error no Retry or Catch may handle (States.Runtime, an oversized state input/output)."""
+
+
+MAX_HISTORY_EVENTS = 25000
+
+
+class HistoryLimitExceeded(FatalStatesError):
+    """The execution reached AWS's limit of 25,000 history events (e.g. an endless loop)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            RUNTIME,
+            f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS}).",
+        )

@@ -8,6 +8,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from sconeflow.stepfunctions.errors import MAX_HISTORY_EVENTS, HistoryLimitExceeded
+
+_TERMINAL = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"})
+
 # Event type -> details key, for the types whose key is not simply camelCase(type) + "EventDetails".
 _DETAILS_KEY_OVERRIDES = {
     "PassStateEntered": "stateEnteredEventDetails",
@@ -43,8 +47,11 @@ def details_key(event_type: str) -> str:
 class History:
     """Appends events with increasing ids; thread-safe (Map/Parallel may add concurrently)."""
 
-    def __init__(self, now: Callable[[], datetime], listener: Any = None) -> None:
+    def __init__(
+        self, now: Callable[[], datetime], listener: Any = None, max_events: int = MAX_HISTORY_EVENTS
+    ) -> None:
         self._now = now
+        self.max_events = max_events
         self._listener = listener
         self._lock = threading.Lock()
         self.events: list[dict] = []
@@ -55,6 +62,8 @@ class History:
 
     def add(self, event_type: str, details: dict | None = None, previous: int | None = None) -> int:
         with self._lock:
+            if len(self.events) >= self.max_events - 1 and event_type not in _TERMINAL:
+                raise HistoryLimitExceeded()  # one slot stays free for the terminal event
             event_id = len(self.events) + 1
             event: dict[str, Any] = {
                 "timestamp": self._now(),

@@ -14,7 +14,7 @@ from sconeflow.stepfunctions import choice as choice_mod
 from sconeflow.stepfunctions.definition import (
     State,
 )
-from sconeflow.stepfunctions.errors import StatesError
+from sconeflow.stepfunctions.errors import FatalStatesError, StatesError
 
 MAX_PAYLOAD_BYTES = 262144
 MAX_INLINE_CONCURRENCY = 40  # AWS runs at most about 40 inline Map iterations at once
@@ -78,8 +78,7 @@ class TimedOut(Exception):
     pass
 
 
-class Fatal(StatesError):
-    """An error that no Retry/Catch may handle (States.Runtime, States.DataLimitExceeded, ...)."""
+Fatal = FatalStatesError  # an error that no Retry/Catch may handle
 
 
 class FailStateError(StatesError):
