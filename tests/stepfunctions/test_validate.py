@@ -149,3 +149,36 @@ def test_max_results_truncates() -> None:
     states["S0"]["End"] = True
     result = validate_definition(json.dumps({"StartAt": "S0", "States": states}), max_results=2)
     assert result.result == "FAIL" and len(result.diagnostics) == 2 and result.truncated
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"StartAt": "S", "States": {"S": {"Type": {}, "End": True}}},
+        {"StartAt": "S", "States": {"S": {"Type": "Choice", "Choices": 5, "Default": "S"}}},
+        {"StartAt": None, "States": {"S": {"Type": "Pass", "End": True}}},
+        {
+            "StartAt": "S",
+            "States": {
+                "S": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Catch": 1.5, "End": True}
+            },
+        },
+        {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "End": True,
+                    "ItemProcessor": {
+                        "ProcessorConfig": "x",
+                        "StartAt": "P",
+                        "States": {"P": {"Type": "Pass", "End": True}},
+                    },
+                }
+            },
+        },
+    ],
+)
+def test_malformed_values_are_diagnostics_not_crashes(definition: dict) -> None:
+    result = validate_definition(json.dumps(definition))
+    assert result.result == "FAIL" and result.diagnostics

@@ -221,7 +221,9 @@ class _Checker:
         for dup in getattr(states, "duplicates", []):
             self.error(DUPLICATE_NAME, f"Duplicate State name: {dup}", f"{loc}/States/{dup}")
         start = raw.get("StartAt")
-        if start is not None and (not isinstance(start, str) or start not in states):
+        if "StartAt" in raw and not isinstance(start, str):
+            self.error(SCHEMA, "StartAt must be a state name", f"{loc}/StartAt")
+        elif start is not None and start not in states:
             self.error(MISSING_TARGET, f"Missing 'Next' target: {start}", f"{loc}/StartAt")
         for name, body in states.items():
             sloc = f"{loc}/States/{name}"
@@ -248,8 +250,10 @@ class _Checker:
             if not isinstance(body, dict):
                 continue
             targets = [body.get("Next"), body.get("Default")]
-            targets += [c.get("Next") for c in body.get("Choices", []) or [] if isinstance(c, dict)]
-            targets += [c.get("Next") for c in body.get("Catch", []) or [] if isinstance(c, dict)]
+            for key in ("Choices", "Catch"):
+                rules = body.get(key)
+                if isinstance(rules, list):
+                    targets += [c.get("Next") for c in rules if isinstance(c, dict)]
             todo.extend(t for t in targets if isinstance(t, str))
         for name in states:
             if name not in seen:
@@ -264,7 +268,7 @@ class _Checker:
         for dup in getattr(body, "duplicates", []):
             self.error(SCHEMA, f"Field '{dup}' is defined more than once", f"{loc}/{dup}")
         kind = body.get("Type")
-        if kind not in FIELDS:
+        if not isinstance(kind, str) or kind not in FIELDS:
             if kind is None:
                 self.error(SCHEMA, "These fields are required: [Type]", loc)
             else:
@@ -617,7 +621,13 @@ class _Checker:
         else:
             proc = body[key]
             self.machine(proc, f"{loc}/{key}", ql)
-            if isinstance(proc, dict) and isinstance(proc.get("ProcessorConfig"), dict):
+            if (
+                isinstance(proc, dict)
+                and "ProcessorConfig" in proc
+                and not isinstance(proc["ProcessorConfig"], dict)
+            ):
+                self.error(SCHEMA, "ProcessorConfig must be an object", f"{loc}/{key}/ProcessorConfig")
+            elif isinstance(proc, dict) and isinstance(proc.get("ProcessorConfig"), dict):
                 config = proc["ProcessorConfig"]
                 if config.get("Mode", "INLINE") not in ("INLINE", "DISTRIBUTED"):
                     self.error(
