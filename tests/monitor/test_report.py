@@ -90,6 +90,10 @@ def test_report_on_our_captures_with_baseline(
     assert cells["mean confidence"] == f"{conf.mean():.4f}"
     assert cells["below threshold 0.93"] == str(int((conf < 0.93).sum()))
     assert cells["malformed lines skipped"] == "1"
+    baseline = json.loads((baseline_dir / "statistics.json").read_text())
+    base_conf = next(f for f in baseline["features"] if f["name"] == "confidence")["numerical_statistics"]
+    assert cells["baseline images"] == str(baseline["dataset"]["item_count"])
+    assert cells["baseline mean confidence"] == f"{base_conf['mean']:.4f}"
     assert "baseline_drift_check" in page and "predicted_class" in page
     assert "00-00-000-x.jsonl" in page  # the skipped line's file is listed
     _check_plots(out, page)

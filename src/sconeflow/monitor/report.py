@@ -503,6 +503,10 @@ def render_html(
         ("malformed lines skipped", str(summary.malformed)),
         ("violations", str(summary.violations) if baseline else "n/a (no baseline)"),
     ]
+    if baseline is not None:
+        base_conf = feature_map(baseline.statistics).get(CONFIDENCE, {}).get("numerical_statistics", {})
+        rows.append(("baseline images", str(baseline.item_count)))
+        rows.append(("baseline mean confidence", _fmt(base_conf.get("mean"))))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
