@@ -254,3 +254,15 @@ def test_map_tolerated_failures() -> None:
     assert result.error == "States.ExceedToleratedFailureThreshold"
     machine["States"]["M"].pop("ToleratedFailureCount")
     assert run(machine, [1, 0, 2]).error == "Zero"
+
+
+def test_lambda_unknown_matches_sandbox_timeouts_but_not_python_exceptions() -> None:
+    machine = {
+        "StartAt": "T",
+        "States": {
+            "T": invoke_task("f", Catch=[{"ErrorEquals": ["Lambda.Unknown"], "Next": "Caught"}]),
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    assert output(run(machine, {}, Functions(f=_failing("Sandbox.Timedout"))))["Error"] == "Sandbox.Timedout"
+    assert run(machine, {}, Functions(f=_failing("Exception"))).error == "Exception"

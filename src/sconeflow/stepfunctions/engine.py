@@ -537,7 +537,16 @@ def _error_matches(names: tuple[str, ...], error: str | None) -> bool:
             return True
         if name == error:
             return True
+        if name == "Lambda.Unknown" and error in _LAMBDA_UNKNOWN_ALIASES:
+            return True
     return False
+
+
+# Unhandled Lambda failures the docs call ``Lambda.Unknown``; a current runtime reports a function timeout
+# as ``Sandbox.Timedout`` (aws-contracts 5a), so a Catch/Retry on Lambda.Unknown matches both.
+_LAMBDA_UNKNOWN_ALIASES = frozenset(
+    {"Sandbox.Timedout", "Runtime.ExitError", "Function.ResponseSizeTooLarge"}
+)
 
 
 def _match_retrier(retriers: tuple[Retrier, ...], error: str | None) -> int | None:
