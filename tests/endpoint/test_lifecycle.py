@@ -97,10 +97,11 @@ def test_default_name_and_name_rules(settings: Settings, trained_model: TrainedM
     assert list_views(settings) == []
 
 
+@pytest.mark.parametrize("capture", [0, 100], ids=["no-capture", "capture-moved"])
 def test_update_swaps_the_model_with_no_failed_request(
-    settings: Settings, trained_model: TrainedModel, second_model: Path
+    settings: Settings, trained_model: TrainedModel, second_model: Path, capture: int
 ) -> None:
-    view = deploy(settings, str(trained_model.artifact), name="swap-ep", capture_percent=0)
+    view = deploy(settings, str(trained_model.artifact), name="swap-ep", capture_percent=capture)
     url = f"{view.url}/endpoints/swap-ep/invocations"
     pngs = [png for _, png in trained_model.test_pngs]
     statuses: list[int] = []
@@ -118,7 +119,8 @@ def test_update_swaps_the_model_with_no_failed_request(
         thread.start()
     time.sleep(0.3)
     before = len(statuses)
-    updated = update(settings, "swap-ep", str(second_model))
+    moved = f"s3://{settings.bucket}/moved" if capture else None  # a new capture writer takes over
+    updated = update(settings, "swap-ep", str(second_model), capture_dest=moved)
     time.sleep(0.3)
     stop.set()
     for thread in threads:
@@ -132,9 +134,19 @@ def test_update_swaps_the_model_with_no_failed_request(
     assert json.loads(body) == pytest.approx(new_model.predict_images([pngs[0]])[0].tolist(), abs=1e-6)
     delete(settings, "swap-ep")
     store = LocalStore(settings.buckets_dir)
-    assert not store.bucket_exists(settings.bucket) or not list(
-        store.iter_objects(settings.bucket, "data_capture/")
+    if not capture:
+        assert not store.bucket_exists(settings.bucket) or not list(store.iter_objects(settings.bucket, ""))
+        return
+    old_lines = sum(
+        store.get_object(settings.bucket, o.key).count(b"\n")
+        for o in store.iter_objects(settings.bucket, "data_capture/swap-ep/")
     )
+    new_lines = sum(
+        store.get_object(settings.bucket, o.key).count(b"\n")
+        for o in store.iter_objects(settings.bucket, "moved/swap-ep/")
+    )
+    assert old_lines > 0 and new_lines > 0
+    assert old_lines + new_lines == len(statuses) + 1  # every accepted request, across the swap
 
 
 def test_sampling_percentage(settings: Settings, trained_model: TrainedModel) -> None:

@@ -85,10 +85,15 @@ class Deployment:
     classes_header: bytes
     capture: CaptureWriter | None
     capture_config: DataCaptureConfig
+    inflight: int = 0  # requests using this deployment (event-loop thread only)
 
 
 def load_deployment(
-    settings: Settings, endpoint: str, config_name: str, options: ServingOptions
+    settings: Settings,
+    endpoint: str,
+    config_name: str,
+    options: ServingOptions,
+    current: Deployment | None = None,
 ) -> Deployment:
     """Load the config's model (and open its capture writer); raises ModelLoadError with the reason."""
     from sconeflow.endpoint.registry import EndpointRegistry
@@ -111,7 +116,9 @@ def load_deployment(
         raise ModelLoadError(f"model {model.name} ({model.source_ref}) cannot be loaded: {exc!r}") from exc
     _, height, width = classifier.input_shape
     capture = None
-    if config.data_capture.enable_capture:
+    if current is not None and current.capture is not None and current.capture_config == config.data_capture:
+        capture = current.capture  # same capture settings: keep writing the same files
+    elif config.data_capture.enable_capture:
         capture = CaptureWriter(
             open_store(settings.resolved_store_uri),
             endpoint,
@@ -280,35 +287,23 @@ class EndpointApp:
                 )
             body = await _read_body(receive, imaging.MAX_PAYLOAD_BYTES)
             deployment = self.deployment
-            if len(body) <= INLINE_DECODE_BYTES:
-                image = imaging.decode(
-                    body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
-                )
-            else:
-                image = await asyncio.get_running_loop().run_in_executor(
-                    self._decoder,
-                    lambda: imaging.decode(
-                        body,
-                        deployment.size,
-                        resize=deployment.resize,
-                        max_pixels=self.options.max_image_pixels,
-                    ),
-                )
-            prediction = await self.batcher.submit(deployment.classifier, image)
-            model_us = prediction.model_seconds * 1e6
-            output = json.dumps(prediction.probabilities.tolist()).encode()
-            response_headers = [
-                (b"content-type", JSON_TYPE),
-                (b"x-amzn-invoked-production-variant", VARIANT_NAME.encode()),
-                (b"x-amzn-requestid", request_id.encode()),
-                (b"x-sconeflow-classes", deployment.classes_header),
-                (b"content-length", str(len(output)).encode()),
-            ]
-            if custom is not None:
-                response_headers.append((b"x-amzn-sagemaker-custom-attributes", custom.encode("latin-1")))
-            await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-            await send({"type": "http.response.body", "body": output})
-            self._capture(deployment, body, content_type or "", output, inference_id)
+            deployment.inflight += 1
+            try:
+                output, model_us = await self._predict(deployment, body)
+                response_headers = [
+                    (b"content-type", JSON_TYPE),
+                    (b"x-amzn-invoked-production-variant", VARIANT_NAME.encode()),
+                    (b"x-amzn-requestid", request_id.encode()),
+                    (b"x-sconeflow-classes", deployment.classes_header),
+                    (b"content-length", str(len(output)).encode()),
+                ]
+                if custom is not None:
+                    response_headers.append((b"x-amzn-sagemaker-custom-attributes", custom.encode("latin-1")))
+                await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+                await send({"type": "http.response.body", "body": output})
+                self._capture(deployment, body, content_type or "", output, inference_id)
+            finally:
+                deployment.inflight -= 1  # after the capture call: a retired writer closes only then
         except InvocationError as exc:
             status = exc.status
             await _error(send, exc, request_id, endpoint=self.name, settings=self.settings)
@@ -322,6 +317,22 @@ class EndpointApp:
             )
             await _error(send, error, request_id, endpoint=self.name, settings=self.settings)
         self.metrics.observe_request(status, model_us, (time.perf_counter() - started) * 1e6)
+
+    async def _predict(self, deployment: Deployment, body: bytes) -> tuple[bytes, float]:
+        """Decode (off the loop when large), queue for the model, format the built-in algorithm's JSON."""
+        if len(body) <= INLINE_DECODE_BYTES:
+            image = imaging.decode(
+                body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
+            )
+        else:
+            image = await asyncio.get_running_loop().run_in_executor(
+                self._decoder,
+                lambda: imaging.decode(
+                    body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
+                ),
+            )
+        prediction = await self.batcher.submit(deployment.classifier, image)
+        return json.dumps(prediction.probabilities.tolist()).encode(), prediction.model_seconds * 1e6
 
     def _capture(
         self, deployment: Deployment, body: bytes, content_type: str, output: bytes, inference_id: str | None
@@ -356,19 +367,34 @@ class EndpointApp:
             loop = asyncio.get_running_loop()
             try:
                 fresh = await loop.run_in_executor(
-                    None, load_deployment, self.settings, self.name, config_name, self.options
+                    None,
+                    load_deployment,
+                    self.settings,
+                    self.name,
+                    config_name,
+                    self.options,
+                    self.deployment,
                 )
             except SconeflowError as exc:
                 payload = json.dumps({"message": f"{exc.name}: {exc}"}).encode()
                 await _respond(send, 409, payload, JSON_TYPE)
                 return
             old = self.deployment
-            self.deployment = fresh  # requests decoded from now on use the new model
-            if old.capture is not None:
+            self.deployment = fresh  # requests from now on use the new model
+            if old.capture is not None and old.capture is not fresh.capture:
                 self._retired.append(old.capture)
-                threading.Thread(target=old.capture.close, name="capture-retire", daemon=True).start()
+                threading.Thread(target=_retire, args=(old,), name="capture-retire", daemon=True).start()
         log.warning("endpoint %s now serves %s", self.name, config_name)
         await _respond(send, 200, json.dumps({"EndpointConfigName": config_name}).encode(), JSON_TYPE)
+
+
+def _retire(old: Deployment, timeout: float = 120.0) -> None:
+    """Close a replaced deployment's capture writer once its last request has been captured."""
+    deadline = time.monotonic() + timeout
+    while old.inflight > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if old.capture is not None:
+        old.capture.close()
 
 
 def _acceptable(accept: str) -> bool:
