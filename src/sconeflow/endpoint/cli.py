@@ -133,7 +133,7 @@ def invoke(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """InvokeEndpoint through boto3 ``sagemaker-runtime`` against the endpoint's server; prints the JSON."""
+    """InvokeEndpoint through boto3 sagemaker-runtime against the endpoint's server; prints the JSON."""
     import boto3
     from botocore.config import Config
 
