@@ -285,7 +285,7 @@ class EndpointRegistry:
             server, url, pid = "running", record.url, record.pid
         else:
             server, url, pid = "crashed", record.url, record.pid
-        if server == "crashed" and record is not None and endpoint.status in (IN_SERVICE, UPDATING):
+        if server == "crashed" and record is not None and endpoint.status in (CREATING, IN_SERVICE, UPDATING):
             reason = (
                 f"endpoint server process {record.pid} exited unexpectedly; "
                 f"log tail: {_log_tail(Path(record.log_path))}"
@@ -371,6 +371,10 @@ def start_endpoint(
             health_url=f"{url}/ping",
             timeout=timeout,
         )
+    except KeyboardInterrupt:
+        services.stop_service(settings, service_name(name))
+        registry.set_status(name, FAILED, "creation was interrupted (Ctrl-C)")
+        raise
     except services.ServiceError as exc:
         current = registry.find(name)
         reason = current.failure_reason if current is not None and current.status == FAILED else None
