@@ -107,3 +107,16 @@ def test_report_with_no_records(settings: Settings, store: LocalStore, tmp_path:
     )
     assert result.exit_code == 0, result.output
     assert _summary_cells((out / "report.html").read_text())["invocations (records)"] == "0"
+
+
+def test_report_folder_that_is_a_file(settings: Settings, shared_dir: Path, tmp_path: Path) -> None:
+    from sconeflow.monitor.report import ReportError
+
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    result = CliRunner().invoke(
+        app, ["monitor", "report", "--source", str(shared_dir / FIXTURES), "-o", str(target)]
+    )
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ReportError)
+    assert target.read_text() == "not a folder"  # nothing lost

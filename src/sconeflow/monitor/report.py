@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sconeflow.errors import SconeflowError
 from sconeflow.monitor.baseline import Baseline, feature_map, sketch_points
 from sconeflow.monitor.captures import MalformedLine
 from sconeflow.monitor.features import CONFIDENCE, FeatureTable
@@ -59,6 +60,10 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
 _BELOW = "#d62728"
 _ABOVE = "#1f77b4"
 _BASE = "#9e9e9e"
+
+
+class ReportError(SconeflowError):
+    """The report cannot be written (the output folder is a file, not writable, ...)."""
 
 
 @dataclass(frozen=True)
@@ -572,8 +577,25 @@ def write_report(
     source: str = "",
 ) -> ReportResult:
     """Write the five PNGs and ``report.html`` into ``out_dir``."""
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(out_dir).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(f"report folder {directory} exists and is not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return _write_report(table, directory, baseline, violations, malformed, threshold, source)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report into {directory}: {exc}") from exc
+
+
+def _write_report(
+    table: FeatureTable,
+    directory: Path,
+    baseline: Baseline | None,
+    violations: Sequence[dict[str, str]] | None,
+    malformed: Sequence[MalformedLine],
+    threshold: float,
+    source: str,
+) -> ReportResult:
     paths = [directory / name for name, _ in PLOTS]
     plot_confidence_over_time(table, paths[0], threshold)
     plot_class_mix(table, paths[1])
