@@ -182,3 +182,19 @@ def test_max_results_truncates() -> None:
 def test_malformed_values_are_diagnostics_not_crashes(definition: dict) -> None:
     result = validate_definition(json.dumps(definition))
     assert result.result == "FAIL" and result.diagnostics
+
+
+@pytest.mark.needs_shared
+def test_every_definition_aws_ran_in_the_conformance_corpus_is_accepted() -> None:
+    from pathlib import Path
+
+    cases_dir = Path(__file__).resolve().parents[3] / "shared" / "asl-conformance" / "cases"
+    if not cases_dir.is_dir():
+        pytest.skip(f"the conformance corpus is absent ({cases_dir})")
+    rejected = []
+    for path in sorted(cases_dir.glob("*/*.json")):
+        definition = json.loads(path.read_text())["definition"]
+        result = validate_definition(json.dumps(definition))
+        if result.result != "OK":
+            rejected.append((path.name, [d.to_api() for d in result.diagnostics][:2]))
+    assert not rejected, rejected[:5]
