@@ -68,7 +68,7 @@ def captures_cmd(
 ) -> None:
     """Load capture JSONL into a table: event, time, input, image statistics, probabilities, prediction."""
     from sconeflow.monitor.captures import read_captures, resolve_source
-    from sconeflow.monitor.features import CONFIDENCE, prob_feature, table_from_records
+    from sconeflow.monitor.features import table_from_records
     from sconeflow.monitor.report import summarize
     from sconeflow.monitor.timeutil import resolve_window
 
@@ -92,30 +92,8 @@ def captures_cmd(
             }
             typer.echo(json.dumps(row))
     elif output_format == "table":
-        view = Table(title=f"Captured invocations from {capture_source.uri}", show_lines=False)
-        headers = ("event", "time (UTC)", "type", "bytes", "w×h", "RGB mean", "contrast", "sharpness")
-        for col in headers:
-            view.add_column(col, no_wrap=col in ("time (UTC)", "w×h"))
-        view.add_column("probabilities")
-        view.add_column("class")
-        view.add_column("conf.", justify="right")
-        shown = len(table) if limit <= 0 else min(limit, len(table))
-        for i in range(shown):
-            n = table.numeric
-            probs = " ".join(_fmt(n[prob_feature(c)][i], 3) for c in table.classes)
-            view.add_row(
-                table.event_ids[i][:8],
-                str(table.times[i]).replace("T", " "),
-                (table.content_types[i] or "").replace("application/", "app/"),
-                str(table.input_sizes[i]),
-                f"{_fmt(n['image_width'][i], 0)}×{_fmt(n['image_height'][i], 0)}",
-                "/".join(_fmt(n[f"brightness_{c}"][i], 0) for c in "rgb"),
-                _fmt(n["contrast"][i]),
-                _fmt(n["sharpness"][i], 0),
-                probs,
-                table.predicted[i] or "",
-                _fmt(n[CONFIDENCE][i], 3),
-            )
+        view = _captures_view(table, capture_source.uri, limit, wide=console.width >= 140)
+        shown = view.row_count
         console.print(view)
         summary = summarize(table, malformed=len(captures.malformed))
         console.print(
@@ -130,6 +108,46 @@ def captures_cmd(
         err_console.print(f"[yellow]skipped[/] {bad.source}:{bad.line}: {bad.reason}", highlight=False)
     if len(captures.malformed) > 20:
         err_console.print(f"[yellow]... and {len(captures.malformed) - 20} more malformed lines[/]")
+
+
+def _captures_view(table, uri: str, limit: int, *, wide: bool) -> Table:  # type: ignore[no-untyped-def]
+    """The capture table; on a narrow terminal only time, image statistics and the prediction."""
+    from sconeflow.monitor.features import CONFIDENCE, prob_feature
+
+    columns = ["time (UTC)", "RGB mean", "contrast", "sharpness", "class", "conf."]
+    if wide:
+        columns = [
+            "event",
+            "time (UTC)",
+            "type",
+            "bytes",
+            "w×h",
+            *columns[1:4],
+            "probabilities",
+            *columns[4:],
+        ]
+    view = Table(title=f"Captured invocations from {uri}", show_lines=False)
+    for col in columns:
+        view.add_column(
+            col, no_wrap=col in ("time (UTC)", "w×h"), justify="right" if col == "conf." else "left"
+        )
+    n = table.numeric
+    for i in range(len(table) if limit <= 0 else min(limit, len(table))):
+        cells = {
+            "event": table.event_ids[i][:8],
+            "time (UTC)": str(table.times[i]).replace("T", " "),
+            "type": (table.content_types[i] or "").replace("application/", "app/"),
+            "bytes": str(table.input_sizes[i]),
+            "w×h": f"{_fmt(n['image_width'][i], 0)}×{_fmt(n['image_height'][i], 0)}",
+            "RGB mean": "/".join(_fmt(n[f"brightness_{c}"][i], 0) for c in "rgb"),
+            "contrast": _fmt(n["contrast"][i]),
+            "sharpness": _fmt(n["sharpness"][i], 0),
+            "probabilities": " ".join(_fmt(n[prob_feature(c)][i], 3) for c in table.classes),
+            "class": table.predicted[i] or "",
+            "conf.": _fmt(n[CONFIDENCE][i], 3),
+        }
+        view.add_row(*(cells[col] for col in columns))
+    return view
 
 
 def _known_classes(settings) -> list[str] | None:  # type: ignore[no-untyped-def]
