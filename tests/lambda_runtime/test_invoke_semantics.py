@@ -319,3 +319,14 @@ def test_a_vanished_code_folder_is_a_named_error(
     with pytest.raises(WorkerStartFailed, match="does not exist"):
         runtime.invoke("gone", b"{}")
     assert runtime._engine.pools["gone"].total == 0  # the reserved slot was given back
+
+
+def test_idle_workers_are_reaped(runtime: LambdaRuntime, settings: Settings, tmp_path: Path) -> None:
+    register_code(settings, tmp_path, "echo", ECHO)
+    assert runtime.invoke("echo", b"{}").function_error is None
+    pool = runtime._engine.pools["echo"]
+    assert (pool.total, len(pool.idle)) == (1, 1)
+    assert pool.reap(idle_for=3600) == 0
+    assert pool.reap(idle_for=0) == 1
+    assert (pool.total, pool.idle) == (0, [])
+    assert runtime.invoke("echo", b'{"again": 1}').payload == b'{"again": 1}'  # a fresh worker

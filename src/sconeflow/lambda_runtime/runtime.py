@@ -51,6 +51,8 @@ MAX_RESPONSE_PAYLOAD = MAX_SYNC_PAYLOAD + 100  # the figure AWS's error message 
 INIT_TIMEOUT_S = 30.0  # AWS allows 10 s; a loaded laptop importing boto3 needs more headroom
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 ENDPOINT_TTL_S = 1.0
+IDLE_TTL_S = 600.0  # a warm worker idle this long is stopped, as Lambda reclaims idle sandboxes
+REAP_EVERY_S = 30.0
 _PASS_THROUGH_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -90,6 +92,7 @@ class _Worker:
     def __init__(self, config: FunctionConfig, env: dict[str, str], stdout: IO[bytes]) -> None:
         self.log_stream = env["AWS_LAMBDA_LOG_STREAM_NAME"]
         self.max_memory_mb = 0
+        self.last_used = time.monotonic()
         req_read, self.req_write = os.pipe()
         self.resp_read, resp_write = os.pipe()
         try:
@@ -186,6 +189,7 @@ class _Pool:
                 self.cond.wait(remaining)
 
     def release(self, worker: _Worker) -> None:
+        worker.last_used = time.monotonic()
         with self.cond:
             if not self.closed:
                 self.idle.append(worker)
@@ -200,6 +204,18 @@ class _Pool:
             self.cond.notify()
         if worker is not None:
             worker.kill()
+
+    def reap(self, idle_for: float) -> int:
+        """Stop the workers idle for more than ``idle_for`` seconds; return how many."""
+        cutoff = time.monotonic() - idle_for
+        with self.cond:
+            stale = [w for w in self.idle if w.last_used < cutoff]
+            self.idle = [w for w in self.idle if w.last_used >= cutoff]
+            self.total -= len(stale)
+            self.cond.notify_all()
+        for worker in stale:
+            worker.kill()
+        return len(stale)
 
     def close(self) -> None:
         with self.cond:
@@ -225,6 +241,8 @@ class _Engine:
         self._in_process_gateway: Any = None
         self._executor: ThreadPoolExecutor | None = None
         self._raw_logs: dict[str, IO[bytes]] = {}
+        self._reaper: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- endpoint for the handlers' boto3 clients ------------------------------------------------
     def endpoint_url(self) -> str | None:
@@ -302,7 +320,20 @@ class _Engine:
             if pool is not None:
                 pool.close()
             pool = self.pools[config.name] = _Pool(config, key)
+            if self._reaper is None or not self._reaper.is_alive():
+                self._closed.clear()
+                self._reaper = threading.Thread(target=self._reap_idle, name="lambda-reaper", daemon=True)
+                self._reaper.start()
             return pool
+
+    def _reap_idle(self) -> None:
+        while not self._closed.wait(REAP_EVERY_S):
+            with self.lock:
+                pools = list(self.pools.values())
+            for pool in pools:
+                stopped = pool.reap(IDLE_TTL_S)
+                if stopped:
+                    log.info("stopped %d idle worker(s) of %s", stopped, pool.config.name)
 
     def raw_log(self, name: str) -> IO[bytes]:
         with self.lock:
@@ -326,6 +357,7 @@ class _Engine:
             gateway, self._in_process_gateway = self._in_process_gateway, None
             raw, self._raw_logs = list(self._raw_logs.values()), {}
         self.fixed_endpoint = None
+        self._closed.set()
         if executor is not None:
             executor.shutdown(wait=True)
         for pool in pools:
