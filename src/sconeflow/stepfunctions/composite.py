@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -343,11 +344,12 @@ class CompositeStates:
         return results, failures
 
     def run_child(self, processor: StateMachine, value: Any, frame: Frame) -> Any:
-        """A Distributed Map child: its events go to a child history, not the parent's."""
-        parent_history, parent_first = self.history, self.first_state
-        self.history = History(self.clock.now, None)
-        self.first_state = True
-        try:
-            return self.run_program(processor, value, frame)
-        finally:
-            self.history, self.first_state = parent_history, parent_first
+        """A Distributed Map child: its events go to a child history, not the parent's.
+
+        The child runs on a shallow copy of this run (same clock, integrations, context), so threads
+        still running elsewhere in the parent keep writing to the parent's history.
+        """
+        child = copy.copy(self)
+        child.history = History(self.clock.now, None)
+        child.first_state = True
+        return child.run_program(processor, value, frame)
