@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -152,7 +153,11 @@ class CompositeStates:
             tol_count, tol_pct = self.map_tolerance(sctx, effective, states)
             tolerant = tol_count is not None or tol_pct is not None
             if state.distributed:
-                self.history.add("MapRunStarted", {"mapRunArn": f"{self.context.execution_arn}:map-run"})
+                map_run_arn = (
+                    f"arn:aws:states:{self.region}:{self.account}:mapRun:{self.context.state_machine_name}/"
+                    f"{state.label or state.name}:{uuid.uuid4()}"
+                )
+                self.history.add("MapRunStarted", {"mapRunArn": map_run_arn})
             try:
                 results, failures = self.run_iterations(sctx, items, effective, states, max_conc, tolerant)
                 if failures and not self.tolerated(len(failures), len(items), tol_count, tol_pct):
