@@ -206,3 +206,14 @@ def test_executions_cli_lists_records(
     assert summary["MonitoringScheduleName"] == "hourly"
     assert summary["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations")
     assert summary["ProcessingJobArn"].startswith("arn:aws:sagemaker:us-east-1:123456789012:processing-job/")
+
+
+def test_categorical_values_check(settings: Settings, store: LocalStore, baseline_dir: Path) -> None:
+    images = baseline_like_images(10, seed=19)
+    outputs = [output_text([0.6, 0.4])] * 16 + [output_text([0.1, 0.2, 0.7])] * 4  # argmax outside the domain
+    write_capture_files(store, settings.bucket, ENDPOINT, images, [], start=recent_start(20), outputs=outputs)
+    run = _run(settings, baseline_dir)
+    found = [v for v in run.violations if v["constraint_check_type"] == "categorical_values_check"]
+    assert [v["feature_name"] for v in found] == ["predicted_class"]
+    assert "Observed: Only 80.0% of data is in the baseline domain" in found[0]["description"]
+    assert "class_2" in found[0]["description"]

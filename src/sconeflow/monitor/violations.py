@@ -307,10 +307,11 @@ def _check_string(
         )
     domains = (feature.get("string_constraints") or {}).get("domains")
     if domains and present:
-        inside = sum(1 for v in present if v in set(domains))
+        domain = set(domains)
+        inside = sum(1 for v in present if v in domain)
         share = inside / len(present)
         if share < domain_threshold - 1e-12:
-            unknown = sorted({v for v in present if v not in set(domains)})
+            unknown = sorted({v for v in present if v not in domain})
             violations.append(
                 _violation(
                     name,
