@@ -217,3 +217,35 @@ def test_categorical_values_check(settings: Settings, store: LocalStore, baselin
     assert [v["feature_name"] for v in found] == ["predicted_class"]
     assert "Observed: Only 80.0% of data is in the baseline domain" in found[0]["description"]
     assert "class_2" in found[0]["description"]
+
+
+def test_comparison_method_overrides_and_disabling(
+    settings: Settings,
+    store: LocalStore,
+    classifier,  # type: ignore[no-untyped-def]
+    baseline_dir: Path,
+) -> None:
+    _traffic(store, settings, classifier, baseline_like_images(8, seed=20))  # a small window: 16 records
+    constraints_path = baseline_dir / "constraints.json"
+    constraints = json.loads(constraints_path.read_text())
+
+    def drift_features() -> set[str]:
+        run = _run(settings, baseline_dir)
+        return {
+            v["feature_name"] for v in run.violations if v["constraint_check_type"] == "baseline_drift_check"
+        }
+
+    assert drift_features() == set()  # Robust: 16 records of normal traffic are not evidence of drift
+    constraints["monitoring_config"]["distribution_constraints"]["comparison_method"] = "Simple"
+    constraints_path.write_text(json.dumps(constraints))
+    simple = drift_features()
+    assert simple  # Simple: any distance above 0.1 is flagged
+    first = sorted(simple)[0]
+    for feature in constraints["features"]:
+        if feature["name"] == first:
+            feature["monitoringConfigOverrides"] = {"comparison_threshold": 1.0}
+    constraints_path.write_text(json.dumps(constraints))
+    assert drift_features() == simple - {first}
+    constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] = "Disabled"
+    constraints_path.write_text(json.dumps(constraints))
+    assert drift_features() == set()
