@@ -82,7 +82,7 @@ def test_timeout_through_the_api(lam: Any, settings: Settings, tmp_path: Path) -
 
 def test_list_and_get_function(lam: Any) -> None:
     names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-    assert names == ["classify_image", "filter_inference", "serialize_image_data"]
+    assert names == ["classify_image", "filter_inference", "list_images", "serialize_image_data"]
     paged = lam.list_functions(MaxItems=2)
     assert len(paged["Functions"]) == 2 and paged["NextMarker"]
     function = lam.get_function(

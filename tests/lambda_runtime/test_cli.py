@@ -18,7 +18,7 @@ def test_list_shows_the_three_functions(settings: Settings) -> None:
     result = runner.invoke(app, ["lambda", "list", "--json"])
     assert result.exit_code == 0, result.output
     names = [f["FunctionName"] for f in json.loads(result.stdout)["Functions"]]
-    assert names == ["classify_image", "filter_inference", "serialize_image_data"]
+    assert names == ["classify_image", "filter_inference", "list_images", "serialize_image_data"]
 
 
 def test_invoke_prints_the_payload_and_fails_on_a_function_error(settings: Settings, tmp_path: Path) -> None:

@@ -66,10 +66,16 @@ LAMBDA_SCHEMA = Migrations(
           ('filter_inference', 'filter_inference.lambda_handler', '{"THRESHOLD": "0.93"}', 3, 128,
            'Scones Unlimited: fail with ThresholdConfidenceNotMet below THRESHOLD');
         """,
+        """
+        INSERT OR IGNORE INTO lambda_functions (name, handler, environment, timeout, memory_size, description)
+        VALUES
+          ('list_images', 'list_images.lambda_handler', '{"MAX_KEYS": "1000"}', 30, 128,
+           'Scones Unlimited batch workflow: list the images under s3_bucket/s3_prefix');
+        """,
     ],
 )
 
-DEFAULT_FUNCTIONS = ("serialize_image_data", "classify_image", "filter_inference")
+DEFAULT_FUNCTIONS = ("serialize_image_data", "classify_image", "filter_inference", "list_images")
 
 
 @dataclass(frozen=True)
