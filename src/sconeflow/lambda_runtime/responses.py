@@ -1,4 +1,5 @@
-"""The Lambda REST-JSON wire layer: Invoke, ListFunctions, GetFunction, GetFunctionConfiguration.
+"""The Lambda REST-JSON wire layer: Invoke, ListFunctions, GetFunction, GetFunctionConfiguration,
+CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
 
 Speaks :class:`~sconeflow.gateway.wire.WireRequest` / ``WireResponse``; all state lives in the registry
 and the runtime. Errors: header ``x-amzn-ErrorType`` and body ``{"Type": "User", "Message": ...}``.
@@ -6,20 +7,29 @@ and the runtime. Errors: header ``x-amzn-ErrorType`` and body ``{"Type": "User",
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import uuid
 from typing import Any
 
 from sconeflow.config import Settings
 from sconeflow.gateway.wire import WireRequest, WireResponse
-from sconeflow.lambda_runtime.errors import InvalidParameterValue, LambdaError
+from sconeflow.lambda_runtime.deploy import unpack_zip
+from sconeflow.lambda_runtime.errors import (
+    InvalidParameterValue,
+    InvalidRequestContent,
+    LambdaError,
+    ResourceConflict,
+)
 from sconeflow.lambda_runtime.registry import LATEST, FunctionConfig, parse_function_name
 from sconeflow.lambda_runtime.runtime import LambdaRuntime
 
 PREFIX = "/2015-03-31/functions"
 _INVOKE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _FUNCTION_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<config>/configuration)?/?$")
+_CODE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
 
 
 def error_response(exc: LambdaError) -> WireResponse:
@@ -32,8 +42,6 @@ def error_response(exc: LambdaError) -> WireResponse:
 
 def function_configuration(settings: Settings, config: FunctionConfig) -> dict[str, Any]:
     sha = hashlib.sha256(repr(config.fingerprint).encode()).digest()
-    import base64
-
     return {
         "FunctionName": config.name,
         "FunctionArn": config.arn(settings),
@@ -59,6 +67,13 @@ def function_configuration(settings: Settings, config: FunctionConfig) -> dict[s
     }
 
 
+def _variables(body: dict[str, Any]) -> dict[str, str]:
+    variables = (body.get("Environment") or {}).get("Variables") or {}
+    if not isinstance(variables, dict):
+        raise InvalidParameterValue("Environment.Variables must be a map of strings")
+    return {str(k): str(v) for k, v in variables.items()}
+
+
 class LambdaHandler:
     def __init__(self, settings: Settings, runtime: LambdaRuntime) -> None:
         self.settings = settings
@@ -77,6 +92,18 @@ class LambdaHandler:
             return self.invoke(request, match.group("name"))
         if request.method == "GET" and path.rstrip("/") == PREFIX:
             return self.list_functions(request)
+        if request.method == "POST" and path.rstrip("/") == PREFIX:
+            return self.create_function(request)
+        match = _CODE_RE.match(path)
+        if match and request.method == "PUT":
+            return self.update_code(request, match.group("name"))
+        match = _FUNCTION_RE.match(path)
+        if match and request.method == "PUT" and match.group("config"):
+            return self.update_configuration(request, match.group("name"))
+        if match and request.method == "DELETE" and not match.group("config"):
+            name, _ = parse_function_name(match.group("name"), request.query_one("Qualifier"))
+            self.runtime.registry.delete(name)
+            return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
         match = _FUNCTION_RE.match(path)
         if match and request.method == "GET":
             name, qualifier = parse_function_name(match.group("name"), request.query_one("Qualifier"))
@@ -91,6 +118,81 @@ class LambdaHandler:
                 }
             )
         raise InvalidParameterValue(f"unsupported Lambda operation {request.method} {path}")
+
+    # -- deployment ------------------------------------------------------------------------------
+    def _json(self, request: WireRequest) -> dict[str, Any]:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise InvalidRequestContent(f"Could not parse request body into json: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidRequestContent("Could not parse request body into json: expected an object")
+        return body
+
+    def _code_dir(self, name: str, code: dict[str, Any]) -> str:
+        if code.get("ZipFile"):
+            try:
+                data = base64.b64decode(code["ZipFile"], validate=True)
+            except (ValueError, TypeError):
+                raise InvalidParameterValue("Code.ZipFile is not valid base64") from None
+        elif code.get("S3Bucket") and code.get("S3Key"):
+            from sconeflow.store import StoreError, open_store
+
+            store = open_store(self.settings.resolved_store_uri)
+            try:
+                data = store.get_object(code["S3Bucket"], code["S3Key"])
+            except StoreError as exc:
+                raise InvalidParameterValue(
+                    f"Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: {exc}"
+                ) from None
+        else:
+            raise InvalidParameterValue(
+                "Code must have ZipFile, or S3Bucket and S3Key (ImageUri is not supported)"
+            )
+        return str(unpack_zip(self.settings, name, data))
+
+    def create_function(self, request: WireRequest) -> WireResponse:
+        body = self._json(request)
+        name = str(body.get("FunctionName") or "")
+        name, _ = parse_function_name(name) if name else ("", None)
+        if not name or not body.get("Handler"):
+            raise InvalidParameterValue("FunctionName and Handler are required")
+        if self.runtime.registry.exists(name):
+            raise ResourceConflict(f"Function already exist: {name}")
+        config = FunctionConfig(
+            name=name,
+            handler=str(body["Handler"]),
+            code_dir=self._code_dir(name, body.get("Code") or {}),
+            environment=_variables(body),
+            timeout=int(body.get("Timeout") or 3),
+            memory_size=int(body.get("MemorySize") or 128),
+            description=str(body.get("Description") or ""),
+        )
+        saved = self.runtime.registry.register(config)
+        return WireResponse.json(function_configuration(self.settings, saved), status=201)
+
+    def update_code(self, request: WireRequest, name: str) -> WireResponse:
+        name, _ = parse_function_name(name)
+        self.runtime.registry.get(name)
+        code_dir = self._code_dir(name, self._json(request))
+        saved = self.runtime.registry.update(name, code_dir=code_dir)
+        return WireResponse.json(function_configuration(self.settings, saved))
+
+    def update_configuration(self, request: WireRequest, name: str) -> WireResponse:
+        name, _ = parse_function_name(name)
+        body = self._json(request)
+        current = self.runtime.registry.get(name)
+        unset = list(current.environment) if "Environment" in body else []
+        saved = self.runtime.registry.update(
+            name,
+            environment=_variables(body) if "Environment" in body else None,
+            unset_env=[k for k in unset if k not in _variables(body)],
+            handler=body.get("Handler"),
+            timeout=int(body["Timeout"]) if body.get("Timeout") else None,
+            memory_size=int(body["MemorySize"]) if body.get("MemorySize") else None,
+            description=body.get("Description"),
+        )
+        return WireResponse.json(function_configuration(self.settings, saved))
 
     def list_functions(self, request: WireRequest) -> WireResponse:
         functions = self.runtime.registry.list()
