@@ -27,15 +27,20 @@ def test_cleanup_and_status_of_a_home_never_used_create_nothing(tmp_path) -> Non
     assert not home.exists()
 
 
-def test_cleanup_stops_the_gateway_and_strays_and_is_safe_twice(settings) -> None:
+def test_cleanup_stops_gateway_schedules_and_strays_and_is_safe_twice(settings) -> None:
+    from datetime import timedelta
+
     from sconeflow.gateway.cli import start_background
+    from sconeflow.monitor.schedule import Schedules, create_schedule
 
     url, started = start_background(settings, "127.0.0.1", 0)
     assert started
     assert start_background(settings, "127.0.0.1", 0) == (url, False)  # reused, not a second one
+    _, worker = create_schedule(settings, "hourly", every=timedelta(hours=1))
     status = collect_status(settings)
     assert status.gateway is not None and status.gateway["running"] and status.gateway["url"] == url
-    assert status.running == [f"gateway {url}"]
+    assert status.running == [f"gateway {url}", "monitor schedule hourly"]
+    assert status.schedules[0]["pid"] == worker.pid
     gateway_pid = status.gateway["pid"]
     # a process of this home that no run file knows (say, a Lambda worker whose parent died)
     stray = subprocess.Popen(
@@ -45,6 +50,9 @@ def test_cleanup_stops_the_gateway_and_strays_and_is_safe_twice(settings) -> Non
     try:
         report = cleanup(settings)
         assert f"gateway {url} (pid {gateway_pid})" in report.stopped
+        assert f"monitor schedule hourly (pid {worker.pid})" in report.stopped
+        assert Schedules(settings).get("hourly").status == "Stopped"
+        assert not pid_alive(worker.pid)
         assert any(line.startswith(f"stray process {stray.pid} ") for line in report.stopped)
         stray.wait(timeout=10)
         assert not pid_alive(gateway_pid)
