@@ -249,3 +249,21 @@ def test_comparison_method_overrides_and_disabling(
     constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] = "Disabled"
     constraints_path.write_text(json.dumps(constraints))
     assert drift_features() == set()
+
+
+def test_unwritable_output_fails_the_execution(
+    settings: Settings,
+    store: LocalStore,
+    classifier,  # type: ignore[no-untyped-def]
+    baseline_dir: Path,
+    tmp_path: Path,
+) -> None:
+    _traffic(store, settings, classifier, baseline_like_images(5, seed=22))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(MonitoringFailed):
+        _run(settings, baseline_dir, output=str(blocker))
+    [execution] = MonitoringExecutions(settings).list()
+    assert execution.status == "Failed"  # never left InProgress
+    assert execution.failure_reason
+    assert blocker.read_text() == "x"

@@ -228,6 +228,8 @@ def run_worker(settings: Settings, name: str, *, max_runs: int | None = None) ->
             log.warning("schedule %s: execution failed: %s", name, exc)
         except SconeflowError as exc:
             log.error("schedule %s: %s: %s", name, exc.name, exc)
+        except Exception:  # keep the schedule alive; the next tick may succeed
+            log.exception("schedule %s: unexpected error", name)
         runs += 1
         if max_runs is not None and runs >= max_runs:
             break

@@ -45,7 +45,7 @@ from sconeflow.monitor.baseline import (
     suggest_constraints,
     write_documents,
 )
-from sconeflow.monitor.captures import resolve_source
+from sconeflow.monitor.captures import CaptureSource, resolve_source
 from sconeflow.monitor.features import (
     PREDICTED_CLASS,
     FeatureTable,
@@ -490,22 +490,61 @@ def run_monitoring(
         execution.arn, status="InProgress", window_start=_iso(since), window_end=_iso(until or _now())
     )
     try:
-        baseline = load_baseline(settings, baseline_location)
-        table, captures = load_feature_table(
-            settings, capture_source, since=since, until=until, classes=baseline.classes or None
+        result = _execute(
+            settings, capture_source, baseline_location, since, until, endpoint, schedule_name, output
         )
+    except MonitoringFailed as exc:
+        reason = str(exc)
     except SconeflowError as exc:
+        reason = f"{exc.name}: {exc}"
+    except Exception as exc:  # never leave an execution InProgress
+        log.exception("monitoring execution %s failed unexpectedly", execution.arn)
+        reason = f"InternalServerError: {type(exc).__name__}: {exc}"
+    except BaseException:  # Ctrl-C, SIGTERM as SystemExit
+        executions.update(execution.arn, status="Stopped", exit_message="Stopped: the run was interrupted")
+        raise
+    else:
+        table, baseline, violations, report_uri, malformed = result
+        if violations:
+            status = "CompletedWithViolations"
+            message = (
+                f"CompletedWithViolations: Job completed successfully with {len(violations)} violations."
+            )
+        else:
+            status = "Completed"
+            message = "Completed: Job completed successfully with no violations."
         execution = executions.update(
-            execution.arn, status="Failed", failure_reason=str(exc), exit_message=f"Failed: {exc}"
+            execution.arn,
+            status=status,
+            exit_message=message,
+            records=len(table),
+            violations=len(violations),
+            report_uri=report_uri,
         )
-        raise MonitoringFailed(f"monitoring execution failed: {exc}") from exc
+        log.info("%s (%d records, report %s)", message, len(table), report_uri)
+        return MonitoringRun(execution, violations, table, baseline, malformed)
+    executions.update(execution.arn, status="Failed", failure_reason=reason, exit_message=f"Failed: {reason}")
+    raise MonitoringFailed(f"monitoring execution failed: {reason}")
+
+
+def _execute(
+    settings: Settings,
+    capture_source: CaptureSource,
+    baseline_location: str,
+    since: datetime | None,
+    until: datetime | None,
+    endpoint: str | None,
+    schedule_name: str,
+    output: str | None,
+) -> tuple[FeatureTable, Baseline, list[dict[str, str]], str, int]:
+    baseline = load_baseline(settings, baseline_location)
+    table, captures = load_feature_table(
+        settings, capture_source, since=since, until=until, classes=baseline.classes or None
+    )
     if not len(table):
         reason = f"no captured traffic in the window under {capture_source.uri}"
         if captures.malformed:
             reason += f" ({len(captures.malformed)} malformed line(s) skipped)"
-        executions.update(
-            execution.arn, status="Failed", failure_reason=reason, exit_message=f"Failed: {reason}"
-        )
         raise MonitoringFailed(reason)
     violations = evaluate(baseline, table)
     statistics = compute_statistics(table)
@@ -519,29 +558,8 @@ def run_monitoring(
         f"{(output or default_reports_uri(settings)).rstrip('/')}/{endpoint or 'captures'}/{schedule_name}/"
         f"{stamp:%Y/%m/%d/%H}/"
     )
-    try:
-        write_documents(settings, report_uri, documents)
-    except SconeflowError as exc:
-        executions.update(
-            execution.arn, status="Failed", failure_reason=str(exc), exit_message=f"Failed: {exc}"
-        )
-        raise MonitoringFailed(f"cannot write the monitoring report: {exc}") from exc
-    if violations:
-        status = "CompletedWithViolations"
-        message = f"CompletedWithViolations: Job completed successfully with {len(violations)} violations."
-    else:
-        status = "Completed"
-        message = "Completed: Job completed successfully with no violations."
-    execution = executions.update(
-        execution.arn,
-        status=status,
-        exit_message=message,
-        records=len(table),
-        violations=len(violations),
-        report_uri=report_uri,
-    )
-    log.info("%s (%d records, report %s)", message, len(table), report_uri)
-    return MonitoringRun(execution, violations, table, baseline, len(captures.malformed))
+    write_documents(settings, report_uri, documents)
+    return table, baseline, violations, report_uri, len(captures.malformed)
 
 
 def violations_json(violations: list[dict[str, str]]) -> str:
