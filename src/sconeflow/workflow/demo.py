@@ -408,11 +408,13 @@ def _deploy(ctx: _Context) -> str:
     view = reg.view(name)
     capture = view.config.data_capture
     full_capture = capture.enable_capture and capture.initial_sampling_percentage == 100
-    if view.status == FAILED and not view.endpoint.crashed:
+    if view.status != IN_SERVICE and not (view.status == FAILED and view.endpoint.crashed):
+        # Failed to start, or left Creating/Updating/Deleting by an interrupted command: start afresh
+        previous = view.status
         endpoints.delete(ctx.settings, name)
         view = endpoints.deploy(ctx.settings, ctx.job.name, name=name, capture_percent=100)
         ctx.summary.endpoint_url = view.url or ""
-        return f"endpoint {name} was Failed; redeployed at {view.url}"
+        return f"endpoint {name} was {previous}; redeployed at {view.url}"
     if view.model.model_data_url != artifact or not full_capture:
         if view.server != "running" and view.status == IN_SERVICE:
             endpoints.start_endpoint(ctx.settings, name)
