@@ -182,6 +182,10 @@ def register_function(
     name: Annotated[str, typer.Argument(help="Function name.")],
     handler: Annotated[str, typer.Option("--handler", help="module.function")],
     code: Annotated[Path | None, typer.Option("--code", help="Folder holding the handler module.")] = None,
+    zip_file: Annotated[
+        Path | None,
+        typer.Option("--zip", help="A deployment zip (as uploaded to AWS Lambda) instead of --code."),
+    ] = None,
     env: EnvOption = None,
     timeout: Annotated[int, typer.Option("--timeout", help="Seconds (1-900).")] = 3,
     memory: Annotated[int, typer.Option("--memory", help="MB (128-10240).")] = 128,
@@ -190,14 +194,30 @@ def register_function(
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing function.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Register a function (code folder + handler), like CreateFunction."""
+    """Register a function (code folder or zip + handler), like CreateFunction.
+
+    Without --code/--zip the handler comes from the built-in handlers, e.g. register the classic name
+    `serializeImageData` with `--handler serialize_image_data.lambda_handler`.
+    """
     from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
 
     settings = settings_for(home)
+    code_dir = str(code) if code else None
+    if zip_file is not None:
+        from sconeflow.lambda_runtime.deploy import unpack_zip
+        from sconeflow.lambda_runtime.registry import parse_function_name
+
+        if code is not None:
+            raise PayloadError("give --code or --zip, not both")
+        try:
+            data = zip_file.read_bytes()
+        except OSError as exc:
+            raise PayloadError(f"cannot read {zip_file}: {exc.strerror or exc}") from exc
+        code_dir = str(unpack_zip(settings, parse_function_name(name)[0], data))
     config = FunctionConfig(
         name=name,
         handler=handler,
-        code_dir=str(code) if code else None,
+        code_dir=code_dir,
         environment=_parse_env(env),
         timeout=timeout,
         memory_size=memory,
