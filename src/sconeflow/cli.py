@@ -37,6 +37,7 @@ STAGE_MODULES = (
     "sconeflow.stepfunctions.cli",
     "sconeflow.monitor.cli",
     "sconeflow.workflow.cli",
+    "sconeflow.traffic.cli",
 )
 
 

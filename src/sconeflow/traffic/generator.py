@@ -1,0 +1,454 @@
+"""The traffic generator: draw inputs from the prepared test split, optionally shifted, and send them.
+
+Open loop: a scheduler thread (the caller's) emits one input every ``1 / rate`` seconds and hands it to a
+pool of ``concurrency`` sender threads, so a slow target does not slow the schedule down; a tick that
+finds every sender busy is counted as ``skipped`` (the target could not keep up) rather than queued. A
+burst (``burst=N``) hands N inputs to the senders at once. It stops at ``duration``, when ``stop`` is set,
+or on Ctrl-C (KeyboardInterrupt in the scheduler), then waits up to ``drain_timeout`` seconds for the
+requests in flight.
+
+Targets: :class:`EndpointTarget` (InvokeEndpoint through boto3 ``sagemaker-runtime``) and
+:class:`WorkflowTarget` (one Step Functions execution per input, ``{"s3_bucket", "s3_key"}``; shifted
+images are first written to ``s3://<bucket>/traffic/<run id>/<n>.png``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sconeflow.config import Settings
+from sconeflow.store import ObjectStore
+from sconeflow.traffic.errors import InvalidRate, InvalidTrafficOptions, NoTestImages
+from sconeflow.traffic.shifts import PIXEL_SHIFTS, SHIFTS, apply_shift, resolve_class
+
+log = logging.getLogger(__name__)
+
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.IGNORECASE)
+_PER = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
+MAX_RATE = 1000.0
+
+
+def parse_rate(text: str) -> float:
+    """``5/s``, ``300/m``, ``100/h`` or a plain number (per second) -> requests per second."""
+    match = _RATE_RE.match(text or "")
+    if not match:
+        raise InvalidRate(f"cannot read rate {text!r}; use e.g. 5/s, 300/m or 100/h")
+    value = float(match.group(1)) / _PER[(match.group(2) or "s").lower()]
+    if value <= 0 or value > MAX_RATE:
+        raise InvalidRate(f"rate {text!r} must be above 0 and at most {MAX_RATE:g}/s")
+    return value
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """What to send and how fast."""
+
+    rate: float = 5.0  # inputs per second (ignored for a burst)
+    duration: float | None = 600.0  # seconds; None: until stopped
+    burst: int | None = None  # send this many at once instead of a paced stream
+    shift: str = "none"
+    shift_class: str | None = None  # for shift "one-class": a class name or index (default: the first)
+    seed: int | None = None
+    concurrency: int = 8
+    drain_timeout: float = 30.0
+
+    def check(self) -> None:
+        if self.shift not in SHIFTS:
+            from sconeflow.traffic.errors import InvalidShift
+
+            raise InvalidShift(f"unknown shift {self.shift!r}; choose one of {', '.join(SHIFTS)}")
+        if self.burst is not None and self.burst < 1:
+            raise InvalidTrafficOptions(f"--burst {self.burst} must be at least 1")
+        if self.burst is None and not 0 < self.rate <= MAX_RATE:
+            raise InvalidRate(f"rate {self.rate} must be above 0 and at most {MAX_RATE:g}/s")
+        if self.duration is not None and self.duration <= 0:
+            raise InvalidTrafficOptions("--duration must be positive")
+        if not 1 <= self.concurrency <= 256:
+            raise InvalidTrafficOptions(f"--concurrency {self.concurrency} is outside 1..256")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One input: its PNG bytes, the store key when it is an unchanged test image, and its true class."""
+
+    png: bytes
+    key: str | None
+    label: str
+
+
+class InputPool:
+    """The prepared test split (optionally shifted), drawn from with replacement."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        bucket: str,
+        *,
+        shift: str = "none",
+        shift_class: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        from sconeflow.data.dataset import load_split
+        from sconeflow.errors import SconeflowError
+
+        try:
+            split = load_split(store, bucket, "test")
+        except SconeflowError as exc:
+            raise NoTestImages(
+                f"cannot read the prepared test split in bucket {bucket} ({exc.name}: {exc}); "
+                "run `sconeflow data prepare` first"
+            ) from exc
+        if len(split.labels) == 0:
+            raise NoTestImages(f"the prepared test split in bucket {bucket} has no images")
+        self.store, self.bucket, self.shift = store, bucket, shift
+        self.classes = list(split.classes)
+        self.rng = np.random.default_rng(seed)
+        index = np.arange(len(split.labels))
+        if shift == "one-class":
+            wanted = resolve_class(self.classes, shift_class)
+            index = index[split.labels == wanted]
+            if not len(index):
+                raise NoTestImages(f"the test split has no image of class {self.classes[wanted]!r}")
+        self.index = index
+        self.images = split.images
+        self.labels = split.labels
+        self.keys = split.keys
+        self._png: dict[int, bytes] = {}
+        if shift == "dark":  # deterministic: shift the whole pool once
+            self._dark, _ = apply_shift("dark", split.images[index], split.labels[index], self.rng)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def draw(self) -> Sample:
+        """One input, drawn uniformly with replacement (call from one thread)."""
+        pos = int(self.rng.integers(len(self.index)))
+        row = int(self.index[pos])
+        label = self.classes[int(self.labels[row])]
+        if self.shift == "dark":
+            return Sample(encode_png(self._dark[pos]), None, label)
+        if self.shift == "noise":
+            noisy, _ = apply_shift("noise", self.images[row : row + 1], self.labels[row : row + 1], self.rng)
+            return Sample(encode_png(noisy[0]), None, label)
+        png = self._png.get(row)
+        if png is None:
+            png = self._png[row] = self.store.get_object(self.bucket, self.keys[row])
+        return Sample(png, self.keys[row], label)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    label: str  # the predicted class (endpoint) or the execution status / error (workflow)
+    error: str | None = None
+
+
+class Target(Protocol):
+    description: str
+
+    def send(self, sample: Sample, seq: int) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class EndpointTarget:
+    """InvokeEndpoint through boto3 ``sagemaker-runtime`` against the endpoint's server."""
+
+    def __init__(self, settings: Settings, endpoint: str, *, concurrency: int = 8) -> None:
+        import boto3
+        from botocore.config import Config
+
+        from sconeflow.endpoint.registry import resolve_endpoint_url
+
+        self.endpoint = endpoint
+        self.url = resolve_endpoint_url(settings, endpoint)
+        self.description = f"endpoint {endpoint} ({self.url})"
+        self.client = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=self.url,
+            region_name=settings.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 1}, max_pool_connections=max(10, concurrency)),
+        )
+
+    def send(self, sample: Sample, seq: int) -> Outcome:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.invoke_endpoint(
+                EndpointName=self.endpoint, ContentType="image/png", Body=sample.png
+            )
+            probs = json.loads(response["Body"].read())
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            return Outcome(False, code, f"{code}: {exc.response.get('Error', {}).get('Message', '')}")
+        except (BotoCoreError, OSError, ValueError) as exc:
+            return Outcome(False, type(exc).__name__, str(exc))
+        header = response["ResponseMetadata"]["HTTPHeaders"].get("x-sconeflow-classes")
+        classes = json.loads(header) if header else [f"class_{i}" for i in range(len(probs))]
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return Outcome(True, str(classes[best]))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class WorkflowTarget:
+    """One Step Functions execution per input (``{"s3_bucket", "s3_key"}``), run to its end."""
+
+    def __init__(
+        self, settings: Settings, machine: str, store: ObjectStore, bucket: str, run_id: str
+    ) -> None:
+        from sconeflow.stepfunctions.service import StepFunctionsService
+
+        self.service = StepFunctionsService(settings)
+        self.machine = self.service.describe_state_machine(machine).name  # StateMachineDoesNotExist
+        self.store, self.bucket, self.run_id = store, bucket, run_id
+        self.description = f"state machine {self.machine}"
+
+    def send(self, sample: Sample, seq: int) -> Outcome:
+        from sconeflow.errors import SconeflowError
+
+        key = sample.key
+        try:
+            if key is None:
+                key = f"traffic/{self.run_id}/{seq:06d}.png"
+                self.store.put_object(self.bucket, key, sample.png, content_type="image/png")
+            record = self.service.run_to_end(
+                self.machine,
+                json.dumps({"s3_bucket": self.bucket, "s3_key": key}),
+                name=f"traffic-{self.run_id}-{seq:06d}",
+            )
+        except SconeflowError as exc:
+            return Outcome(False, exc.name, str(exc))
+        if record.status == "SUCCEEDED":
+            return Outcome(True, "SUCCEEDED")
+        return Outcome(False, record.error or record.status, record.cause)
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class TrafficStats:
+    """Counts so far (thread-safe updates through :meth:`record`)."""
+
+    target: str = ""
+    shift: str = "none"
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0  # ticks dropped because every sender was busy
+    unfinished: int = 0  # still in flight when the drain timeout passed
+    outcomes: Counter = field(default_factory=Counter)  # predicted class / execution status
+    errors: Counter = field(default_factory=Counter)
+    true_classes: Counter = field(default_factory=Counter)
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    elapsed: float = 0.0
+    stopped_by: str = ""  # duration | burst | interrupt | stop
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def in_flight(self) -> int:
+        return self.sent - self.succeeded - self.failed
+
+    def record(self, sample: Sample, outcome: Outcome, seconds: float) -> None:
+        with self._lock:
+            self.true_classes[sample.label] += 1
+            self.outcomes[outcome.label] += 1
+            if outcome.ok:
+                self.succeeded += 1
+            else:
+                self.failed += 1
+                self.errors[outcome.label] += 1
+            self.latency_sum += seconds
+            self.latency_max = max(self.latency_max, seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            done = self.succeeded + self.failed
+            return {
+                "target": self.target,
+                "shift": self.shift,
+                "sent": self.sent,
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+                "skipped": self.skipped,
+                "unfinished": self.unfinished,
+                "outcomes": dict(sorted(self.outcomes.items())),
+                "errors": dict(sorted(self.errors.items())),
+                "true_classes": dict(sorted(self.true_classes.items())),
+                "mean_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None,
+                "max_latency_ms": round(1000 * self.latency_max, 3),
+                "elapsed_s": round(self.elapsed, 3),
+                "achieved_rate_per_s": round(done / self.elapsed, 3) if self.elapsed > 0 else None,
+                "stopped_by": self.stopped_by,
+            }
+
+
+def run_traffic(
+    plan: TrafficPlan,
+    pool: InputPool,
+    target: Target,
+    *,
+    stop: threading.Event | None = None,
+    on_tick: Callable[[TrafficStats], None] | None = None,
+    tick_every: float = 0.25,
+) -> TrafficStats:
+    """Send inputs from ``pool`` to ``target`` as ``plan`` says; returns the final counts."""
+    plan.check()
+    stop = stop or threading.Event()
+    stats = TrafficStats(target=target.description, shift=plan.shift)
+    senders = threading.BoundedSemaphore(plan.concurrency)
+    start = time.monotonic()
+    last_tick = 0.0
+
+    def tick(force: bool = False) -> None:
+        nonlocal last_tick
+        now = time.monotonic()
+        if on_tick is not None and (force or now - last_tick >= tick_every):
+            stats.elapsed = now - start
+            last_tick = now
+            on_tick(stats)
+
+    def send(sample: Sample, seq: int) -> None:
+        began = time.monotonic()
+        try:
+            outcome = target.send(sample, seq)
+        except Exception as exc:  # a target bug must not kill the generator; count it
+            log.exception("sending input %d failed", seq)
+            outcome = Outcome(False, type(exc).__name__, str(exc))
+        finally:
+            if plan.burst is None:
+                senders.release()
+        stats.record(sample, outcome, time.monotonic() - began)
+
+    executor = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="traffic")
+    futures = []
+    try:
+        if plan.burst is not None:
+            for seq in range(plan.burst):
+                if stop.is_set():
+                    break
+                futures.append(executor.submit(send, pool.draw(), seq))
+                stats.sent += 1
+                tick()
+            stats.stopped_by = "stop" if stop.is_set() else "burst"
+            while not stop.is_set() and any(not f.done() for f in futures):
+                stop.wait(0.05)
+                tick()
+        else:
+            interval = 1.0 / plan.rate
+            deadline = None if plan.duration is None else start + plan.duration
+            due = start
+            seq = 0
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    stats.stopped_by = "duration"
+                    break
+                wait = due - now
+                if deadline is not None:
+                    wait = min(wait, deadline - now)
+                if wait > 0:
+                    if stop.wait(min(wait, tick_every)):
+                        stats.stopped_by = "stop"
+                        break
+                    tick()
+                    continue
+                if stop.is_set():
+                    stats.stopped_by = "stop"
+                    break
+                if senders.acquire(blocking=False):
+                    futures.append(executor.submit(send, pool.draw(), seq))
+                    stats.sent += 1
+                    seq += 1
+                else:
+                    stats.skipped += 1
+                due += interval
+                if due < now - 1.0:  # far behind (a stalled machine): do not fire a catch-up burst
+                    due = now
+                tick()
+    except KeyboardInterrupt:
+        stats.stopped_by = "interrupt"
+    finally:
+        try:
+            drain_until = time.monotonic() + plan.drain_timeout
+            while any(not f.done() for f in futures) and time.monotonic() < drain_until:
+                time.sleep(0.05)
+                tick()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            stats.stopped_by = "interrupt"
+        for future in futures:
+            future.cancel()
+        stats.unfinished = sum(1 for f in futures if not f.done())
+        executor.shutdown(wait=False, cancel_futures=True)
+        stats.elapsed = time.monotonic() - start
+        tick(force=True)
+        target.close()
+    return stats
+
+
+def make_target(
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    endpoint: str | None,
+    workflow: str | None,
+    concurrency: int = 8,
+    run_id: str | None = None,
+) -> Target:
+    """The target named by exactly one of ``endpoint`` / ``workflow``."""
+    if (endpoint is None) == (workflow is None):
+        raise InvalidTrafficOptions("give exactly one of --endpoint NAME or --workflow NAME")
+    if endpoint is not None:
+        return EndpointTarget(settings, endpoint, concurrency=concurrency)
+    assert workflow is not None
+    return WorkflowTarget(settings, workflow, store, settings.bucket, run_id or uuid.uuid4().hex[:8])
+
+
+__all__ = [
+    "PIXEL_SHIFTS",
+    "EndpointTarget",
+    "InputPool",
+    "Outcome",
+    "Sample",
+    "TrafficPlan",
+    "TrafficStats",
+    "WorkflowTarget",
+    "make_target",
+    "parse_rate",
+    "run_traffic",
+]
