@@ -238,9 +238,7 @@ class EndpointApp:
             }
             await _respond(send, 200, json.dumps(info).encode(), JSON_TYPE)
         else:
-            await _error(
-                send, ValidationError(f"No route for {method} {path}"), _new_id(), status=404
-            )
+            await _error(send, ValidationError(f"No route for {method} {path}"), _new_id(), status=404)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
