@@ -23,7 +23,7 @@ class TrainedModel:
     classes: tuple[str, ...]
 
 
-def _train_quick(home: Path, workdir: Path, seed: int) -> TrainedModel:
+def _train_quick(home: Path, workdir: Path, seed: int, classes: tuple[str, ...] = CLASSES) -> TrainedModel:
     from sconeflow.data.prepare import prepare_dataset
     from sconeflow.data.synthetic import make_cifar_tarball
     from sconeflow.model.recipe import TrainConfig
@@ -33,9 +33,9 @@ def _train_quick(home: Path, workdir: Path, seed: int) -> TrainedModel:
     settings.ensure_dirs()
     store = LocalStore(settings.buckets_dir)
     tarball = make_cifar_tarball(
-        workdir / "synthetic.tar.gz", classes=CLASSES, n_train=24, n_test=8, seed=seed
+        workdir / "synthetic.tar.gz", classes=classes, n_train=24, n_test=8, seed=seed
     )
-    prepare_dataset(settings, source=tarball, classes=list(CLASSES), store=store)
+    prepare_dataset(settings, source=tarball, classes=list(classes), store=store)
     config = TrainConfig(
         epochs=2,
         widths=(8, 16, 16),
@@ -53,7 +53,7 @@ def _train_quick(home: Path, workdir: Path, seed: int) -> TrainedModel:
         (info.key, store.get_object(settings.bucket, info.key))
         for info in store.iter_objects(settings.bucket, "test/")
     ]
-    return TrainedModel(artifact, tests, CLASSES)
+    return TrainedModel(artifact, tests, classes)
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +98,18 @@ def endpoint(settings: Settings, trained_model: TrainedModel) -> Iterator[tuple[
         delete(settings, view.endpoint.name)
     except Exception:
         pass
+
+
+@pytest.fixture(scope="session")
+def three_class_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """An artifact for three classes (the stretch issue's N-class path)."""
+    workdir = tmp_path_factory.mktemp("endpoint-model-3")
+    old = os.environ.get("SCONEFLOW_HOME")
+    try:
+        os.environ["SCONEFLOW_HOME"] = str(workdir / "home")
+        return _train_quick(workdir / "home", workdir, seed=2, classes=("bicycle", "motorcycle", "bus"))
+    finally:
+        if old is None:
+            os.environ.pop("SCONEFLOW_HOME", None)
+        else:
+            os.environ["SCONEFLOW_HOME"] = old

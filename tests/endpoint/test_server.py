@@ -252,3 +252,19 @@ def test_n_requests_give_exactly_n_capture_records_after_stop(
         for r in records
     )
     assert got == sorted(sent)
+
+
+def test_n_classes(settings: Settings, three_class_model: TrainedModel) -> None:
+    """Three classes: three probabilities in class order, the names in the response header."""
+    view = deploy(settings, str(three_class_model.artifact), name="three-ep", capture_percent=0)
+    classifier = load_classifier(three_class_model.artifact.read_bytes())
+    assert len(classifier.classes) == 3
+    client = runtime(view.url)
+    for _, png in three_class_model.test_pngs[:5]:
+        response = client.invoke_endpoint(EndpointName="three-ep", ContentType="image/png", Body=png)
+        probs = json.loads(response["Body"].read())
+        assert len(probs) == 3 and abs(sum(probs) - 1) < 1e-4
+        assert probs == pytest.approx(classifier.predict_images([png])[0].tolist(), abs=1e-6)
+        header = response["ResponseMetadata"]["HTTPHeaders"]["x-sconeflow-classes"]
+        assert json.loads(header) == classifier.classes
+    delete(settings, "three-ep")
