@@ -155,3 +155,26 @@ def test_baseline_from_a_training_job_name(monitor_model: MonitorModel, tmp_path
     assert job.name in result.dataset
     assert latest.model == result.model  # no --model: the latest completed training job
     assert result.classes == list(CLASSES)
+
+
+def test_files_are_written_like_the_spark_container(monitor_model: MonitorModel) -> None:
+    """Jackson's default pretty printer, as in the real Model Monitor files."""
+    text = (monitor_model.baseline_dir / "constraints.json").read_text()
+    assert text.startswith('{\n  "version" : 0.0,\n  "features" : [ {\n    "name" : "image_width",\n')
+    assert '\n  }, {\n    "name" : "image_height",' in text
+    assert '"num_constraints" : {\n      "is_non_negative" : true\n    }' in text
+    assert not text.endswith("\n")
+    stats = (monitor_model.baseline_dir / "statistics.json").read_text()
+    assert '"parameters" : {\n' in stats and '"c" : 0.64,' in stats and '"k" : 2048.0' in stats
+    assert json.loads(stats)["dataset"]["item_count"] == N_TRAIN * len(CLASSES)
+
+
+def test_java_double_formatting() -> None:
+    from sconeflow.monitor.jsonfmt import jackson_dumps, java_double
+
+    assert [java_double(x) for x in (1.0, 0.25, 3.2e-4, 1e7, 99.64592817400101, 0.001, -2.5e-9)] == [
+        "1.0", "0.25", "3.2E-4", "1.0E7", "99.64592817400101", "0.001", "-2.5E-9",
+    ]  # fmt: skip
+    assert jackson_dumps({"a": [], "b": {}, "c": [[1.0], [True, None]], "d": "é"}) == (
+        '{\n  "a" : [ ],\n  "b" : { },\n  "c" : [ [ 1.0 ], [ true, null ] ],\n  "d" : "é"\n}'
+    )

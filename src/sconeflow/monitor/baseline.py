@@ -28,6 +28,7 @@ from sconeflow.monitor.features import (
     classes_from_feature_names,
     table_from_arrays,
 )
+from sconeflow.monitor.jsonfmt import jackson_dumps
 from sconeflow.store import StoreError, open_store, parse_object_uri
 
 log = logging.getLogger(__name__)
@@ -205,8 +206,8 @@ def baseline_classes(statistics: dict[str, Any]) -> list[str]:
 
 
 def dumps(document: dict[str, Any]) -> str:
-    """Pretty JSON the way Model Monitor's Spark container writes it (``"key" : value``)."""
-    return json.dumps(document, indent=2, separators=(",", " : ")) + "\n"
+    """JSON the way Model Monitor's Spark container writes it (Jackson's pretty printer)."""
+    return jackson_dumps(document)
 
 
 def default_baseline_uri(settings: Settings) -> str:
