@@ -157,3 +157,26 @@ def test_records_offered_after_close_are_counted_as_dropped(tmp_path: Path) -> N
     writer.close()  # twice is fine
     assert writer.offer(event(T0)) is False
     assert writer.dropped == 1
+
+
+def test_a_refused_write_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
+    import time
+
+    store = LocalStore(tmp_path / "store")
+    store.create_bucket("bucket-x")
+    store.put_object("bucket-x", "data_capture/ep", b"a file where the endpoint's folder must go")
+    writer = CaptureWriter(store, "ep", CONFIG, default_bucket="unused", flush_seconds=0.05)
+    now = time.time()
+    for i in range(3):
+        writer.offer(event(now + i * 0.001))
+    deadline = time.monotonic() + 5
+    while writer.errors == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writer.errors > 0 and writer.written == 0
+    store.delete_object("bucket-x", "data_capture/ep")  # the obstacle goes away
+    while writer.written < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    writer.close()
+    assert writer.written == 3 and writer.dropped == 0
+    (info,) = list(store.iter_objects("bucket-x", "data_capture/ep/"))
+    assert store.get_object("bucket-x", info.key).count(b"\n") == 3

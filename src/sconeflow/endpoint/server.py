@@ -189,6 +189,11 @@ class EndpointApp:
             "Capture records dropped (writer queue full).",
             self._capture_dropped,
         )
+        self.metrics.add_counter(
+            "sconeflow_capture_write_errors",
+            "Capture file writes the store refused (the records are kept and retried).",
+            self._capture_errors,
+        )
 
     # -- metrics readers ------------------------------------------------------------------------
     def _writers(self) -> list[CaptureWriter]:
@@ -206,6 +211,9 @@ class EndpointApp:
 
     def _capture_dropped(self) -> float:
         return sum(w.dropped for w in self._writers())
+
+    def _capture_errors(self) -> float:
+        return sum(w.errors for w in self._writers())
 
     # -- ASGI -------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
