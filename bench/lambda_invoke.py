@@ -66,6 +66,26 @@ def throughput(make: Callable[[], Callable[[], object]], threads: int, seconds: 
     return sum(counts) / seconds
 
 
+def _family(pid: int) -> list[int]:
+    """The process and its children (the gateway and its Lambda workers)."""
+    pids = [pid]
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        pids += [int(c) for c in children.read_text().split()]
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of live processes, from /proc (Linux)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -156,12 +176,26 @@ def _run(args: argparse.Namespace, settings: Any, runtime: Any, url: str, boto3_
     report("raw HTTP POST invoke via gateway (no boto3)", measure(raw_invoke, args.n), direct, "runtime")
     conn.close()
     lam = boto3_client(settings, "lambda", url=url)
+    from sconeflow.gateway.client import GATEWAY_SERVICE
+    from sconeflow.services import read_record
+
+    record = read_record(settings, GATEWAY_SERVICE)
+    server_pids = _family(record.pid) if record else []
+    client_cpu, server_cpu = time.process_time(), cpu_seconds(server_pids)
     via_gateway = report(
         "boto3 lambda.invoke via gateway (warm)",
         measure(lambda: lam.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read(), args.n),
         boto_base,
     )
+    calls = args.n + min(200, args.n)
+    client_ms = (time.process_time() - client_cpu) * 1000 / calls
+    server_ms = (cpu_seconds(server_pids) - server_cpu) * 1000 / calls
     print(f"{'':<44} (gateway+Lambda over boto3+HTTP alone: +{via_gateway - boto_base:.3f} ms)")
+    print(
+        f"{'CPU per boto3 invoke: client / gateway+worker':<44} {client_ms:7.3f} ms / {server_ms:.3f} ms "
+        f"(sum {client_ms + server_ms:.3f} ms: the p50 floor on an idle machine; load now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
 
     for threads in (1, args.threads):
         rate = throughput(lambda: lambda: runtime.invoke("echo", PAYLOAD), threads, args.seconds)
