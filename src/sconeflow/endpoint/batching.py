@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,16 +42,6 @@ class _Item:
     image: np.ndarray
     future: asyncio.Future[Any]
     enqueued: float
-
-
-@dataclass
-class BatchStats:
-    """Counters the metrics module reads (updated by the inference thread only)."""
-
-    batches: int = 0
-    items: int = 0
-    model_seconds: float = 0.0
-    batch_sizes: list[int] = field(default_factory=list)  # drained by the metrics observer
 
 
 @dataclass(frozen=True)
