@@ -394,6 +394,7 @@ def update(
     capture_dest: str | None = None,
 ) -> EndpointView:
     """Swap the endpoint's model (new model + config records); requests keep flowing during the swap."""
+    from sconeflow.endpoint.capture import parse_destination
     from sconeflow.model.artifact import resolve_model
 
     registry = EndpointRegistry(settings)
@@ -415,6 +416,7 @@ def update(
     )
     if capture_percent is not None:
         capture = replace(capture, enable_capture=capture_percent > 0)
+    parse_destination(capture.destination_s3_uri, settings.bucket)
     registry.add_model(new_name, resolved.uri, model_ref)
     registry.add_config(new_name, new_name, capture, view.config.serving)
     previous_status, previous_config = view.status, view.config.name
