@@ -52,6 +52,7 @@ from sconeflow.monitor.features import (
     load_feature_table,
     prob_feature,
 )
+from sconeflow.monitor.jsonfmt import java_double
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,9 @@ def _violation(feature: str, check: str, description: str) -> dict[str, str]:
     return {"feature_name": feature, "constraint_check_type": check, "description": description}
 
 
-def _pct(share: float) -> float:
-    return share * 100.0
+def _pct(share: float) -> str:
+    """A share as the container prints it: Java's Double.toString of the percentage (``99.6459...``)."""
+    return java_double(share * 100.0)
 
 
 def linf_distance(base_values: np.ndarray, base_weights: np.ndarray, current: np.ndarray) -> float:
@@ -177,7 +179,7 @@ def _completeness_text(expected: float, observed: float) -> str:
 
 
 def _drift_text(distance: float, threshold: float) -> str:
-    return f"Baseline drift distance: {float(distance)!r} exceeds threshold: {threshold}"
+    return f"Baseline drift distance: {java_double(distance)} exceeds threshold: {java_double(threshold)}"
 
 
 def evaluate(baseline: Baseline, table: FeatureTable) -> list[dict[str, str]]:
