@@ -64,16 +64,23 @@ def tail(text: str, limit: int = TAIL_BYTES) -> str:
 class LogStore:
     def __init__(self, settings: Settings) -> None:
         self.root = settings.logs_dir / "lambda"
+        self._ready = False
 
     def path(self, function: str) -> Path:
         return self.root / f"{function}.jsonl"
 
     def append(self, function: str, request_id: str, log_stream: str, text: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self._ready:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._ready = True
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         record = {"request_id": request_id, "log_stream": log_stream, "timestamp": stamp, "text": text}
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        fd = os.open(self.path(function), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path(function), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the logs folder was removed meanwhile
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path(function), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
         finally:
