@@ -229,7 +229,7 @@ def test_overload_is_throttled_fast_and_no_accepted_capture_is_lost(
         str(trained_model.artifact),
         name="load-ep",
         capture_percent=100,
-        serving={"max_queue": 2, "max_batch": 2},
+        serving={"max_queue": 1, "max_batch": 1},
     )
     url = f"{view.url}/invocations"
     png = trained_model.test_pngs[0][1]
@@ -253,7 +253,7 @@ def test_overload_is_throttled_fast_and_no_accepted_capture_is_lost(
     ok = sum(1 for status, _, _ in results if status == 200)
     assert ok > 0
     throttled = [seconds for status, seconds, _ in results if status == 429]
-    assert throttled  # 24 clients against a queue of 2: load was shed
+    assert throttled  # 24 clients against a queue of 1: load was shed
     with urllib.request.urlopen(f"{view.url}/ping", timeout=5) as response:  # still up
         assert response.status == 200
     delete(settings, "load-ep")
