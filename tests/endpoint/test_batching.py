@@ -65,7 +65,7 @@ def test_full_queue_throttles_immediately() -> None:
         batcher.close()
         return elapsed
 
-    assert asyncio.run(scenario()) < 0.01
+    assert asyncio.run(scenario()) < 1.0  # refused at once, not after the 5 s the model is held
 
 
 def test_model_failure_becomes_model_error_for_each_request() -> None:
