@@ -18,9 +18,11 @@ class GatedModel:
 
     def __init__(self) -> None:
         self.gate = threading.Event()
+        self.entered = threading.Event()
         self.sizes: list[int] = []
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.entered.set()
         self.gate.wait(5)
         self.sizes.append(len(images))
         p = images.reshape(len(images), -1)[:, 0].astype(np.float32) / 255
@@ -36,7 +38,7 @@ def test_concurrent_requests_form_batches_and_get_their_own_answer() -> None:
         model = GatedModel()
         batcher = MicroBatcher(max_batch=8, max_queue=100)
         first = batcher.submit(model, image(0))  # occupies the model ...
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(model.entered.wait, 5)
         rest = [batcher.submit(model, image(v)) for v in range(1, 11)]  # ... while these queue up
         model.gate.set()
         results = await asyncio.gather(first, *rest)
@@ -104,7 +106,7 @@ def test_max_wait_lets_a_batch_fill() -> None:
     async def scenario() -> list[int]:
         model = GatedModel()
         model.gate.set()
-        batcher = MicroBatcher(max_batch=4, max_wait=0.2)
+        batcher = MicroBatcher(max_batch=4, max_wait=2.0)  # returns as soon as the batch is full
         first = batcher.submit(model, image(1))
         await asyncio.sleep(0.02)
         others = [batcher.submit(model, image(1)) for _ in range(3)]
