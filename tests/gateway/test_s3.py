@@ -252,3 +252,23 @@ def test_transfer_manager_uploads_and_downloads_big_files(s3: Any, tmp_path: Any
     target = tmp_path / "back.bin"
     s3.download_file("scones", "big.bin", str(target), Config=config)
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_error_document_shape(gateway: InProcessGateway, store: LocalStore) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    store.create_bucket("scones")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(gateway.url + "/scones/missing.png")
+    body = exc.value.read().decode()
+    assert exc.value.code == 404
+    assert exc.value.headers["Content-Type"] == "application/xml"
+    assert exc.value.headers["x-amz-request-id"] and exc.value.headers["x-amz-id-2"]
+    assert re.fullmatch(
+        r'<\?xml version="1.0" encoding="UTF-8"\?>\n<Error><Code>NoSuchKey</Code>'
+        r"<Message>The specified key does not exist.</Message><Key>missing.png</Key>"
+        r"<RequestId>[0-9A-F]{16}</RequestId><HostId>[A-Za-z0-9+/=]+</HostId></Error>",
+        body,
+    ), body

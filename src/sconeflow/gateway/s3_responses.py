@@ -69,9 +69,15 @@ def _e(text: str) -> str:
     return escape(text)
 
 
-def error_response(error: S3Error, request: WireRequest, resource: str) -> WireResponse:
+def _host_id() -> str:
+    return base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode()
+
+
+def error_response(error: S3Error, request: WireRequest) -> WireResponse:
+    """S3's error document (``Code``, ``Message``, the error's own fields, ``RequestId``, ``HostId``)."""
     request_id = uuid.uuid4().hex[:16].upper()
-    headers = {"x-amz-request-id": request_id}
+    host_id = _host_id()
+    headers = {"x-amz-request-id": request_id, "x-amz-id-2": host_id}
     if error.status == 416 and "size" in error.extra:
         headers["Content-Range"] = f"bytes */{error.extra['size']}"
     if request.method == "HEAD":
@@ -79,8 +85,7 @@ def error_response(error: S3Error, request: WireRequest, resource: str) -> WireR
     extra = "".join(f"<{k}>{_e(v)}</{k}>" for k, v in error.extra.items() if k != "size")
     body = (
         f"<Error><Code>{error.code}</Code><Message>{_e(error.message)}</Message>{extra}"
-        f"<Resource>{_e(resource)}</Resource><RequestId>{request_id}</RequestId>"
-        f"<HostId>{base64.b64encode(uuid.uuid4().bytes).decode()}</HostId></Error>"
+        f"<RequestId>{request_id}</RequestId><HostId>{host_id}</HostId></Error>"
     )
     return _xml(body, error.status, headers)
 
@@ -140,13 +145,12 @@ class S3Handler:
     def handle(self, request: WireRequest) -> WireResponse:
         path = request.path.lstrip("/")
         bucket, _, key = path.partition("/")
-        resource = "/" + path
         try:
             response = self._dispatch(request, bucket, key)
         except S3Error as error:
-            return error_response(error, request, resource)
+            return error_response(error, request)
         except StoreError as exc:
-            return error_response(_translate(exc, bucket, key or None), request, resource)
+            return error_response(_translate(exc, bucket, key or None), request)
         response.headers.setdefault("x-amz-request-id", uuid.uuid4().hex[:16].upper())
         return response
 
