@@ -100,3 +100,26 @@ def test_list_and_get_function(lam: Any) -> None:
     with pytest.raises(ClientError) as exc:
         lam.get_function(FunctionName="nope")
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+CLIENT_CONTEXT = """
+def handler(event, context):
+    cc = context.client_context
+    return {"custom": cc.custom, "app": cc.client.app_title, "arn": context.invoked_function_arn}
+"""
+
+
+def test_client_context_and_qualifier(lam: Any, settings: Settings, tmp_path: Path) -> None:
+    register_code(settings, tmp_path, "cc", CLIENT_CONTEXT)
+    context = base64.b64encode(json.dumps({"client": {"app_title": "scones"}, "custom": {"k": "v"}}).encode())
+    response = lam.invoke(
+        FunctionName="cc", ClientContext=context.decode(), Qualifier="$LATEST", Payload=b"{}"
+    )
+    assert json.loads(response["Payload"].read()) == {
+        "custom": {"k": "v"},
+        "app": "scones",
+        "arn": "arn:aws:lambda:us-east-1:123456789012:function:cc:$LATEST",
+    }
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as exc:
+        lam.invoke(FunctionName="cc", Qualifier="1", Payload=b"{}")
+    assert exc.value.response["Error"]["Message"].endswith("function:cc:1")
