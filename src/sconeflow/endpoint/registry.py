@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
@@ -81,6 +82,22 @@ ENDPOINT_SCHEMA = Migrations(
 )
 
 
+_databases: dict[Path, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def _database(settings: Settings) -> Database:
+    """One migrated handle per database file and process (the gateway resolves endpoints per request)."""
+    path = settings.db_path
+    with _databases_lock:
+        db = _databases.get(path)
+        if db is None or not path.exists():
+            db = Database(path)
+            _databases[path] = db
+    db.apply(ENDPOINT_SCHEMA)
+    return db
+
+
 def service_name(endpoint: str) -> str:
     return f"endpoint-{endpoint}"
 
@@ -144,8 +161,7 @@ class EndpointRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.db_path)
-        self.db.apply(ENDPOINT_SCHEMA)
+        self.db = _database(settings)
 
     # -- models and configs -------------------------------------------------------------------
     def add_model(self, name: str, model_data_url: str, source_ref: str) -> ModelRecord:
