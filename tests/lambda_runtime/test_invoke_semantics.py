@@ -330,3 +330,21 @@ def test_idle_workers_are_reaped(runtime: LambdaRuntime, settings: Settings, tmp
     assert pool.reap(idle_for=0) == 1
     assert (pool.total, pool.idle) == (0, [])
     assert runtime.invoke("echo", b'{"again": 1}').payload == b'{"again": 1}'  # a fresh worker
+
+
+STREAMS = """
+import sys
+def handler(event, context):
+    sys.stdout.buffer.write(b"raw bytes\\n")
+    print("encoding", sys.stdout.encoding, file=sys.stderr)
+    sys.stdout.flush()
+    return {"isatty": sys.stdout.isatty(), "fileno": sys.stdout.fileno()}
+"""
+
+
+def test_handlers_see_file_like_stdout(runtime: LambdaRuntime, settings: Settings, tmp_path: Path) -> None:
+    register_code(settings, tmp_path, "streams", STREAMS)
+    result = runtime.invoke("streams", b"{}", log_type="Tail")
+    assert json.loads(result.payload) == {"isatty": False, "fileno": 1}
+    log = base64.b64decode(result.log_result or "").decode()
+    assert "raw bytes" in log and "encoding utf-8" in log

@@ -114,17 +114,39 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _BytesSink(io.RawIOBase):
+    """``sys.stdout.buffer`` of the handler: bytes land in the same invocation log."""
+
+    def __init__(self, capture: _Capture) -> None:
+        self.capture = capture
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.capture.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+
 class _Capture(io.TextIOBase):
     """sys.stdout / sys.stderr of the handler: everything lands in the invocation's log."""
 
-    def __init__(self) -> None:
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, fd: int) -> None:
         self.buffer_ = io.StringIO()
+        self.buffer = _BytesSink(self)
+        self._fd = fd
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
         return self.buffer_.write(text)
+
+    def fileno(self) -> int:  # C-level writers (subprocesses, faulthandler) reach the worker's raw log
+        return self._fd
 
     def reset(self) -> str:
         text = self.buffer_.getvalue()
@@ -138,7 +160,7 @@ def _max_rss_kb() -> int:
 
 def main(argv: list[str]) -> int:
     read_fd, write_fd = int(argv[1]), int(argv[2])
-    capture = _Capture()
+    capture = _Capture(1)
     sys.stdout = capture  # type: ignore[assignment]
     sys.stderr = capture  # type: ignore[assignment]
     id_filter = _RequestIdFilter()
