@@ -9,6 +9,7 @@ import pytest
 
 from sconeflow.lambda_runtime import LambdaRuntime
 from sconeflow.stepfunctions.service import StepFunctionsService
+from sconeflow.stepfunctions.topic_log import TopicLog
 from sconeflow.stepfunctions.validate import validate_definition
 
 from .conftest import BATCH_WORKFLOW, Deployed
@@ -47,7 +48,7 @@ def test_batch_definition_is_valid_and_deployable_as_is() -> None:
     tasks = {
         name: state
         for name, state in [*spec["States"].items(), *fan_out["ItemProcessor"]["States"].items()]
-        if state.get("Type") == "Task"
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
     }
     assert sorted(tasks) == ["ClassifyImage", "FilterLowConfidence", "ListImages", "SerializeImageData"]
     for state in tasks.values():
@@ -56,6 +57,11 @@ def test_batch_definition_is_valid_and_deployable_as_is() -> None:
             "arn:aws:lambda:us-east-1:123456789012:function:"
         )
         assert state["Retry"][0]["ErrorEquals"] == RETRY
+    notify = spec["States"]["NotifyBatchFailure"]
+    assert (
+        notify["Resource"] == "arn:aws:states:::sns:publish"
+        and notify["Next"] == "ToleratedFailureThresholdExceeded"
+    )
     catches = tasks["FilterLowConfidence"]["Catch"]
     assert (
         catches[0]["ErrorEquals"] == ["ThresholdConfidenceNotMet"] and catches[0]["Next"] == "LowConfidence"
@@ -96,6 +102,15 @@ def test_keys_fan_out_with_per_image_results_and_tolerated_failures(deployed: De
     )
     assert strict.status == "FAILED" and strict.error == "ToleratedFailureThresholdExceeded"
     assert "2 of 6 images did not pass (1 low confidence, 1 failed)" in strict.cause
+    # ... after publishing the failed batch to the errors topic (`sconeflow notifications tail`)
+    messages = [
+        m.message
+        for m in TopicLog(deployed.settings).read("sconeflow-workflow-errors")
+        if m.message.get("execution") == strict.arn
+    ]
+    assert len(messages) == 1
+    assert messages[0]["error"] == "ToleratedFailureThresholdExceeded"
+    assert messages[0]["image_keys"] == keys[4:] and messages[0]["total"] == 6
 
 
 @pytest.mark.timeout(300)
