@@ -50,3 +50,24 @@ def test_register_zip_errors(settings: Settings, tmp_path: Path) -> None:
         app, ["lambda", "register", "x", "--handler", "a.b", "--zip", str(junk), "--code", "."]
     )
     assert type(both.exception).__name__ == "PayloadError"
+
+
+def test_logs_follow_prints_new_invocations(settings: Settings) -> None:
+    import threading
+
+    from sconeflow.lambda_runtime.runtime import LambdaRuntime
+
+    def invoke_later() -> None:
+        import time
+
+        time.sleep(0.5)
+        with LambdaRuntime(settings) as runtime:
+            runtime.invoke("filter_inference", b'{"inferences": [0.2, 0.8]}')
+
+    thread = threading.Thread(target=invoke_later)
+    thread.start()
+    result = runner.invoke(app, ["lambda", "logs", "filter_inference", "--follow", "--follow-for", "6"])
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("START RequestId:") == 1
+    assert "THRESHOLD_CONFIDENCE_NOT_MET: max confidence 0.80 < 0.93" in result.stdout

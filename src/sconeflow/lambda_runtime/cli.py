@@ -136,24 +136,46 @@ def logs(
     name: Annotated[str, typer.Argument(help="Function name.")],
     last: Annotated[int, typer.Option("--last", "-n", help="How many invocations to show.")] = 5,
     request_id: Annotated[str | None, typer.Option("--request-id", help="Only this invocation.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new invocations.")] = False,
+    follow_for: Annotated[float | None, typer.Option("--follow-for", hidden=True)] = None,
     home: HomeOption = None,
 ) -> None:
-    """Show the logs of recent invocations (START / output / END / REPORT)."""
+    """Show the logs of recent invocations (START / output / END / REPORT); --follow for new ones."""
+    import time
+
     from sconeflow.lambda_runtime.logs import LogStore
     from sconeflow.lambda_runtime.registry import FunctionRegistry, parse_function_name
 
     settings = settings_for(home)
     function, _ = parse_function_name(name)
     FunctionRegistry(settings).get(function)
-    records = LogStore(settings).read(function, request_id=request_id, last=None if request_id else last)
-    if not records:
+    store = LogStore(settings)
+    offset = store.size(function)
+    records = store.read(function, request_id=request_id, last=None if request_id else last)
+    if not records and not follow:
         err_console.print(f"no invocations of {function} logged yet")
         return
+    _print_logs(function, records)
+    if not follow:
+        return
+    deadline = time.monotonic() + follow_for if follow_for is not None else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.25)
+            records, offset = store.read_from(function, offset)
+            _print_logs(function, [r for r in records if not request_id or r.request_id == request_id])
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_logs(function: str, records: list) -> None:  # type: ignore[type-arg]
     for record in records:
         console.print(
-            f"[dim]{record.timestamp}  /aws/lambda/{function}  {record.log_stream}[/]", highlight=False
+            f"[dim]{record.timestamp}  /aws/lambda/{function}  {record.log_stream}[/]",
+            highlight=False,
+            soft_wrap=True,
         )
-        console.print(record.text, highlight=False, markup=False, end="")
+        console.print(record.text, highlight=False, markup=False, end="", soft_wrap=True)
 
 
 @lambda_app.command()

@@ -86,6 +86,34 @@ class LogStore:
         finally:
             os.close(fd)
 
+    def read_from(self, function: str, offset: int) -> tuple[list[InvocationLog], int]:
+        """Whole records appended after byte ``offset``, and the offset to continue from."""
+        try:
+            with self.path(function).open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1  # a record still being written is left for next time
+        records = []
+        for line in data[:end].splitlines():
+            try:
+                raw = json.loads(line)
+                records.append(
+                    InvocationLog(
+                        function, raw["request_id"], raw["log_stream"], raw["timestamp"], raw["text"]
+                    )
+                )
+            except (ValueError, KeyError):
+                continue
+        return records, offset + end
+
+    def size(self, function: str) -> int:
+        try:
+            return self.path(function).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def read(
         self, function: str, *, request_id: str | None = None, last: int | None = None
     ) -> list[InvocationLog]:
