@@ -60,13 +60,13 @@ def test_logs_follow_prints_new_invocations(settings: Settings) -> None:
     def invoke_later() -> None:
         import time
 
-        time.sleep(0.5)
+        time.sleep(0.3)
         with LambdaRuntime(settings) as runtime:
             runtime.invoke("filter_inference", b'{"inferences": [0.2, 0.8]}')
 
     thread = threading.Thread(target=invoke_later)
     thread.start()
-    result = runner.invoke(app, ["lambda", "logs", "filter_inference", "--follow", "--follow-for", "6"])
+    result = runner.invoke(app, ["lambda", "logs", "filter_inference", "--follow", "--follow-for", "4"])
     thread.join()
     assert result.exit_code == 0, result.output
     assert result.stdout.count("START RequestId:") == 1
