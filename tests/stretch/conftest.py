@@ -59,21 +59,62 @@ def grey_png() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Set up once for the stretch tests, torn down (endpoint stopped) when they are done."""
+    from sconeflow.endpoint.registry import delete
+
+    workdir = tmp_path_factory.mktemp("stretch")
+    names = ("SCONEFLOW_HOME", *_AWS_ENV)
+    saved = {k: os.environ.get(k) for k in names}
+    try:
+        os.environ["SCONEFLOW_HOME"] = str(workdir / "home")
+        os.environ.update(_AWS_ENV)
+        result = _set_up(workdir)
+    finally:  # the environment is set per test by ``_stretch_home``, not for the whole session
+        _restore(saved)
+    try:
+        yield result
+    finally:
+        from sconeflow.lambda_runtime import LambdaRuntime
+
+        try:
+            delete(result.settings, result.endpoint)
+        finally:
+            LambdaRuntime(result.settings).close()
+
+
+@pytest.fixture(autouse=True)
+def _stretch_home(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCONEFLOW_HOME", str(deployed.settings.home))
+    for key, value in _AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    for name in ("SCONEFLOW_STORE", "SCONEFLOW_BUCKET", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _set_up(workdir: Path) -> Deployed:
     from sconeflow.data.synthetic import make_cifar_tarball
     from sconeflow.endpoint.registry import delete, deploy
     from sconeflow.lambda_runtime.registry import FunctionRegistry
     from sconeflow.model.recipe import TrainConfig
     from sconeflow.model.train import train
 
-    workdir = tmp_path_factory.mktemp("stretch")
-    names = ("SCONEFLOW_HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ["SCONEFLOW_HOME"] = str(workdir / "home")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     settings = load_settings(workdir / "home")
     settings.ensure_dirs()
     store = LocalStore(settings.buckets_dir)
@@ -91,10 +132,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     try:
         scored = []
         for info in store.iter_objects(settings.bucket, "test/"):
-            probs, _ = probabilities(
-                settings, view.endpoint.name, store.get_object(settings.bucket, info.key)
-            )
-            scored.append((max(probs), info.key))
+            png = store.get_object(settings.bucket, info.key)
+            scored.append((max(probabilities(settings, view.endpoint.name, png)[0]), info.key))
         store.put_object(settings.bucket, "incoming/grey.png", grey_png(), content_type="image/png")
         unsure = max(probabilities(settings, view.endpoint.name, grey_png())[0])
         best = max(p for p, _ in scored)
@@ -104,18 +143,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         functions = FunctionRegistry(settings)
         functions.update("classify_image", environment={"ENDPOINT_NAME": view.endpoint.name})
         functions.update("filter_inference", environment={"THRESHOLD": f"{threshold:.6f}"})
-        yield Deployed(
-            settings, store, job.name, view.endpoint.name, tarball, threshold, confident, "incoming/grey.png"
-        )
-    finally:
-        try:
-            delete(settings, view.endpoint.name)
-        finally:
-            from sconeflow.lambda_runtime import LambdaRuntime
-
-            LambdaRuntime(settings).close()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    except BaseException:
+        delete(settings, view.endpoint.name)
+        raise
+    return Deployed(
+        settings, store, job.name, view.endpoint.name, tarball, threshold, confident, "incoming/grey.png"
+    )

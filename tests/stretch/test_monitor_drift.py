@@ -47,7 +47,9 @@ def _traffic_then_monitor(deployed: Deployed, endpoint: str, *shift: str) -> lis
 
 @pytest.fixture(scope="module")
 def baseline(deployed: Deployed) -> None:
-    result = runner.invoke(app, ["monitor", "baseline", "--dataset", deployed.job])
+    result = runner.invoke(
+        app, ["monitor", "baseline", "--dataset", deployed.job, "--home", str(deployed.settings.home)]
+    )
     assert result.exit_code == 0, result.output
 
 
