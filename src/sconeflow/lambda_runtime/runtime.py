@@ -310,8 +310,9 @@ class _Engine:
         return env
 
     # -- pools -----------------------------------------------------------------------------------
-    def pool_for(self, config: FunctionConfig) -> _Pool:
-        key = config.fingerprint
+    def pool_for(self, config: FunctionConfig, endpoint: str | None = None) -> _Pool:
+        """The function's pool; workers started for another configuration or gateway are replaced."""
+        key = (*config.fingerprint, endpoint)
         with self.lock:
             pool = self.pools.get(config.name)
             if pool is not None and pool.key == key:
@@ -461,12 +462,13 @@ class LambdaRuntime:
         tail: bool,
     ) -> InvokeResult:
         engine = self._engine
-        pool = engine.pool_for(config)
+        endpoint = engine.endpoint_url()
+        pool = engine.pool_for(config, endpoint)
         worker = pool.reserve(timeout=float(config.timeout))
         init_text = ""
         init_ms: float | None = None
         if worker is None:
-            worker, init_text, init_ms, init_error = self._spawn(pool, config)
+            worker, init_text, init_ms, init_error = self._spawn(pool, config, endpoint)
             if init_error is not None:
                 return self._finish(
                     config, request_id, init_error, True, init_text, "", 0.0, init_ms, worker, "error", tail
@@ -530,13 +532,15 @@ class LambdaRuntime:
             tail,
         )
 
-    def _spawn(self, pool: _Pool, config: FunctionConfig) -> tuple[_Worker, str, float, bytes | None]:
+    def _spawn(
+        self, pool: _Pool, config: FunctionConfig, endpoint: str | None
+    ) -> tuple[_Worker, str, float, bytes | None]:
         """A new worker for a reserved slot: (worker, init log, init ms, init error payload or None)."""
         engine = self._engine
         try:
             if not config.code_path.is_dir():
                 raise WorkerStartFailed(f"the code folder {config.code_path} of {config.name} does not exist")
-            env = engine.worker_env(config, engine.endpoint_url())
+            env = engine.worker_env(config, endpoint)
             worker = _Worker(config, env, engine.raw_log(config.name))
         except OSError as exc:
             pool.discard(None)
