@@ -34,6 +34,8 @@ def _table(stats: dict[str, Any], title: str) -> Table:
         table.add_row(
             "latency", f"mean {stats['mean_latency_ms']:.1f} ms, max {stats['max_latency_ms']:.1f} ms"
         )
+    if stats["true_classes"]:
+        table.add_row("drawn (true class)", ", ".join(f"{k} {v}" for k, v in stats["true_classes"].items()))
     if stats["outcomes"]:
         table.add_row("outcomes", ", ".join(f"{k} {v}" for k, v in stats["outcomes"].items()))
     if stats["errors"]:
