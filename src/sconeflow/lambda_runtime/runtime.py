@@ -506,6 +506,9 @@ class LambdaRuntime:
             return self._finish(
                 config, request_id, body, True, init_text, text, elapsed_ms, init_ms, worker, "error", tail
             )
+        except BaseException:  # e.g. KeyboardInterrupt mid-call: the worker's state is unknown
+            pool.discard(worker)
+            raise
         pool.release(worker)
         error = bool(head.get("error"))
         if len(body) > MAX_RESPONSE_PAYLOAD:
