@@ -151,3 +151,42 @@ def test_three_functions_chained_by_hand(world: World, tmp_path: Path) -> None:
     assert error["errorType"] == "ThresholdConfidenceNotMet"
     assert error["errorMessage"].startswith("THRESHOLD_CONFIDENCE_NOT_MET: max confidence ")
     assert "ThresholdConfidenceNotMet" in err
+
+
+def test_up_restarts_in_service_endpoints_and_down_stops_everything(world: World) -> None:
+    """Runs last in this module: it leaves the endpoint's server stopped."""
+    import os
+    import subprocess
+    import sys
+
+    from sconeflow.endpoint.registry import resolve_endpoint_url, stop_all
+    from sconeflow.gateway.client import gateway_url
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, COLUMNS="200")
+        return subprocess.run(
+            [sys.executable, "-m", "sconeflow", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+            check=False,
+        )
+
+    assert stop_all(world.settings) == [ENDPOINT]
+    started = cli("up", "--port", "0")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"endpoint {ENDPOINT} started" in started.stdout
+        client = boto3_client(world.settings, "sagemaker-runtime")  # the background gateway
+        png = world.store.get_object(world.bucket, CLASSIC_KEY)
+        body = client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="image/png", Body=png)["Body"].read()
+        assert len(json.loads(body)) == 2
+    finally:
+        stopped = cli("down")
+    assert (
+        stopped.returncode == 0 and f"endpoint {ENDPOINT}" in stopped.stdout and "gateway" in stopped.stdout
+    )
+    assert gateway_url(world.settings) is None
+    with pytest.raises(Exception, match="no running server"):
+        resolve_endpoint_url(world.settings, ENDPOINT)
