@@ -178,7 +178,10 @@ def test_option_errors_are_named(deployed: Deployed) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_ctrl_c_stops_cleanly_with_the_counts(deployed: Deployed) -> None:
+@pytest.mark.parametrize(("signum", "stopped_by"), [(signal.SIGINT, "interrupt"), (signal.SIGTERM, "stop")])
+def test_ctrl_c_and_kill_stop_cleanly_with_the_counts(
+    deployed: Deployed, signum: int, stopped_by: str
+) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -204,12 +207,12 @@ def test_ctrl_c_stops_cleanly_with_the_counts(deployed: Deployed) -> None:
         while "Ctrl-C stops" not in line and time.monotonic() < deadline:  # wait for sending to begin
             line += process.stderr.readline()
         time.sleep(1.5)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["stopped_by"] == "interrupt" and summary["sent"] >= 5
+    assert summary["stopped_by"] == stopped_by and summary["sent"] >= 5
     assert summary["succeeded"] + summary["failed"] + summary["unfinished"] == summary["sent"]

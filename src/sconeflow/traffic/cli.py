@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -102,10 +104,21 @@ def traffic(
         f"traffic: {what} to {target.description}, shift {shift}, {len(pool)} test images; Ctrl-C stops",
         highlight=False,
     )
-    with Live(console=err_console, refresh_per_second=4, transient=True) as live:
-        stats = run_traffic(
-            plan, pool, target, on_tick=lambda s: live.update(_table(s.as_dict(), "sconeflow traffic"))
-        )
+    stop = threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main else None  # `kill`: like Ctrl-C
+    try:
+        with Live(console=err_console, refresh_per_second=4, transient=True) as live:
+            stats = run_traffic(
+                plan,
+                pool,
+                target,
+                stop=stop,
+                on_tick=lambda s: live.update(_table(s.as_dict(), "sconeflow traffic")),
+            )
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     summary = stats.as_dict()
     if as_json:
         console.print_json(json.dumps(summary))
