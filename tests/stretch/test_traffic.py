@@ -20,7 +20,7 @@ from sconeflow.traffic.errors import InvalidRate, InvalidShift
 from sconeflow.traffic.generator import InputPool, parse_rate
 from sconeflow.traffic.shifts import add_noise, apply_shift, darken, one_class
 
-from .conftest import CLASSES, WORKFLOW, Deployed
+from .conftest import BATCH_WORKFLOW, CLASSES, WORKFLOW, Deployed
 
 runner = CliRunner()
 
@@ -160,6 +160,24 @@ def test_workflow_target_starts_real_executions_with_shifted_images(deployed: De
     assert summary["succeeded"] == summary["outcomes"].get("SUCCEEDED", 0) == succeeded
 
 
+@pytest.mark.timeout(180)
+def test_batch_workflow_target_sends_batches_and_counts_each_image(deployed: Deployed) -> None:
+    service = StepFunctionsService(deployed.settings)
+    service.create_state_machine("batch-traffic", BATCH_WORKFLOW.read_text())
+    args = ["--workflow", "batch-traffic", "--batch-size", "5", "--burst", "2", "--seed", "4", "--json"]
+    summary = _json(runner.invoke(app, ["traffic", *args]))
+    assert (summary["requests"], summary["sent"], summary["succeeded"] + summary["failed"]) == (2, 10, 10)
+    assert set(summary["outcomes"]) <= {"confident", "low_confidence"}
+    assert sum(summary["true_classes"].values()) == 10
+    executions = service.list_executions("batch-traffic")
+    assert len(executions) == 2 and all(e.status == "SUCCEEDED" for e in executions)
+    confident = 0
+    for execution in executions:
+        assert len(json.loads(execution.input)["s3_keys"]) == 5
+        confident += json.loads(execution.output)["confident"]
+    assert summary["outcomes"].get("confident", 0) == confident
+
+
 def test_option_errors_are_named(deployed: Deployed) -> None:
     for args, error in (
         (["--rate", "fast", "--endpoint", deployed.endpoint], "InvalidRate"),
@@ -168,6 +186,8 @@ def test_option_errors_are_named(deployed: Deployed) -> None:
         (["--burst", "0", "--endpoint", deployed.endpoint], "InvalidTrafficOptions"),
         ([], "InvalidTrafficOptions"),
         (["--endpoint", deployed.endpoint, "--workflow", "x"], "InvalidTrafficOptions"),
+        (["--endpoint", deployed.endpoint, "--batch-size", "5"], "InvalidTrafficOptions"),
+        (["--workflow", "x", "--batch-size", "0"], "InvalidTrafficOptions"),
         (["--endpoint", "no-such-endpoint"], "EndpointNotFound"),
         (["--workflow", "no-such-machine"], "StateMachineDoesNotExist"),
         (["--endpoint", deployed.endpoint, "--bucket", "empty-bucket"], "NoTestImages"),

@@ -20,6 +20,8 @@ def _table(stats: dict[str, Any], title: str) -> Table:
     table.add_row("target", stats["target"])
     table.add_row("shift", stats["shift"])
     table.add_row("elapsed", f"{stats['elapsed_s']:.1f} s")
+    if stats["requests"] != stats["sent"]:
+        table.add_row("executions", str(stats["requests"]))
     table.add_row("sent", str(stats["sent"]))
     table.add_row("succeeded", f"[green]{stats['succeeded']}[/]")
     table.add_row("failed", f"[red]{stats['failed']}[/]" if stats["failed"] else "0")
@@ -70,6 +72,14 @@ def traffic(
     burst: Annotated[
         int | None, typer.Option("--burst", help="Send this many inputs at once instead of a paced stream.")
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="With --workflow: this many images per execution as {s3_bucket, s3_keys} "
+            "(workflow/step-function-batch.json); --rate then counts executions.",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the draws and of the noise.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at most.")] = 8,
     bucket: Annotated[
@@ -90,6 +100,7 @@ def traffic(
         rate=parse_rate(rate),
         duration=parse_duration(duration).total_seconds(),
         burst=burst,
+        batch_size=batch_size,
         shift=shift,
         shift_class=shift_class,
         seed=seed,
@@ -98,7 +109,15 @@ def traffic(
     plan.check()
     store = open_store(settings.resolved_store_uri)
     pool = InputPool(store, bucket or settings.bucket, shift=shift, shift_class=shift_class, seed=seed)
-    target = make_target(settings, store, endpoint=endpoint, workflow=workflow, concurrency=concurrency)
+    target = make_target(
+        settings,
+        store,
+        endpoint=endpoint,
+        workflow=workflow,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        bucket=bucket,
+    )
     what = f"{plan.burst} at once" if plan.burst else f"{plan.rate:g}/s for {duration}"
     err_console.print(
         f"traffic: {what} to {target.description}, shift {shift}, {len(pool)} test images; Ctrl-C stops",

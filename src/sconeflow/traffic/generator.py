@@ -48,6 +48,7 @@ _PER = {
     "hour": 3600.0,
 }
 MAX_RATE = 1000.0
+MAX_BATCH = 1000  # the batch workflow's list_images MAX_KEYS default; also fits a state's 256 KiB
 
 
 def parse_rate(text: str) -> float:
@@ -68,6 +69,7 @@ class TrafficPlan:
     rate: float = 5.0  # inputs per second (ignored for a burst)
     duration: float | None = 600.0  # seconds; None: until stopped
     burst: int | None = None  # send this many at once instead of a paced stream
+    batch_size: int | None = None  # workflow only: this many images per execution ({"s3_keys": [...]})
     shift: str = "none"
     shift_class: str | None = None  # for shift "one-class": a class name or index (default: the first)
     seed: int | None = None
@@ -85,6 +87,8 @@ class TrafficPlan:
             raise InvalidRate(f"rate {self.rate} must be above 0 and at most {MAX_RATE:g}/s")
         if self.duration is not None and self.duration <= 0:
             raise InvalidTrafficOptions("--duration must be positive")
+        if self.batch_size is not None and not 1 <= self.batch_size <= MAX_BATCH:
+            raise InvalidTrafficOptions(f"--batch-size {self.batch_size} is outside 1..{MAX_BATCH}")
         if not 1 <= self.concurrency <= 256:
             raise InvalidTrafficOptions(f"--concurrency {self.concurrency} is outside 1..256")
 
@@ -176,7 +180,9 @@ class Outcome:
 class Target(Protocol):
     description: str
 
-    def send(self, sample: Sample, seq: int) -> Outcome: ...
+    def send(self, samples: list[Sample], seq: int) -> list[Outcome]:
+        """Send one request carrying ``samples``; one outcome per sample."""
+        ...
 
     def close(self) -> None: ...
 
@@ -202,7 +208,10 @@ class EndpointTarget:
             config=Config(retries={"max_attempts": 1}, max_pool_connections=max(10, concurrency)),
         )
 
-    def send(self, sample: Sample, seq: int) -> Outcome:
+    def send(self, samples: list[Sample], seq: int) -> list[Outcome]:
+        return [self.invoke(sample) for sample in samples]
+
+    def invoke(self, sample: Sample) -> Outcome:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -225,36 +234,80 @@ class EndpointTarget:
 
 
 class WorkflowTarget:
-    """One Step Functions execution per input (``{"s3_bucket", "s3_key"}``), run to its end."""
+    """Step Functions executions run to their end: one per input (``{"s3_bucket", "s3_key"}``), or with
+    ``batch`` one per batch of inputs (``{"s3_bucket", "s3_keys": [...]}``, the batch workflow), whose
+    per-image results become the outcomes (``confident``, ``low_confidence`` or the image's error)."""
 
     def __init__(
-        self, settings: Settings, machine: str, store: ObjectStore, bucket: str, run_id: str
+        self,
+        settings: Settings,
+        machine: str,
+        store: ObjectStore,
+        bucket: str,
+        run_id: str,
+        *,
+        batch: bool = False,
     ) -> None:
         from sconeflow.stepfunctions.service import StepFunctionsService
 
         self.service = StepFunctionsService(settings)
         self.machine = self.service.describe_state_machine(machine).name  # StateMachineDoesNotExist
-        self.store, self.bucket, self.run_id = store, bucket, run_id
-        self.description = f"state machine {self.machine}"
+        self.store, self.bucket, self.run_id, self.batch = store, bucket, run_id, batch
+        self.description = f"state machine {self.machine}" + (" (batches)" if batch else "")
 
-    def send(self, sample: Sample, seq: int) -> Outcome:
+    def _key(self, sample: Sample, seq: int, index: int) -> str:
+        if sample.key is not None:
+            return sample.key
+        key = f"traffic/{self.run_id}/{seq:06d}-{index:04d}.png"  # a shifted image: upload it first
+        self.store.put_object(self.bucket, key, sample.png, content_type="image/png")
+        return key
+
+    def send(self, samples: list[Sample], seq: int) -> list[Outcome]:
         from sconeflow.errors import SconeflowError
 
-        key = sample.key
         try:
-            if key is None:
-                key = f"traffic/{self.run_id}/{seq:06d}.png"
-                self.store.put_object(self.bucket, key, sample.png, content_type="image/png")
+            keys = [self._key(sample, seq, i) for i, sample in enumerate(samples)]
+            if self.batch:
+                payload: dict[str, Any] = {"s3_bucket": self.bucket, "s3_keys": keys}
+            else:
+                (key,) = keys
+                payload = {"s3_bucket": self.bucket, "s3_key": key}
             record = self.service.run_to_end(
-                self.machine,
-                json.dumps({"s3_bucket": self.bucket, "s3_key": key}),
-                name=f"traffic-{self.run_id}-{seq:06d}",
+                self.machine, json.dumps(payload), name=f"traffic-{self.run_id}-{seq:06d}"
             )
         except SconeflowError as exc:
-            return Outcome(False, exc.name, str(exc))
-        if record.status == "SUCCEEDED":
-            return Outcome(True, "SUCCEEDED")
-        return Outcome(False, record.error or record.status, record.cause)
+            return [Outcome(False, exc.name, str(exc))] * len(samples)
+        if record.status != "SUCCEEDED":
+            return [Outcome(False, record.error or record.status, record.cause)] * len(samples)
+        if not self.batch:
+            return [Outcome(True, "SUCCEEDED")]
+        return _batch_outcomes(record.output, len(samples))
+
+    def close(self) -> None:
+        return None
+
+
+def _batch_outcomes(output: str | None, count: int) -> list[Outcome]:
+    """Per-image outcomes from the batch workflow's output ``{"results": [{"status", "error"}, ...]}``."""
+    try:
+        results = json.loads(output or "null")["results"]
+        if not isinstance(results, list) or len(results) != count:
+            raise ValueError(f"{count} images sent, results for {len(results)}")
+    except (ValueError, TypeError, KeyError) as exc:
+        return [Outcome(False, "UnexpectedOutput", f"not a batch workflow output: {exc}")] * count
+    outcomes = []
+    for result in results:
+        status = result.get("status") if isinstance(result, dict) else None
+        if status == "confident":
+            outcomes.append(Outcome(True, "confident"))
+        elif status == "low_confidence":
+            outcomes.append(Outcome(False, "low_confidence", result.get("error")))
+        else:
+            error = result.get("error") if isinstance(result, dict) else None
+            outcomes.append(
+                Outcome(False, str(error or status or "failed"), result.get("cause") if status else None)
+            )
+    return outcomes
 
     def close(self) -> None:
         return None
@@ -266,7 +319,8 @@ class TrafficStats:
 
     target: str = ""
     shift: str = "none"
-    sent: int = 0
+    requests: int = 0  # requests (endpoint) or executions (workflow) started
+    sent: int = 0  # inputs (images) sent
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0  # ticks dropped because every sender was busy
@@ -284,24 +338,31 @@ class TrafficStats:
     def in_flight(self) -> int:
         return self.sent - self.succeeded - self.failed
 
-    def record(self, sample: Sample, outcome: Outcome, seconds: float) -> None:
+    requests_done: int = 0
+
+    def record(self, samples: list[Sample], outcomes: list[Outcome], seconds: float) -> None:
+        """One answered request: an outcome per sample, one latency."""
         with self._lock:
-            self.true_classes[sample.label] += 1
-            self.outcomes[outcome.label] += 1
-            if outcome.ok:
-                self.succeeded += 1
-            else:
-                self.failed += 1
-                self.errors[outcome.label] += 1
+            for sample, outcome in zip(samples, outcomes, strict=True):
+                self.true_classes[sample.label] += 1
+                self.outcomes[outcome.label] += 1
+                if outcome.ok:
+                    self.succeeded += 1
+                else:
+                    self.failed += 1
+                    self.errors[outcome.label] += 1
+            self.requests_done += 1
             self.latency_sum += seconds
             self.latency_max = max(self.latency_max, seconds)
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             done = self.succeeded + self.failed
+            requests = self.requests_done
             return {
                 "target": self.target,
                 "shift": self.shift,
+                "requests": self.requests,
                 "sent": self.sent,
                 "succeeded": self.succeeded,
                 "failed": self.failed,
@@ -310,7 +371,7 @@ class TrafficStats:
                 "outcomes": dict(sorted(self.outcomes.items())),
                 "errors": dict(sorted(self.errors.items())),
                 "true_classes": dict(sorted(self.true_classes.items())),
-                "mean_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None,
+                "mean_latency_ms": round(1000 * self.latency_sum / requests, 3) if requests else None,
                 "max_latency_ms": round(1000 * self.latency_max, 3),
                 "elapsed_s": round(self.elapsed, 3),
                 "achieved_rate_per_s": round(done / self.elapsed, 3) if self.elapsed > 0 else None,
@@ -343,27 +404,36 @@ def run_traffic(
             last_tick = now
             on_tick(stats)
 
-    def send(sample: Sample, seq: int) -> None:
+    def send(samples: list[Sample], seq: int) -> None:
         began = time.monotonic()
         try:
-            outcome = target.send(sample, seq)
+            outcomes = target.send(samples, seq)
+            if len(outcomes) != len(samples):
+                raise RuntimeError(f"{len(samples)} inputs sent, {len(outcomes)} outcomes")
         except Exception as exc:  # a target bug must not kill the generator; count it
-            log.exception("sending input %d failed", seq)
-            outcome = Outcome(False, type(exc).__name__, str(exc))
+            log.exception("sending request %d failed", seq)
+            outcomes = [Outcome(False, type(exc).__name__, str(exc))] * len(samples)
         finally:
             if plan.burst is None:
                 senders.release()
-        stats.record(sample, outcome, time.monotonic() - began)
+        stats.record(samples, outcomes, time.monotonic() - began)
+
+    per_request = plan.batch_size or 1
+
+    def submit(seq: int) -> None:
+        samples = [pool.draw() for _ in range(per_request)]
+        futures.append(executor.submit(send, samples, seq))
+        stats.requests += 1
+        stats.sent += len(samples)
 
     executor = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="traffic")
-    futures = []
+    futures: list[Any] = []
     try:
         if plan.burst is not None:
             for seq in range(plan.burst):
                 if stop.is_set():
                     break
-                futures.append(executor.submit(send, pool.draw(), seq))
-                stats.sent += 1
+                submit(seq)
                 tick()
             stats.stopped_by = "stop" if stop.is_set() else "burst"
             while not stop.is_set() and any(not f.done() for f in futures):
@@ -392,8 +462,7 @@ def run_traffic(
                     stats.stopped_by = "stop"
                     break
                 if senders.acquire(blocking=False):
-                    futures.append(executor.submit(send, pool.draw(), seq))
-                    stats.sent += 1
+                    submit(seq)
                     seq += 1
                 else:
                     stats.skipped += 1
@@ -429,14 +498,25 @@ def make_target(
     workflow: str | None,
     concurrency: int = 8,
     run_id: str | None = None,
+    batch_size: int | None = None,
+    bucket: str | None = None,
 ) -> Target:
     """The target named by exactly one of ``endpoint`` / ``workflow``."""
     if (endpoint is None) == (workflow is None):
         raise InvalidTrafficOptions("give exactly one of --endpoint NAME or --workflow NAME")
     if endpoint is not None:
+        if batch_size is not None:
+            raise InvalidTrafficOptions("--batch-size is for --workflow (the batch state machine) only")
         return EndpointTarget(settings, endpoint, concurrency=concurrency)
     assert workflow is not None
-    return WorkflowTarget(settings, workflow, store, settings.bucket, run_id or uuid.uuid4().hex[:8])
+    return WorkflowTarget(
+        settings,
+        workflow,
+        store,
+        bucket or settings.bucket,
+        run_id or uuid.uuid4().hex[:8],
+        batch=batch_size is not None,
+    )
 
 
 __all__ = [
