@@ -324,7 +324,7 @@ class TrafficStats:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0  # ticks dropped because every sender was busy
-    unfinished: int = 0  # still in flight when the drain timeout passed
+    unfinished: int = 0  # inputs still in flight (or queued) when sending stopped and the drain timed out
     outcomes: Counter = field(default_factory=Counter)  # predicted class / execution status
     errors: Counter = field(default_factory=Counter)
     true_classes: Counter = field(default_factory=Counter)
@@ -334,15 +334,18 @@ class TrafficStats:
     stopped_by: str = ""  # duration | burst | interrupt | stop
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    requests_done: int = 0
+    closed: bool = False  # set when the run returns: a straggler answered later is not counted
+
     @property
     def in_flight(self) -> int:
         return self.sent - self.succeeded - self.failed
 
-    requests_done: int = 0
-
     def record(self, samples: list[Sample], outcomes: list[Outcome], seconds: float) -> None:
         """One answered request: an outcome per sample, one latency."""
         with self._lock:
+            if self.closed:
+                return
             for sample, outcome in zip(samples, outcomes, strict=True):
                 self.true_classes[sample.label] += 1
                 self.outcomes[outcome.label] += 1
@@ -422,12 +425,12 @@ def run_traffic(
 
     def submit(seq: int) -> None:
         samples = [pool.draw() for _ in range(per_request)]
-        futures.append(executor.submit(send, samples, seq))
+        futures.append((executor.submit(send, samples, seq), len(samples)))
         stats.requests += 1
         stats.sent += len(samples)
 
     executor = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="traffic")
-    futures: list[Any] = []
+    futures: list[tuple[Any, int]] = []  # (future, inputs it carries)
     try:
         if plan.burst is not None:
             for seq in range(plan.burst):
@@ -436,7 +439,7 @@ def run_traffic(
                 submit(seq)
                 tick()
             stats.stopped_by = "stop" if stop.is_set() else "burst"
-            while not stop.is_set() and any(not f.done() for f in futures):
+            while not stop.is_set() and any(not f.done() for f, _ in futures):
                 stop.wait(0.05)
                 tick()
         else:
@@ -475,14 +478,16 @@ def run_traffic(
     finally:
         try:
             drain_until = time.monotonic() + plan.drain_timeout
-            while any(not f.done() for f in futures) and time.monotonic() < drain_until:
+            while any(not f.done() for f, _ in futures) and time.monotonic() < drain_until:
                 time.sleep(0.05)
                 tick()
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             stats.stopped_by = "interrupt"
-        for future in futures:
+        with stats._lock:
+            stats.closed = True
+            stats.unfinished = sum(n for f, n in futures if not f.done())
+        for future, _ in futures:
             future.cancel()
-        stats.unfinished = sum(1 for f in futures if not f.done())
         executor.shutdown(wait=False, cancel_futures=True)
         stats.elapsed = time.monotonic() - start
         tick(force=True)
