@@ -51,6 +51,14 @@ def test_three_class_dataset_model_and_evaluation(deployed: Deployed, tmp_path: 
         assert metrics["support"] == N_TEST and 0.0 <= metrics["f1"] <= 1.0
     assert (tmp_path / "eval.png").read_bytes().startswith(b"\x89PNG")
 
+    bus_key = next(i.key for i in store.iter_objects(settings.bucket, "test/") if "bus" in i.key)
+    image = tmp_path / "bus.png"
+    image.write_bytes(store.get_object(settings.bucket, bus_key))
+    predicted = runner.invoke(app, ["predict", str(image), "--model", deployed.job, "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    line = json.loads(predicted.stdout)
+    assert list(line["probabilities"]) == list(CLASSES) and line["class"] in CLASSES
+
 
 def test_endpoint_returns_n_probabilities_in_class_order(deployed: Deployed) -> None:
     from sconeflow.data.dataset import load_split
