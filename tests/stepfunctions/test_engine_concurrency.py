@@ -115,3 +115,23 @@ def test_failed_map_iteration_stops_the_others() -> None:
     assert result.error == "Zero"
     assert types(result).count("MapIterationAborted") >= 1  # the others never start or are aborted
     assert "MapIterationSucceeded" not in types(result)
+
+
+def test_concurrent_iterations_keep_their_own_previous_event_chains() -> None:
+    """Each iteration's events point back along that iteration, not at another iteration's event."""
+    slow = SlowEcho(0.1)
+    result = run(_map(0), [1, 2, 3, 4], Functions(slow=slow), clock=RealClock())
+    by_id = {event["id"]: event for event in result.events}
+    map_started = next(e["id"] for e in result.events if e["type"] == "MapStateStarted")
+    for event in result.events:
+        if event["type"] != "MapIterationSucceeded":
+            continue
+        index = event["mapIterationSucceededEventDetails"]["index"]
+        chain = []
+        current = event
+        while current["type"] != "MapIterationStarted":
+            chain.append(current["type"])
+            current = by_id[current["previousEventId"]]
+        assert current["mapIterationStartedEventDetails"]["index"] == index
+        assert current["previousEventId"] == map_started
+        assert chain[-1] == "TaskStateEntered" and "TaskSucceeded" in chain

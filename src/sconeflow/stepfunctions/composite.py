@@ -69,10 +69,13 @@ class CompositeStates:
         errors: list[BaseException] = []
         lock = threading.Lock()
 
+        start_tip = self.history.tip()
+
         def one(index: int) -> None:
             try:
                 frame = sctx.frame.child(sctx.frame.map_item, stop)
-                results[index] = self.run_program(branches[index], data, frame)
+                with self.history.branch(start_tip):
+                    results[index] = self.run_program(branches[index], data, frame)
             except Stopped:
                 pass
             except BaseException as exc:  # re-raised in the state's thread below
@@ -314,7 +317,13 @@ class CompositeStates:
         other_errors: list[BaseException] = []
         lock = threading.Lock()
 
+        start_tip = self.history.tip()
+
         def one(index: int) -> None:
+            with self.history.branch(start_tip):
+                one_iteration(index)
+
+        def one_iteration(index: int) -> None:
             if stop.is_set():
                 return
             map_item = {"Index": index, "Value": items[index]}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -45,7 +46,12 @@ def details_key(event_type: str) -> str:
 
 
 class History:
-    """Appends events with increasing ids; thread-safe (Map/Parallel may add concurrently)."""
+    """Appends events with increasing ids; thread-safe (Map/Parallel may add concurrently).
+
+    ``previousEventId`` is the previous event of the same chain: the run's previous event, except in a
+    Map iteration or Parallel branch running on its own thread (:meth:`branch`), where it is the
+    previous event of that iteration or branch, so concurrent iterations do not interleave their chains.
+    """
 
     def __init__(
         self, now: Callable[[], datetime], listener: Any = None, max_events: int = MAX_HISTORY_EVENTS
@@ -55,6 +61,22 @@ class History:
         self._listener = listener
         self._lock = threading.Lock()
         self.events: list[dict] = []
+        self._chain = threading.local()
+
+    def tip(self) -> int:
+        """The id a new event of this thread's chain would point back to."""
+        tip = getattr(self._chain, "tip", None)
+        return len(self.events) if tip is None else tip
+
+    @contextmanager
+    def branch(self, tip: int) -> Iterator[None]:
+        """Run a concurrent iteration/branch on this thread as its own chain, starting after ``tip``."""
+        saved = getattr(self._chain, "tip", None)
+        self._chain.tip = tip
+        try:
+            yield
+        finally:
+            self._chain.tip = saved
 
     @property
     def last_id(self) -> int:
@@ -65,11 +87,16 @@ class History:
             if len(self.events) >= self.max_events - 1 and event_type not in _TERMINAL:
                 raise HistoryLimitExceeded()  # one slot stays free for the terminal event
             event_id = len(self.events) + 1
+            if previous is None:
+                tip = getattr(self._chain, "tip", None)
+                previous = event_id - 1 if tip is None else tip
+            if getattr(self._chain, "tip", None) is not None:
+                self._chain.tip = event_id
             event: dict[str, Any] = {
                 "timestamp": self._now(),
                 "type": event_type,
                 "id": event_id,
-                "previousEventId": event_id - 1 if previous is None else previous,
+                "previousEventId": previous,
             }
             if details is not None:
                 event[details_key(event_type)] = details
