@@ -114,3 +114,17 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         sys.exit(130)
+    except OSError as exc:
+        # A local path the user gave cannot be read or written (an output folder that is a file, a
+        # read-only place, a full disk): one line like every named error, the traceback at DEBUG.
+        if exc.filename is None or logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        err_console.print(
+            f"[bold red]{type(exc).__name__}[/]: {_os_error_text(exc)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
+
+
+def _os_error_text(exc: OSError) -> str:
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"{exc.strerror or exc}: {where}"

@@ -59,7 +59,15 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         for path in (self.home, self.buckets_dir, self.logs_dir, self.run_dir, self.cache_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from sconeflow.errors import ConfigError
+
+                raise ConfigError(
+                    f"cannot use {self.home} as the sconeflow home (--home / SCONEFLOW_HOME): "
+                    f"creating {path} failed: {exc.strerror or exc}"
+                ) from exc
 
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:

@@ -136,9 +136,13 @@ def synthesize(
     n_train: Annotated[int, typer.Option("--n-train", help="Training rows per class.")] = 50,
     n_test: Annotated[int, typer.Option("--n-test", help="Test rows per class.")] = 10,
     distractors: Annotated[int, typer.Option("--distractors", help="Noise rows per split.")] = 0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed and arguments, same bytes.")] = 0,
+    home: HomeOption = None,
 ) -> None:
-    """Write a small synthetic CIFAR-100-format tarball with learnable classes (for demos and tests)."""
+    """Write a small synthetic CIFAR-100-format tarball with learnable classes (for demos and tests).
+
+    It writes only OUT; --home is accepted like on every command (nothing in the home changes).
+    """
     from sconeflow.data.synthetic import make_cifar_tarball
 
     names = _split_list(classes) or []
