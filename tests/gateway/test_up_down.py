@@ -73,3 +73,18 @@ def test_up_warns_loudly_for_a_non_loopback_host(settings: Settings, host: str) 
         assert "WARNING" in started.stderr and "does NOT verify request signatures" in started.stderr
     finally:
         _sconeflow("down")
+
+
+def test_bind_refuses_bad_listen_addresses_with_named_errors(settings: Settings) -> None:
+    from sconeflow.gateway.server import InvalidListenAddress, bind
+
+    for host, port in [("127.0.0.1", 99999), ("127.0.0.1", -1), ("no-such-host.invalid", 0)]:
+        with pytest.raises(InvalidListenAddress):
+            bind(settings, host, port)
+
+
+def test_up_rejects_an_out_of_range_port_without_a_traceback(settings: Settings) -> None:
+    result = _sconeflow("up", "--port", "99999")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "--port" in result.stderr
+    assert not (settings.run_dir / "gateway.json").exists()

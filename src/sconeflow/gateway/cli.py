@@ -20,7 +20,7 @@ HostOption = Annotated[
     str,
     typer.Option("--host", help="Address to bind. Anything but loopback exposes unauthenticated AWS APIs."),
 ]
-PortOption = Annotated[int, typer.Option("--port", help="TCP port (0: any free port).")]
+PortOption = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")]
 
 
 def _warn_host(host: str) -> None:

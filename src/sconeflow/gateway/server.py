@@ -9,6 +9,7 @@ when no gateway is up, and by tests).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import socketserver
@@ -42,6 +43,10 @@ class GatewayNotRunning(GatewayError):
 
 class PortInUse(GatewayError):
     """Another program already listens on the requested port."""
+
+
+class InvalidListenAddress(GatewayError):
+    """The --host / --port to listen on is not an address of this machine."""
 
 
 class _BadRequest(Exception):
@@ -180,12 +185,17 @@ class _Server(socketserver.ThreadingTCPServer):
 
 def bind(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> tuple[_Server, str]:
     """Bind the server (port 0: a free one) and return it with its URL; the router knows its own URL."""
+    if not 0 <= port <= 65535:
+        raise InvalidListenAddress(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
     router = Router(settings)
     try:
         server = _Server((host, port), router)
     except OSError as exc:
         router.close()
-        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise InvalidListenAddress(message) from exc
+        raise PortInUse(message) from exc
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
     shown = f"[{shown}]" if ":" in str(shown) else shown
