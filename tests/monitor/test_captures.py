@@ -184,3 +184,13 @@ def test_load_feature_table_equals_read_then_table(settings: Settings, shared_di
     for name, values in reference.numeric.items():
         np.testing.assert_array_equal(table.numeric[name], values)
     np.testing.assert_array_equal(table.times, reference.times)
+
+
+def test_cli_captures_of_an_unknown_endpoint_says_so(settings: Settings, store) -> None:
+    """A mistyped --endpoint finds nothing: it says where it looked and that no such endpoint exists."""
+    store.create_bucket(settings.bucket)
+    result = CliRunner().invoke(app, ["monitor", "captures", "--endpoint", "no-such-endpoint"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "no capture records under s3://" in text and "no endpoint named 'no-such-endpoint'" in text
+    assert "mean confidence -;" in text

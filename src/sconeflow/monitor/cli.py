@@ -51,6 +51,22 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _note_empty(settings, endpoint: str | None, uri: str) -> None:  # type: ignore[no-untyped-def]
+    """Say why nothing was found: a mistyped --endpoint otherwise gives an empty table, silently."""
+    from sconeflow.errors import SconeflowError
+
+    hint = ""
+    if endpoint:
+        try:
+            from sconeflow.endpoint.registry import EndpointRegistry
+
+            if EndpointRegistry(settings).find(endpoint) is None:
+                hint = f"; no endpoint named {endpoint!r} in this home (see `sconeflow endpoint list`)"
+        except (ImportError, SconeflowError):
+            pass
+    err_console.print(f"[yellow]no capture records under {uri}{hint}[/]", highlight=False, soft_wrap=True)
+
+
 @monitor_app.command("captures")
 def captures_cmd(
     endpoint: EndpointOption = None,
@@ -98,12 +114,14 @@ def captures_cmd(
         summary = summarize(table, malformed=len(captures.malformed))
         console.print(
             f"{summary.count} records in {captures.files} files (showing {shown}); mean confidence "
-            f"{_fmt(summary.mean_confidence or float('nan'), 4)}; below {summary.threshold:g}: "
+            f"{_fmt(summary.mean_confidence or float('nan'), 4) or '-'}; below {summary.threshold:g}: "
             f"{summary.below_threshold}; classes {summary.class_counts}; malformed lines skipped: "
             f"{len(captures.malformed)}"
         )
     else:
         raise typer.BadParameter("--format must be 'table' or 'jsonl'")
+    if not captures.records:
+        _note_empty(settings, endpoint, capture_source.uri)
     for bad in captures.malformed[:20]:
         err_console.print(f"[yellow]skipped[/] {bad.source}:{bad.line}: {bad.reason}", highlight=False)
     if len(captures.malformed) > 20:
@@ -323,6 +341,8 @@ def report_cmd(
             source=capture_source.uri,
         )
     s = result.summary
+    if not s.count:
+        _note_empty(settings, endpoint, capture_source.uri)
     console.print(
         f"{s.count} invocations; mean confidence {_fmt(_nan(s.mean_confidence), 4)}; "
         f"{s.below_threshold} below {threshold:g} ({_fmt((s.share_below_threshold or 0) * 100, 1)}%); "
