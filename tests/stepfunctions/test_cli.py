@@ -212,3 +212,10 @@ def test_start_runs_in_the_gateway_and_down_records_the_shutdown(settings: Setti
     record = StepFunctionsService(settings).describe_execution("in-gateway")
     assert (record.status, record.error) == ("ABORTED", "RunnerStopped")
     assert "shut down" in record.cause
+
+
+def test_list_refuses_an_unknown_status_filter(settings: Settings) -> None:
+    bad = runner.invoke(app, ["sfn", "list", "--status", "DONE"])
+    assert type(bad.exception).__name__ == "UsageProblem" and "RUNNING" in str(bad.exception)
+    assert runner.invoke(app, ["sfn", "list", "--limit", "0"]).exit_code == 2  # a usage error, no traceback
+    assert sfn("list", "--status", "failed").exit_code == 0  # case-insensitive, like before

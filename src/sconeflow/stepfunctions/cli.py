@@ -375,10 +375,14 @@ def run_cmd(
 def list_cmd(
     machine: Annotated[str | None, typer.Option("--machine", "-m", help="Only this state machine.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status (RUNNING, SUCCEEDED, ...).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (newest first).")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
     home: HomeOption = None,
 ) -> None:
     """List executions, newest first (a run whose process died shows ABORTED, not RUNNING)."""
+    from sconeflow.stepfunctions.executions import STATUSES
+
+    if status and status.upper() not in (*STATUSES, "PENDING_REDRIVE"):
+        raise UsageProblem(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     settings = settings_for(home)
     records = _service(settings).list_executions(
         machine, status=status.upper() if status else None, limit=limit
