@@ -219,3 +219,17 @@ def test_list_refuses_an_unknown_status_filter(settings: Settings) -> None:
     assert type(bad.exception).__name__ == "UsageProblem" and "RUNNING" in str(bad.exception)
     assert runner.invoke(app, ["sfn", "list", "--limit", "0"]).exit_code == 2  # a usage error, no traceback
     assert sfn("list", "--status", "failed").exit_code == 0  # case-insensitive, like before
+
+
+def test_a_definition_or_input_file_that_is_not_utf8_is_a_usage_problem(
+    settings: Settings, tmp_path: Path
+) -> None:
+    binary = tmp_path / "definition.json"
+    binary.write_bytes(b"\xff\xfe not text")
+    for args in (["validate", str(binary)], ["run", str(binary)], ["create", "m", str(binary)]):
+        result = runner.invoke(app, ["sfn", *args])
+        assert type(result.exception).__name__ == "UsageProblem", (args, result.exception)
+        assert "not UTF-8" in str(result.exception)
+    sfn("create", "chain", str(_write(tmp_path, "chain.json", PASS_CHAIN)))
+    started = runner.invoke(app, ["sfn", "start", "chain", "--input", f"@{binary}"])
+    assert type(started.exception).__name__ == "UsageProblem" and "not UTF-8" in str(started.exception)

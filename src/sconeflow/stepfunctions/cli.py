@@ -66,6 +66,8 @@ def _read_text_arg(value: str, what: str) -> str:
             return Path(target).read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageProblem(f"cannot read {what} from {target!r}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageProblem(f"cannot read {what} from {target!r}: not UTF-8 text ({exc.reason})") from exc
     return value
 
 
@@ -74,6 +76,10 @@ def _read_definition(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageProblem(f"cannot read definition file {str(path)!r}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageProblem(
+            f"cannot read definition file {str(path)!r}: not UTF-8 text ({exc.reason})"
+        ) from exc
 
 
 def _parse_function_map(items: list[str] | None) -> dict[str, str]:
