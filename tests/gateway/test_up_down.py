@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -88,3 +89,27 @@ def test_up_rejects_an_out_of_range_port_without_a_traceback(settings: Settings)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and "--port" in result.stderr
     assert not (settings.run_dir / "gateway.json").exists()
+
+
+def test_down_stops_executions_running_in_a_detached_process(settings: Settings, tmp_path) -> None:
+    """`sfn start` without a gateway runs the execution in a detached process: `down` must not leave it."""
+    from sconeflow.stepfunctions.service import StepFunctionsService
+
+    definition = tmp_path / "wait.json"
+    definition.write_text('{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": true}}}')
+    assert _sconeflow("sfn", "create", "waiter", str(definition)).returncode == 0
+    started = _sconeflow("sfn", "start", "waiter", "--name", "long-wait")
+    assert started.returncode == 0 and "background process" in started.stdout, started.stderr
+    service = StepFunctionsService(settings)
+    runner_pid = service.describe_execution("long-wait").runner_pid
+    assert runner_pid and pid_alive(runner_pid)
+
+    stopped = _sconeflow("down")
+    assert stopped.returncode == 0 and "execution long-wait" in stopped.stdout, stopped.stdout
+    record = service.describe_execution("long-wait")
+    assert record.status == "ABORTED" and record.error == "RunnerStopped"
+    for _ in range(50):  # the runner ends its execution and exits on its own
+        if not pid_alive(runner_pid):
+            break
+        time.sleep(0.1)
+    assert not pid_alive(runner_pid)

@@ -145,7 +145,7 @@ def _serve_foreground(settings, host: str, port: int) -> None:  # type: ignore[n
 
 
 def down(home: HomeOption = None) -> None:
-    """Stop the gateway and every endpoint server of this home."""
+    """Stop the gateway, every endpoint server and every running execution of this home."""
     from sconeflow import services
     from sconeflow.gateway.client import GATEWAY_SERVICE
 
@@ -162,7 +162,25 @@ def down(home: HomeOption = None) -> None:
     for record in services.list_records(settings):
         if services.stop_service(settings, record.name):
             stopped.append(f"{record.kind} {record.name}")
+    stopped += [f"execution {name}" for name in _stop_executions(settings)]
     console.print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+
+
+def _stop_executions(settings) -> list[str]:  # type: ignore[no-untyped-def]
+    """Abort the executions still running here (`sfn start` without a gateway runs them in a detached
+    process, which would otherwise outlive `down`); the gateway's own were aborted as it stopped."""
+    if not settings.db_path.exists():
+        return []
+    try:
+        from sconeflow.stepfunctions.service import StepFunctionsService
+    except ImportError:
+        return []
+    service = StepFunctionsService(settings)
+    names = []
+    for record in service.list_executions(status="RUNNING"):
+        service.stop_execution(record.arn, error="RunnerStopped", cause="Stopped by `sconeflow down`.")
+        names.append(record.name)
+    return names
 
 
 def register(app: typer.Typer) -> None:
