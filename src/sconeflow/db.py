@@ -57,13 +57,16 @@ class Database:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # the first read: fails here on a file that is not an SQLite database
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
             except (OSError, sqlite3.Error) as exc:
+                if conn is not None:
+                    conn.close()
                 raise DatabaseError(f"cannot open metadata database {self.path}: {exc}") from exc
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
         return conn
 
@@ -117,7 +120,9 @@ class Database:
                             (migrations.component, version),
                         )
             except sqlite3.Error as exc:
-                raise DatabaseError(f"migrating '{migrations.component}' in {self.path} failed: {exc}") from exc
+                raise DatabaseError(
+                    f"migrating '{migrations.component}' in {self.path} failed: {exc}"
+                ) from exc
             self._applied.add(migrations.component)
 
     def schema_versions(self) -> dict[str, int]:

@@ -45,3 +45,14 @@ def test_concurrent_writers_from_threads(tmp_path):
     for t in threads:
         t.join()
     assert db.query_one("SELECT COUNT(*) FROM n")[0] == 200
+
+
+def test_a_file_that_is_not_a_database_is_a_named_error(tmp_path):
+    import pytest
+
+    from sconeflow.db import DatabaseError
+
+    path = tmp_path / "sconeflow.db"
+    path.write_text("not a database, just text " * 10)
+    with pytest.raises(DatabaseError, match="cannot open metadata database"):
+        Database(path).connection()
