@@ -62,6 +62,10 @@ def root(
 ) -> None:
     if home:
         os.environ["SCONEFLOW_HOME"] = str(home.expanduser().resolve())
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise typer.BadParameter(
+            f"{log_level!r}: use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level"
+        )
     logging.basicConfig(
         level=log_level.upper(),
         format="%(message)s",

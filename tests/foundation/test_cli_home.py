@@ -57,3 +57,13 @@ def test_unusable_paths_give_one_named_line(tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and ": " in lines[0], (args, result.stderr)
         assert str(a_file) in lines[0], (args, lines[0])
+
+
+def test_a_bad_log_level_is_a_usage_error(tmp_path):
+    env_result = subprocess.run(
+        [sys.executable, "-m", "sconeflow", "info", "--home", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SCONEFLOW_LOG_LEVEL": "loud", "COLUMNS": "200"},
+    )  # fmt: skip
+    assert env_result.returncode == 2 and "Traceback" not in env_result.stderr
+    assert "--log-level" in env_result.stderr
