@@ -78,3 +78,10 @@ def test_http_404_is_not_retried(file_server, tmp_path):
     with pytest.raises(DownloadError, match="404"):
         download(f"http://127.0.0.1:{file_server.port}/missing.tar.gz", tmp_path, backoff=0)
     assert len(file_server.requests) == 1
+
+
+def test_a_url_that_is_not_a_url_is_a_download_error(tmp_path):
+    from sconeflow.data.download import DownloadError, download
+
+    with pytest.raises(DownloadError, match="not an http"):
+        download("cifar-100-python.tar.gz", tmp_path, retries=1)

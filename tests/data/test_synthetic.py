@@ -64,3 +64,13 @@ def test_many_classes_are_separable_by_a_nearest_centroid(tmp_path):
     centroids = np.stack([x_train[y_train == k].mean(axis=0) for k in range(len(classes))])
     predicted = np.argmin(((x_test[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
     assert (predicted == y_test).mean() >= 0.95
+
+
+def test_cli_synthesize_refuses_negative_counts(tmp_path):
+    from typer.testing import CliRunner
+
+    from sconeflow.cli import app
+
+    result = CliRunner().invoke(app, ["data", "synthesize", str(tmp_path / "c.tar.gz"), "--n-train", "-1"])
+    assert result.exit_code == 2 and "--n-train" in result.output  # a usage error, not a NumPy traceback
+    assert not (tmp_path / "c.tar.gz").exists()

@@ -133,9 +133,9 @@ def synthesize(
     classes: Annotated[str, typer.Option("--classes", help="Comma-separated fine label names.")] = (
         "bicycle,motorcycle"
     ),
-    n_train: Annotated[int, typer.Option("--n-train", help="Training rows per class.")] = 50,
-    n_test: Annotated[int, typer.Option("--n-test", help="Test rows per class.")] = 10,
-    distractors: Annotated[int, typer.Option("--distractors", help="Noise rows per split.")] = 0,
+    n_train: Annotated[int, typer.Option("--n-train", min=0, help="Training rows per class.")] = 50,
+    n_test: Annotated[int, typer.Option("--n-test", min=0, help="Test rows per class.")] = 10,
+    distractors: Annotated[int, typer.Option("--distractors", min=0, help="Noise rows per split.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Same seed and arguments, same bytes.")] = 0,
     home: HomeOption = None,
 ) -> None:

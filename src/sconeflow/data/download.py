@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -103,6 +104,8 @@ def download(
     """Download ``url`` into ``cache_dir`` (or reuse a verified cached copy) and return its path."""
     retries = DEFAULT_RETRIES if retries is None else max(1, retries)
     backoff = DEFAULT_BACKOFF_S if backoff is None else backoff
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "ftp", "file"):
+        raise DownloadError(f"cannot download {url!r}: not an http(s):// URL")
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / (filename or _name_from_url(url))
