@@ -92,3 +92,8 @@ def test_register_update_package_delete(settings: Settings, tmp_path: Path) -> N
     assert type(runner.invoke(app, ["lambda", "invoke", "hello"]).exception).__name__ == "FunctionNotFound"
     bad_env = runner.invoke(app, ["lambda", "update", "filter_inference", "--env", "NOEQUALS"])
     assert type(bad_env.exception).__name__ == "PayloadError"
+
+
+def test_logs_refuses_a_negative_count(settings: Settings) -> None:
+    result = runner.invoke(app, ["lambda", "logs", "filter_inference", "--last", "-1"])
+    assert result.exit_code == 2 and "--last" in result.output  # a usage error, not a ValueError

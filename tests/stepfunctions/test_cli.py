@@ -233,3 +233,9 @@ def test_a_definition_or_input_file_that_is_not_utf8_is_a_usage_problem(
     sfn("create", "chain", str(_write(tmp_path, "chain.json", PASS_CHAIN)))
     started = runner.invoke(app, ["sfn", "start", "chain", "--input", f"@{binary}"])
     assert type(started.exception).__name__ == "UsageProblem" and "not UTF-8" in str(started.exception)
+
+
+def test_notifications_tail_refuses_negative_counts(settings: Settings) -> None:
+    for args in (["-n", "-1"], ["--retries", "-1"], ["--follow", "--poll", "0"], ["--follow", "--for", "-1"]):
+        result = runner.invoke(app, ["notifications", "tail", *args])
+        assert result.exit_code == 2, (args, result.output)

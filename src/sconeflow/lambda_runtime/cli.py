@@ -134,7 +134,7 @@ def invoke(
 @lambda_app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="Function name.")],
-    last: Annotated[int, typer.Option("--last", "-n", help="How many invocations to show.")] = 5,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="How many invocations to show.")] = 5,
     request_id: Annotated[str | None, typer.Option("--request-id", help="Only this invocation.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new invocations.")] = False,
     follow_for: Annotated[float | None, typer.Option("--follow-for", hidden=True)] = None,

@@ -524,12 +524,12 @@ def render_cmd(
 def tail_cmd(
     topic: Annotated[str | None, typer.Option(help="Only this topic name (default: all topics).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep watching for new messages.")] = False,
-    lines: Annotated[int, typer.Option("-n", help="Show the last N messages first.")] = 10,
+    lines: Annotated[int, typer.Option("-n", min=0, help="Show the last N messages first.")] = 10,
     webhook: Annotated[str | None, typer.Option(help="Also POST each message shown to this URL.")] = None,
-    retries: Annotated[int, typer.Option(help="Webhook retries per message.")] = 3,
-    poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.")] = 0.5,
+    retries: Annotated[int, typer.Option(min=0, help="Webhook retries per message.")] = 3,
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between polls with --follow.")] = 0.5,
     for_seconds: Annotated[
-        float | None, typer.Option("--for", help="With --follow: stop after this many seconds.")
+        float | None, typer.Option("--for", min=0, help="With --follow: stop after this many seconds.")
     ] = None,
     home: HomeOption = None,
 ) -> None:
