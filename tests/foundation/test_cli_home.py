@@ -67,3 +67,17 @@ def test_a_bad_log_level_is_a_usage_error(tmp_path):
     )  # fmt: skip
     assert env_result.returncode == 2 and "Traceback" not in env_result.stderr
     assert "--log-level" in env_result.stderr
+
+
+def test_every_visible_command_and_option_has_help():
+    root = typer.main.get_command(app)
+    missing = []
+    for path, command in _leaves(root):
+        if command.hidden:
+            continue
+        if not (command.help or "").strip():
+            missing.append(" ".join(path))
+        for param in command.params:
+            if param.param_type_name == "option" and not param.hidden and not (param.help or "").strip():
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+    assert missing == [], f"no help text: {missing}"

@@ -212,7 +212,7 @@ def register_function(
     timeout: Annotated[int, typer.Option("--timeout", help="Seconds (1-900).")] = 3,
     memory: Annotated[int, typer.Option("--memory", help="MB (128-10240).")] = 128,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Most warm workers at once.")] = 4,
-    description: Annotated[str, typer.Option("--description")] = "",
+    description: Annotated[str, typer.Option("--description", help="Free text, as in CreateFunction.")] = "",
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing function.")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -255,11 +255,13 @@ def update(
     name: Annotated[str, typer.Argument(help="Function name.")],
     env: EnvOption = None,
     unset_env: Annotated[list[str] | None, typer.Option("--unset-env", help="Remove a variable.")] = None,
-    handler: Annotated[str | None, typer.Option("--handler")] = None,
-    code: Annotated[Path | None, typer.Option("--code")] = None,
-    timeout: Annotated[int | None, typer.Option("--timeout")] = None,
-    memory: Annotated[int | None, typer.Option("--memory")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency")] = None,
+    handler: Annotated[str | None, typer.Option("--handler", help="New handler: module.function.")] = None,
+    code: Annotated[Path | None, typer.Option("--code", help="New code folder.")] = None,
+    timeout: Annotated[int | None, typer.Option("--timeout", help="Seconds (1-900).")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", help="MB (128-10240).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Most warm workers at once.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Change a function's settings, e.g. `sconeflow lambda update classify_image --env ENDPOINT_NAME=...`."""

@@ -423,7 +423,7 @@ def schedule_worker_cmd(name: str, home: HomeOption = None) -> None:
 @monitor_app.command("executions")
 def executions_cmd(
     schedule_name: Annotated[str | None, typer.Option("--schedule-name", help="Only this schedule.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
