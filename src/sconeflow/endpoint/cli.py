@@ -89,20 +89,28 @@ def list_endpoints(home: HomeOption = None) -> None:
         err_console.print("No endpoints. Create one with `sconeflow endpoint deploy --model ...`.")
         return
     table = Table()
-    for column in ("Name", "Status", "Server", "URL", "Model", "Capture", "Created"):
-        table.add_column(column)
+    # the whole name (to copy into other commands); on a narrow terminal only the short columns
+    wide = console.width >= 120
+    columns = (
+        ("Name", "Status", "Server", "URL", "Model", "Capture", "Created")
+        if wide
+        else ("Name", "Status", "Server", "Capture")
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=column != "Model", overflow="fold")
     for view in views:
         capture = view.config.data_capture
         style = _STATUS_STYLE.get(view.status, "")
-        table.add_row(
-            view.endpoint.name,
-            f"[{style}]{view.status}[/]" if style else view.status,
-            view.server,
-            view.url or "-",
-            view.model.source_ref,
-            f"{capture.initial_sampling_percentage}%" if capture.enable_capture else "off",
-            view.endpoint.created_at,
-        )
+        cells = {
+            "Name": view.endpoint.name,
+            "Status": f"[{style}]{view.status}[/]" if style else view.status,
+            "Server": view.server,
+            "URL": view.url or "-",
+            "Model": view.model.source_ref,
+            "Capture": f"{capture.initial_sampling_percentage}%" if capture.enable_capture else "off",
+            "Created": view.endpoint.created_at,
+        }
+        table.add_row(*(cells[column] for column in columns))
     console.print(table)
 
 
