@@ -65,8 +65,10 @@ def list_functions(
         )
         return
     table = Table(title="Lambda functions")
-    for column in ("name", "handler", "timeout", "memory", "concurrency", "environment"):
-        table.add_column(column)
+    # whole function names (to copy into other commands) even on a narrow terminal; the rest folds
+    table.add_column("name", no_wrap=True, min_width=max((len(f.name) for f in functions), default=4))
+    for column in ("handler", "timeout", "memory", "concurrency", "environment"):
+        table.add_column(column, overflow="fold")
     for f in functions:
         env = ", ".join(f"{k}={v}" for k, v in f.environment.items())
         table.add_row(f.name, f.handler, f"{f.timeout}s", f"{f.memory_size} MB", str(f.concurrency), env)
