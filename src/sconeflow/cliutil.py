@@ -29,7 +29,9 @@ err_console = Console(stderr=True)
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="sconeflow home (buckets, database, logs). Env: SCONEFLOW_HOME.", show_default=False),
+    typer.Option(
+        "--home", help="sconeflow home (buckets, database, logs). Env: SCONEFLOW_HOME.", show_default=False
+    ),
 ]
 
 

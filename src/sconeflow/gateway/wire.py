@@ -37,7 +37,12 @@ class WireResponse:
     body: bytes = b""
 
     @classmethod
-    def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None,
-             content_type: str = "application/json") -> WireResponse:
+    def json(
+        cls,
+        payload: Any,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> WireResponse:
         all_headers = {"Content-Type": content_type, **(headers or {})}
         return cls(status, all_headers, json.dumps(payload, separators=(",", ":")).encode())
