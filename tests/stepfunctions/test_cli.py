@@ -239,3 +239,12 @@ def test_notifications_tail_refuses_negative_counts(settings: Settings) -> None:
     for args in (["-n", "-1"], ["--retries", "-1"], ["--follow", "--poll", "0"], ["--follow", "--for", "-1"]):
         result = runner.invoke(app, ["notifications", "tail", *args])
         assert result.exit_code == 2, (args, result.output)
+
+
+def test_start_refuses_a_name_already_used(settings: Settings, tmp_path: Path) -> None:
+    """Without a gateway, `sfn start` used to report the old execution as started (its runner then failed)."""
+    sfn("create", "chain", str(_write(tmp_path, "chain.json", PASS_CHAIN)))
+    assert sfn("start", "chain", "--name", "once", "--wait").exit_code == 0
+    again = runner.invoke(app, ["sfn", "start", "chain", "--name", "once"])
+    assert type(again.exception).__name__ == "ExecutionAlreadyExists", again.output
+    assert not (settings.logs_dir / "sfn-once.log").exists()  # no background runner was started

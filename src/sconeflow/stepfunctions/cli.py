@@ -339,7 +339,17 @@ def start_cmd(
         arn = response["executionArn"]
         where = f"the gateway ({url})"
     else:
-        arn = _start_detached(settings, machine_record.arn, input_text, name).arn
+        from sconeflow.stepfunctions.executions import ExecutionAlreadyExists
+
+        # as StartExecution does: a name already used is refused (the detached runner would fail on it
+        # while this command reported the old execution as started)
+        existing = service.store.find_execution(service.execution_arn(machine_record.name, name))
+        if existing is not None and not (existing.status == "RUNNING" and existing.input == input_text):
+            raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
+        if existing is not None:
+            arn = existing.arn
+        else:
+            arn = _start_detached(settings, machine_record.arn, input_text, name).arn
         where = "a background process"
     console.print(f"[blue]RUNNING[/] {arn}  (in {where}; `sconeflow sfn describe {name}`)")
 
