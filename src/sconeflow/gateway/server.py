@@ -195,6 +195,8 @@ def bind(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> tuple[_S
         message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
             raise InvalidListenAddress(message) from exc
+        if exc.errno == errno.EADDRINUSE:
+            message += " (another program listens there; --port 0 picks a free port)"
         raise PortInUse(message) from exc
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
