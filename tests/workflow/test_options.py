@@ -59,3 +59,17 @@ def test_fast_is_the_short_schedule_and_epochs_override() -> None:
     assert train_config(DemoOptions()) == TrainConfig()
     assert train_config(DemoOptions(fast=True)) == TrainConfig.fast()
     assert train_config(DemoOptions(fast=True, epochs=3)).epochs == 3
+
+
+def test_a_bad_source_fails_in_step_one_starts_nothing_and_status_says_why(tmp_path) -> None:
+    home = tmp_path / "home"
+    missing = tmp_path / "missing.tar.gz"
+    result = run_cli(home, "demo", "--source", str(missing), "--port", "0", timeout=120)
+    assert result.returncode == 1
+    assert "[1/10] Prepare the data" in result.stdout and "[2/10]" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("SourceNotFound: ")
+    assert list((home / "run").glob("*.json")) == []  # no server was started
+    status = run_cli(home, "status", timeout=60)
+    assert "last demo: Failed at" in status.stdout and "in step prepare: SourceNotFound:" in status.stdout
+    assert run_cli(home, "cleanup", "--all", timeout=60).returncode == 0
+    assert not home.exists()

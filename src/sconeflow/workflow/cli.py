@@ -224,7 +224,15 @@ def status_command(
             counts = ", ".join(f"{n} {k}" for k, n in sorted(m["executions"].items())) or "none"
             machines.add_row(m["name"], str(m["revision"]), counts)
         console.print(machines)
-    if report.last_demo:
+    if report.last_demo and report.last_demo["status"] != "Completed":
+        d = report.last_demo
+        where = f" in step {d['failed_step']}: {d['error']}" if d["failed_step"] else ""
+        console.print(
+            f"last demo: {d['status']} at {d['finished_at'] or d['started_at']}{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif report.last_demo:
         d = report.last_demo
         accuracy = "n/a" if d["test_accuracy"] is None else f"{d['test_accuracy']:.2%}"
         console.print(

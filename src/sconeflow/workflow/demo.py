@@ -143,6 +143,8 @@ class DemoSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     files: list[str] = field(default_factory=list)  # every file the demo wrote into output_dir
+    failed_step: str = ""  # when the run failed: the step, and the error
+    error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,6 +212,7 @@ def run_demo(settings: Settings, options: DemoOptions, reporter: Reporter | None
         "monitor": _monitor,
     }
     started = time.perf_counter()
+    key = ""
     try:
         for index, (key, title) in enumerate(STEPS, start=1):
             reporter.step_started(index, len(STEPS), key, title)
@@ -219,7 +222,9 @@ def run_demo(settings: Settings, options: DemoOptions, reporter: Reporter | None
             ctx.summary.step_seconds[key] = round(seconds, 2)
             reporter.step_finished(index, len(STEPS), key, title, detail, seconds)
             log.info("demo step %s done in %.1f s: %s", key, seconds, detail)
-    except BaseException:
+    except BaseException as exc:
+        ctx.summary.failed_step = key
+        ctx.summary.error = f"{type(exc).__name__}: {exc}"
         ctx.summary.total_seconds = round(time.perf_counter() - started, 2)
         runs.finish(run_id, "Failed", ctx.summary.as_dict())
         raise

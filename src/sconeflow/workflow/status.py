@@ -139,4 +139,6 @@ def _last_demo(settings: Settings, report: StatusReport) -> None:
         "succeeded": s.get("succeeded"),
         "failed_threshold": s.get("failed_threshold"),
         "report_html": s.get("report_html"),
+        "failed_step": s.get("failed_step", ""),
+        "error": s.get("error", ""),
     }
