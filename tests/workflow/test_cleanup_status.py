@@ -87,3 +87,42 @@ def test_cleanup_all_removes_the_workflows_objects_and_keeps_foreign_ones(
     assert sorted(i.key for i in store.iter_objects(bucket)) == ["notes/readme.txt", "train.lst.bak"]
     assert settings.home.exists()  # the foreign objects keep the home
     assert not settings.logs_dir.exists()
+
+
+def test_the_default_gateway_port_falls_back_to_a_free_one_when_taken(settings, monkeypatch) -> None:
+    import socket
+
+    from sconeflow.workflow import demo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(demo, "DEFAULT_PORT", port)
+        ctx = demo._Context(settings, demo.DemoOptions(port=port), demo.Reporter())
+        try:
+            detail = demo._services(ctx)
+            assert ctx.summary.gateway_url.startswith("http://127.0.0.1:")
+            assert not ctx.summary.gateway_url.endswith(f":{port}")
+            assert detail.startswith("gateway listening on")
+        finally:
+            report = cleanup(settings)
+        assert any(line.startswith("gateway ") for line in report.stopped)
+
+
+def test_an_explicit_port_that_is_taken_is_a_named_error(settings) -> None:
+    import socket
+
+    import pytest
+
+    from sconeflow.gateway.server import PortInUse
+    from sconeflow.workflow import demo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ctx = demo._Context(settings, demo.DemoOptions(port=port), demo.Reporter())
+        with pytest.raises(PortInUse):
+            demo._services(ctx)
+    assert collect_status(settings).gateway is None
