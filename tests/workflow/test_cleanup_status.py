@@ -126,3 +126,22 @@ def test_an_explicit_port_that_is_taken_is_a_named_error(settings) -> None:
         with pytest.raises(PortInUse):
             demo._services(ctx)
     assert collect_status(settings).gateway is None
+
+
+def test_cleanup_all_removes_only_the_demo_files_of_a_custom_output_dir(settings, tmp_path) -> None:
+    from sconeflow.workflow.runs import DemoRuns
+
+    out = tmp_path / "my-results"
+    (out / "monitoring").mkdir(parents=True)
+    written = [out / "summary.json", out / "execution-failed.png", out / "monitoring" / "report.html"]
+    for path in written:
+        path.write_text("x")
+    (out / "my-notes.txt").write_text("keep me")
+    runs = DemoRuns(settings)
+    runs.finish(runs.start(str(out)), "Completed", {"files": [str(p) for p in written]})
+
+    report = cleanup(settings, remove_all=True)
+
+    assert f"{out} (3 demo file(s))" in report.removed
+    assert sorted(p.name for p in out.rglob("*")) == ["my-notes.txt"]
+    assert not settings.home.exists()
