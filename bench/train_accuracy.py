@@ -107,9 +107,13 @@ def baseline_session():
 
 def run_parallel(args: argparse.Namespace) -> list[dict]:
     """One child process per seed, each training with ``--threads``; then latency here, one by one."""
+    with tempfile.TemporaryDirectory(prefix="sconeflow-bench-par-") as tmp:
+        return _run_parallel(args, Path(tmp))
+
+
+def _run_parallel(args: argparse.Namespace, out_dir: Path) -> list[dict]:
     import subprocess
 
-    out_dir = Path(tempfile.mkdtemp(prefix="sconeflow-bench-par-"))
     children = []
     for seed in args.seeds:
         cmd = [sys.executable, __file__, "--seeds", str(seed), "--threads", str(args.threads)]
