@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,31 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture
 def store(settings: Settings) -> LocalStore:
     return LocalStore(settings.buckets_dir)
+
+
+def _processes_with_home_under(base: Path) -> list[int]:
+    """PIDs of live processes whose SCONEFLOW_HOME lies under ``base`` (Linux /proc; else none)."""
+    pids = []
+    prefix = str(base)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        homes = [e[len(b"SCONEFLOW_HOME=") :] for e in environ if e.startswith(b"SCONEFLOW_HOME=")]
+        if homes and homes[0].decode(errors="replace").startswith(prefix):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_outlives_the_session(tmp_path_factory: pytest.TempPathFactory):
+    """Background servers (endpoints, gateway, workers) are detached on purpose; a failing or
+    interrupted test must still not leave one running after the test session."""
+    base = tmp_path_factory.getbasetemp()
+    yield
+    from sconeflow.services import stop_pid
+
+    leftovers = [pid for pid in _processes_with_home_under(base) if pid != os.getpid()]
+    for pid in leftovers:
+        stop_pid(pid, timeout=5)
