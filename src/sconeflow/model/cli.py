@@ -79,12 +79,23 @@ def train_command(
     no_evaluate: Annotated[
         bool, typer.Option("--no-evaluate", help="Skip the test-split evaluation.")
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Temperature scaling fitted on the members' out-of-fold validation predictions.",
+        ),
+    ] = True,
     home: HomeOption = None,
 ) -> None:
     """Train on the prepared dataset, write models/<job>/output/model.tar.gz, record the training job."""
     if ctx.invoked_subcommand is not None:
         return
+    from sconeflow.model.jobs import validate_job_name
     from sconeflow.model.recipe import TrainConfig
+
+    if job_name is not None:
+        validate_job_name(job_name)
 
     changes: dict[str, Any] = {
         "image_shape": image_shape,
@@ -95,6 +106,7 @@ def train_command(
         "device": device,
         "bucket": bucket,
         "evaluate_test": not no_evaluate,
+        "calibrate": calibrate,
     }
     for key, value in (
         ("epochs", epochs),
@@ -227,12 +239,18 @@ def _print_report(report: EvaluationReport) -> None:
 
 @train_app.command("list")
 def list_jobs(
-    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only jobs with this status: InProgress, Completed, Failed, Stopping, Stopped."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
     """List training jobs, newest first."""
-    from sconeflow.model.jobs import TrainingJobs
+    from sconeflow.model.jobs import STATUSES, TrainingJobs
+
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="'--status'")
 
     jobs = TrainingJobs(settings_for(home)).list(status=status)
     if as_json:
@@ -287,7 +305,7 @@ def evaluate_command(
         typer.Option("--png", help="Where to write the PNG (default: <home>/reports/<model>-<split>.png)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads (>= 1).")] = 2,
     home: HomeOption = None,
 ) -> None:
     """Evaluate a model on a split: accuracy, per-class P/R/F1, confusion matrix, ECE, and a PNG.
@@ -323,7 +341,7 @@ def predict_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines: file, class, probabilities.")
     ] = False,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads (>= 1).")] = 2,
     home: HomeOption = None,
 ) -> None:
     """Print class probabilities for each image."""

@@ -41,6 +41,10 @@ class ModelNotFound(ModelError):
     """The model reference names no training job, file or store object."""
 
 
+class InvalidTrainingJobName(ModelError):
+    """A training-job name breaks SageMaker's rule: 1-63 of a-z A-Z 0-9 and inner hyphens."""
+
+
 class TrainingJobNotFound(ModelError):
     """No training job has that name."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,22 @@ from sconeflow.model.errors import TrainingJobNotFound
 
 JOB_PREFIX = "image-classification"
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+# SageMaker's TrainingJobName pattern (CreateTrainingJob): 1-63 characters.
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_NAME_MAX = 63
+
+
+def validate_job_name(name: str) -> str:
+    """``name`` when it follows SageMaker's training-job naming rule, else :class:`InvalidTrainingJobName`."""
+    from sconeflow.model.errors import InvalidTrainingJobName
+
+    if not 1 <= len(name) <= JOB_NAME_MAX or not JOB_NAME_PATTERN.fullmatch(name):
+        raise InvalidTrainingJobName(
+            f"training-job name {name!r} must be 1-{JOB_NAME_MAX} characters of a-z, A-Z, 0-9 and "
+            "hyphens, starting and ending with a letter or digit"
+        )
+    return name
+
 
 TRAINING_SCHEMA = Migrations(
     "training",
@@ -146,6 +163,8 @@ class TrainingJobs:
     def create(self, bucket: str, hyperparameters: dict[str, str], name: str | None = None) -> TrainingJob:
         import os
 
+        if name is not None:
+            validate_job_name(name)
         now = _now()
         for _ in range(50):
             job_name = name or self.new_name()
@@ -229,6 +248,8 @@ class TrainingJobs:
         return job
 
     def list(self, status: str | None = None, limit: int = 100) -> list[TrainingJob]:
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         sql = "SELECT * FROM training_jobs"
         params: tuple[Any, ...] = ()
         if status:

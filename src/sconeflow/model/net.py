@@ -15,6 +15,7 @@ WHITEN_KERNEL = 2
 WHITEN_EPS = 5e-4
 BN_MOMENTUM = 0.4
 HEAD_SCALE = 1 / 9
+PROB_FLOOR = 1e-30  # log(0) guard in the temperature-scaled ensemble (float32 normals go to 1e-38)
 
 
 class ConvBlock(nn.Module):
@@ -72,20 +73,35 @@ class AirbenchNet(nn.Module):
 
 
 class ProbabilityModel(nn.Module):
-    """Mean softmax over member nets (and over the flipped view when ``flip_tta``)."""
+    """Mean softmax over member nets (and over the flipped view when ``flip_tta``), temperature-scaled.
 
-    def __init__(self, members: list[nn.Module], flip_tta: bool = False) -> None:
+    One net without TTA: ``softmax(logits / T)``. Several nets or the flip view: the averaged
+    probabilities ``p`` become ``softmax(log(p) / T)`` (temperature scaling of the ensemble's log-mean
+    probabilities). Either way a positive ``T`` keeps the arg-max, so accuracy does not change; scaling
+    each member before averaging would not guarantee that. ``T = 1`` leaves the graph as it was.
+    """
+
+    def __init__(self, members: list[nn.Module], flip_tta: bool = False, temperature: float = 1.0) -> None:
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.members = nn.ModuleList(members)
         self.flip_tta = flip_tta
+        self.temperature = float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        if len(self.members) == 1 and not self.flip_tta:
+            logits = self.members[0](x)
+            return torch.softmax(logits / t if t != 1.0 else logits, dim=1)
         if self.flip_tta:
             n = x.shape[0]
             x = torch.cat([x, torch.flip(x, dims=[3])])
         probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
         if self.flip_tta:
             probs = (probs[:n] + probs[n:]) / 2
+        if t != 1.0:
+            probs = torch.softmax(torch.log(probs.clamp_min(PROB_FLOOR)) / t, dim=1)
         return probs
 
 

@@ -37,6 +37,7 @@ class TrainConfig:
     distill_weight: float = 0.7  # weight of the teachers' soft labels vs the smoothed hard label
     val_fraction: float = 0.1
     tta: str = "none"
+    calibrate: bool = True  # temperature scaling fitted on the members' out-of-fold predictions
     augment: bool = True
     num_threads: int = 2
     device: str = "auto"

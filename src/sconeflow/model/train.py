@@ -33,6 +33,7 @@ from sconeflow.model.artifact import (
     build_artifact,
     read_artifact,
 )
+from sconeflow.model.calibration import Calibration, calibrate
 from sconeflow.model.dataload import SplitData, describe_error, load_split_data
 from sconeflow.model.errors import InvalidHyperparameter, TrainingStopped
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
@@ -83,6 +84,7 @@ class FitResult:
     wall_seconds: float = 0.0
     flip_tta: bool = False
     teachers: list[nn.Module] = field(default_factory=list)  # the ensemble members (before distillation)
+    calibration: Calibration | None = None  # the fitted temperature (None: not calibrated)
 
 
 # -- tensors and augmentation ---------------------------------------------------------------------
@@ -354,7 +356,20 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         final_members = [student]
     else:
         final_members = members
-    final = ProbabilityModel([copy.deepcopy(m).to("cpu") for m in final_members], flip_tta=flip_tta).eval()
+    calibration = None
+    if config.calibrate and oof_mask.any():
+        # Held-out predictions in the exported graph's form: each training image seen only by the member
+        # that did not train on it (log-probabilities = logits up to a per-row constant). The student has
+        # no held-out images of its own, so it gets the members' out-of-fold temperature.
+        oof = (oof_flip if flip_tta else oof_plain)[oof_mask].clamp_min(1e-30).log()
+        source = "members_out_of_fold" + ("_for_student" if config.uses_student else "")
+        calibration = calibrate(oof.cpu().double().numpy(), y[oof_mask].cpu().numpy(), source)
+    elif config.calibrate:
+        log.warning("no validation folds: the model is not calibrated (temperature 1)")
+    temperature = calibration.temperature if calibration is not None else 1.0
+    final = ProbabilityModel(
+        [copy.deepcopy(m).to("cpu") for m in final_members], flip_tta=flip_tta, temperature=temperature
+    ).eval()
     return FitResult(
         model=final,
         mean=mean,
@@ -366,6 +381,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         wall_seconds=time.perf_counter() - wall0,
         flip_tta=flip_tta,
         teachers=members,
+        calibration=calibration,
     )
 
 
@@ -411,9 +427,11 @@ def build_metadata(
             "widths": list(config.widths),
             "members": len(result.model.members),
             "flip_tta": result.flip_tta,
+            "temperature": result.model.temperature,
             "distilled_from": config.ensemble_size if config.uses_student else None,
             "parameters": count_parameters(result.model),
         },
+        "calibration": _calibration_doc(result),
         "metrics": metrics,
         "training": {
             "job_name": job_name,
@@ -429,6 +447,19 @@ def build_metadata(
             "onnx_opset": ONNX_OPSET,
             "python": platform.python_version(),
         },
+    }
+
+
+def _calibration_doc(result: FitResult) -> dict[str, Any]:
+    cal = result.calibration
+    if cal is None:
+        return {"method": "none", "temperature": result.model.temperature}
+    return {
+        "method": "temperature scaling (Guo et al. 2017), NLL-fitted",
+        "formula": "softmax(logits / T); ensembles and flip TTA: softmax(log(mean probabilities) / T)",
+        "fitted_on": cal.source,
+        "images": cal.images,
+        **cal.metrics(),
     }
 
 
@@ -461,6 +492,8 @@ def train(
         jobs.set_secondary(job.name, "Uploading")
         onnx_bytes = export_onnx(result.model, config.input_shape)
         metrics: dict[str, Any] = dict(result.val_metrics)
+        if result.calibration is not None:
+            metrics.update(result.calibration.metrics())
         metrics["train_wall_seconds"] = round(result.wall_seconds, 2)
         metrics["train_cpu_seconds"] = round(result.cpu_seconds, 2)
         test_report = None
@@ -508,6 +541,26 @@ def _evaluate_test(
     report = evaluate(classifier, test_split)
     metrics["test_accuracy"] = report.accuracy
     metrics["test_ece"] = report.ece
+    metrics["test_nll"] = report.nll
+    confidence = classifier.predict_proba(test_split.images).max(axis=1)
+    metrics["test_mean_confidence"] = float(confidence.mean())
+    metrics["test_confidence_at_least_0_93"] = int((confidence >= 0.93).sum())
+    if result.model.temperature != 1.0:
+        # For information only: the same graph without temperature scaling (never used for a choice).
+        raw = copy.copy(result.model)
+        raw.temperature = 1.0
+        x = to_tensor(test_split.images, result.mean, result.std, torch.device("cpu"))
+        with torch.no_grad():
+            probs = raw(x).double().numpy()
+        from sconeflow.model.evaluate import expected_calibration_error
+
+        labels = test_split.labels
+        metrics["test_ece_uncalibrated"] = expected_calibration_error(probs, labels)[0]
+        metrics["test_nll_uncalibrated"] = float(
+            -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)))
+        )
+        metrics["test_mean_confidence_uncalibrated"] = float(probs.max(axis=1).mean())
+        metrics["test_confidence_at_least_0_93_uncalibrated"] = int((probs.max(axis=1) >= 0.93).sum())
     metrics["test_images"] = report.n
     metrics["latency_ms_batch1"] = round(classifier.latency_ms(repeats=100), 4)
     if config.uses_student and result.teachers:
