@@ -118,3 +118,26 @@ def test_no_calibrate_keeps_temperature_one(settings, prepared):
     assert result.calibration is None and result.model.temperature == 1.0
     meta = build_metadata(result, TrainConfig.tiny(calibrate=False), "j", "b", {})
     assert meta["calibration"] == {"method": "none", "temperature": 1.0}
+
+
+def test_student_calibration_holdout_fits_t_on_a_held_out_student(settings, prepared):
+    config = TrainConfig.tiny(
+        seed=8, ensemble_size=2, distill=True, epochs=3, label_smoothing=0.4, student_calibration="holdout"
+    )
+    job = train(settings, config, store=prepared)
+    m = job.final_metrics
+    assert m["temperature_source"] == "student_held_out_fold"
+    assert m["val_nll"] <= m["val_nll_uncalibrated"]
+    assert "val_accuracy_calibration_student" in m
+    stages = [e["stage"] for e in job.epoch_metrics]
+    assert stages.count("calibration student") == 3 and stages.count("student") == 3
+    _, meta = read_artifact(resolve_model(settings, job.name).data)
+    assert meta["architecture"]["members"] == 1
+    assert meta["calibration"]["fitted_on"] == "student_held_out_fold"
+
+
+def test_student_calibration_choice_is_checked():
+    from sconeflow.model.errors import InvalidHyperparameter
+
+    with pytest.raises(InvalidHyperparameter):
+        TrainConfig(student_calibration="test")

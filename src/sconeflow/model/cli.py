@@ -86,6 +86,14 @@ def train_command(
             help="Temperature scaling fitted on the members' out-of-fold validation predictions.",
         ),
     ] = True,
+    student_calibration: Annotated[
+        str,
+        typer.Option(
+            "--student-calibration",
+            help="The distilled student's temperature: members (their out-of-fold predictions) or "
+            "holdout (one more student trained without a validation fold; costs one more training).",
+        ),
+    ] = "members",
     home: HomeOption = None,
 ) -> None:
     """Train on the prepared dataset, write models/<job>/output/model.tar.gz, record the training job."""
@@ -107,6 +115,7 @@ def train_command(
         "bucket": bucket,
         "evaluate_test": not no_evaluate,
         "calibrate": calibrate,
+        "student_calibration": student_calibration,
     }
     for key, value in (
         ("epochs", epochs),

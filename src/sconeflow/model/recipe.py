@@ -11,6 +11,7 @@ from typing import Any
 from sconeflow.model.errors import InvalidHyperparameter
 
 TTA_CHOICES = ("none", "flip", "auto")
+STUDENT_CALIBRATION_CHOICES = ("members", "holdout")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     tta: str = "none"
     calibrate: bool = True  # temperature scaling fitted on the members' out-of-fold predictions
+    # Where the distilled student's temperature comes from: "members" (their out-of-fold predictions) or
+    # "holdout" (one more student, trained without validation fold 0, predicts that fold: costs a training).
+    student_calibration: str = "members"
     augment: bool = True
     num_threads: int = 2
     device: str = "auto"
@@ -64,6 +68,10 @@ class TrainConfig:
             (0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)"),
             (0 <= self.distill_weight <= 1, "distill_weight must be in [0, 1]"),
             (self.tta in TTA_CHOICES, f"tta must be one of {', '.join(TTA_CHOICES)}"),
+            (
+                self.student_calibration in STUDENT_CALIBRATION_CHOICES,
+                f"student_calibration must be one of {', '.join(STUDENT_CALIBRATION_CHOICES)}",
+            ),
             (self.num_threads >= 1, "num_threads must be >= 1"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         ]
@@ -88,6 +96,16 @@ class TrainConfig:
     @property
     def uses_student(self) -> bool:
         return self.ensemble_size > 1 and self.distill
+
+    @property
+    def uses_calibration_student(self) -> bool:
+        """An extra student trained without fold 0, only to fit the exported student's temperature."""
+        return (
+            self.uses_student
+            and self.calibrate
+            and self.student_calibration == "holdout"
+            and self.val_fraction > 0
+        )
 
     def hyperparameters(self) -> dict[str, str]:
         """SageMaker-style hyperparameters: every value a string."""

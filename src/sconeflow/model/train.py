@@ -256,6 +256,8 @@ def fit_network(
 def total_epochs(config: TrainConfig) -> int:
     """How many epochs a job runs in all (members plus student), for progress bars."""
     extra = (config.distill_epochs or config.epochs) if config.uses_student else 0
+    if config.uses_calibration_student:
+        extra *= 2
     return config.epochs * config.ensemble_size + extra
 
 
@@ -337,6 +339,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     else:
         flip_tta = config.tta == "flip"
 
+    student_heldout: tuple[torch.Tensor, torch.Tensor] | None = None
     if config.uses_student:
         with torch.no_grad():
             teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
@@ -354,10 +357,38 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         )
         reports += student_reports
         final_members = [student]
+        if config.uses_calibration_student and use_val:
+            # Held-out predictions of a student: the same recipe without fold 0, predicting fold 0.
+            # (Members 2.. saw fold 0's labels, so its soft targets carry a little of them: a mild leak.)
+            held = torch.from_numpy(folds == 0).to(device)
+            keep, out = (~held).nonzero().flatten(), held.nonzero().flatten()
+            twin, twin_reports = fit_network(
+                x[keep],
+                targets[keep],
+                config,
+                num_classes,
+                config.seed * 1000 + 998,
+                epochs=config.distill_epochs or config.epochs,
+                stage="calibration student",
+                val=(x[out], y[out]),
+                on_epoch=on_epoch,
+            )
+            reports += twin_reports
+            twin_probs = predict_logits_probs(twin, x[out], flip=flip_tta)
+            student_heldout = (twin_probs.clamp_min(1e-30).log(), y[out])
+            val_metrics["val_accuracy_calibration_student"] = float(
+                (twin_probs.argmax(1) == y[out]).float().mean()
+            )
     else:
         final_members = members
     calibration = None
-    if config.calibrate and oof_mask.any():
+    if student_heldout is not None:
+        calibration = calibrate(
+            student_heldout[0].cpu().double().numpy(),
+            student_heldout[1].cpu().numpy(),
+            "student_held_out_fold",
+        )
+    elif config.calibrate and oof_mask.any():
         # Held-out predictions in the exported graph's form: each training image seen only by the member
         # that did not train on it (log-probabilities = logits up to a per-row constant). The student has
         # no held-out images of its own, so it gets the members' out-of-fold temperature.
