@@ -76,6 +76,9 @@ def test_cleanup_all_removes_the_workflows_objects_and_keeps_foreign_ones(
     store.put_object(bucket, "train.lst.bak", b"mine")  # not the workflow's, though it shares a prefix
     store.put_object(bucket, "notes/readme.txt", b"mine")
     (settings.logs_dir / "gateway.log").write_text("log line\n")
+    code_dir = settings.home / "lambda-code" / "my_fn" / "abc123"  # unpacked by `lambda register --zip`
+    code_dir.mkdir(parents=True)
+    (code_dir / "handler.py").write_text("def handler(event, context):\n    return event\n")
 
     report = cleanup(settings, remove_all=True)
 
@@ -87,6 +90,7 @@ def test_cleanup_all_removes_the_workflows_objects_and_keeps_foreign_ones(
     assert sorted(i.key for i in store.iter_objects(bucket)) == ["notes/readme.txt", "train.lst.bak"]
     assert settings.home.exists()  # the foreign objects keep the home
     assert not settings.logs_dir.exists()
+    assert not (settings.home / "lambda-code").exists()
 
 
 def test_the_default_gateway_port_falls_back_to_a_free_one_when_taken(settings, monkeypatch) -> None:

@@ -36,7 +36,8 @@ WORKFLOW_PREFIXES = (
     "monitoring/",
     "sns-topics/",
 )
-HOME_ENTRIES = ("demo", "notebook", "logs", "run", "cache")
+# lambda-code: zips unpacked by `lambda register --zip` (sconeflow.lambda_runtime.deploy.code_root)
+HOME_ENTRIES = ("demo", "notebook", "logs", "run", "cache", "lambda-code")
 DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
