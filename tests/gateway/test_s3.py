@@ -125,6 +125,9 @@ def test_copy_object(s3: Any) -> None:
     assert (got["ContentType"], got["Metadata"]) == ("text/plain", {"n": "2"})
     with pytest.raises(s3.exceptions.NoSuchKey):
         s3.copy_object(Bucket="dst-bucket", Key="x", CopySource="src-bucket/missing")
+    with pytest.raises(s3.exceptions.NoSuchBucket) as missing_source:
+        s3.copy_object(Bucket="dst-bucket", Key="x", CopySource="no-such-source/a.png")
+    assert missing_source.value.response["Error"]["BucketName"] == "no-such-source"
 
 
 def test_list_objects_v2_prefix_delimiter_and_pages(s3: Any) -> None:

@@ -431,6 +431,8 @@ class S3Handler:
                 ArgumentName="x-amz-copy-source",
                 ArgumentValue=source,
             )
+        if not self.store.bucket_exists(src_bucket):  # name the source, not the destination
+            raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=src_bucket)
         if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
             data = self.store.get_object(src_bucket, src_key)
             info = self.store.put_object(
