@@ -121,9 +121,8 @@ def test_no_calibrate_keeps_temperature_one(settings, prepared):
 
 
 def test_student_calibration_holdout_fits_t_on_a_held_out_student(settings, prepared):
-    config = TrainConfig.tiny(
-        seed=8, ensemble_size=2, distill=True, epochs=3, label_smoothing=0.4, student_calibration="holdout"
-    )
+    config = TrainConfig.tiny(seed=8, ensemble_size=2, distill=True, epochs=3, label_smoothing=0.4)
+    assert config.student_calibration == "holdout"  # the default
     job = train(settings, config, store=prepared)
     m = job.final_metrics
     assert m["temperature_source"] == "student_held_out_fold"
@@ -134,6 +133,15 @@ def test_student_calibration_holdout_fits_t_on_a_held_out_student(settings, prep
     _, meta = read_artifact(resolve_model(settings, job.name).data)
     assert meta["architecture"]["members"] == 1
     assert meta["calibration"]["fitted_on"] == "student_held_out_fold"
+
+
+def test_student_calibration_members_uses_the_members_t(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=8, ensemble_size=2, distill=True, epochs=2, student_calibration="members")
+    result = fit(split, config)
+    assert result.calibration is not None
+    assert result.calibration.source == "members_out_of_fold_for_student"
+    assert "calibration student" not in {r.stage for r in result.epochs}
 
 
 def test_student_calibration_choice_is_checked():

@@ -75,7 +75,8 @@ def test_ensemble_distilled_into_one_student(settings, prepared):
     assert meta["architecture"]["members"] == 1
     assert meta["architecture"]["distilled_from"] == 2
     stages = {m["stage"] for m in job.epoch_metrics}
-    assert stages == {"member 1/2", "member 2/2", "student"}
+    assert stages == {"member 1/2", "member 2/2", "student", "calibration student"}
+    assert job.final_metrics["temperature_source"] == "student_held_out_fold"
     assert job.final_metrics["test_accuracy"] >= 0.9
     assert "test_accuracy_teachers" in job.final_metrics
 

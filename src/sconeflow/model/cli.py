@@ -90,10 +90,10 @@ def train_command(
         str,
         typer.Option(
             "--student-calibration",
-            help="The distilled student's temperature: members (their out-of-fold predictions) or "
-            "holdout (one more student trained without a validation fold; costs one more training).",
+            help="The distilled student's temperature: holdout (one more student trained without a "
+            "validation fold predicts it; costs one more training) or members (their out-of-fold T).",
         ),
-    ] = "members",
+    ] = "holdout",
     home: HomeOption = None,
 ) -> None:
     """Train on the prepared dataset, write models/<job>/output/model.tar.gz, record the training job."""

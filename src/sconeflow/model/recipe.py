@@ -39,9 +39,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     tta: str = "none"
     calibrate: bool = True  # temperature scaling fitted on the members' out-of-fold predictions
-    # Where the distilled student's temperature comes from: "members" (their out-of-fold predictions) or
-    # "holdout" (one more student, trained without validation fold 0, predicts that fold: costs a training).
-    student_calibration: str = "members"
+    # Where the distilled student's temperature comes from: "holdout" (one more student, trained without
+    # validation fold 0, predicts that fold: costs one more training) or "members" (their out-of-fold T).
+    student_calibration: str = "holdout"
     augment: bool = True
     num_threads: int = 2
     device: str = "auto"
