@@ -67,6 +67,10 @@ def test_state_machine_lifecycle(sfn) -> None:
     second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     done = wait_for(lambda: (d := sfn.describe_execution(executionArn=second))["status"] != "RUNNING" and d)
     assert done["output"] == '"v2"'
+    # the first execution still describes the definition it ran, not the new machine's
+    ran = sfn.describe_state_machine_for_execution(executionArn=first)
+    assert ran["definition"] == dumps(PASS_CHAIN) and ran["stateMachineArn"] == arn
+    assert sfn.describe_state_machine_for_execution(executionArn=second)["definition"] == dumps(other)
 
 
 def test_executions_describe_list_history(sfn) -> None:

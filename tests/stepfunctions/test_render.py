@@ -107,6 +107,27 @@ def test_succeeded_caught_failed_and_not_started(settings: Settings, tmp_path: P
     }
 
 
+def test_an_execution_of_a_deleted_machine_is_drawn_with_the_revision_it_ran(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from sconeflow.stepfunctions.render import render_execution
+
+    service = _service(settings)
+    service.create_state_machine("catching", dumps(CATCHING))
+    service.run_to_end("catching", "{}", name="c1")
+    service.delete_state_machine("catching")
+    # recreated under the same name (so the same ARN) with another definition: c1 still ran CATCHING
+    service.create_state_machine("catching", dumps(GROUPS))
+    result = render_execution(service, "c1", tmp_path / "c1.png")
+    assert set(result.boxes) == set(CATCHING["States"])
+    _check_colours(result, {"Prepare": SUCCEEDED, "Risky": CAUGHT, "GiveUp": FAILED})
+    assert json.loads(service.store.machine_for_execution(service.describe_execution("c1")).definition) == (
+        CATCHING
+    )
+    service.delete_state_machine("catching")
+    assert set(render_execution(service, "c1", tmp_path / "again.png").boxes) == set(CATCHING["States"])
+
+
 def test_in_progress_then_canceled(settings: Settings, tmp_path: Path) -> None:
     service = _service(settings)
     service.create_state_machine("hold", dumps(WAIT_LONG))

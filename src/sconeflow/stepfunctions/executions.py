@@ -88,7 +88,10 @@ SCHEMA = Migrations(
             details TEXT,
             PRIMARY KEY (execution_arn, id)
         );
-        """
+        """,
+        # The revision an execution ran, kept with the execution when its state machine is deleted:
+        # AWS still describes (and the console still draws) executions of a deleted state machine.
+        "ALTER TABLE sfn_executions ADD COLUMN machine_snapshot TEXT;",
     ],
 )
 
@@ -178,6 +181,17 @@ def _row_to_machine(row: sqlite3.Row) -> StateMachineRecord:
         created=to_datetime(row["created"]),  # type: ignore[arg-type]
         updated=to_datetime(row["updated"]),  # type: ignore[arg-type]
     )
+
+
+def _machine_snapshot(machine: StateMachineRecord) -> str:
+    doc = {**machine.__dict__, "created": to_epoch(machine.created), "updated": to_epoch(machine.updated)}
+    return json.dumps(doc, sort_keys=True)
+
+
+def _machine_from_snapshot(text: str) -> StateMachineRecord:
+    doc = json.loads(text)
+    doc["created"], doc["updated"] = to_datetime(doc["created"]), to_datetime(doc["updated"])
+    return StateMachineRecord(**doc)
 
 
 def _row_to_execution(row: sqlite3.Row) -> ExecutionRecord:
@@ -339,10 +353,34 @@ class ExecutionStore:
         return self.get_machine(name)
 
     def delete_machine(self, ref: str) -> StateMachineRecord:
+        """Delete a machine and its revisions; its executions keep a snapshot of the revision they ran."""
         machine = self.get_machine(ref)
         with self.db.transaction() as conn:
+            revisions = conn.execute(
+                "SELECT DISTINCT revision FROM sfn_executions WHERE state_machine_arn = ? "
+                "AND machine_snapshot IS NULL",
+                (machine.arn,),
+            ).fetchall()
+            for (revision,) in revisions:
+                try:
+                    snapshot = _machine_snapshot(self.get_machine_revision(machine.arn, revision))
+                except StateMachineDoesNotExist:
+                    continue
+                conn.execute(
+                    "UPDATE sfn_executions SET machine_snapshot = ? "
+                    "WHERE state_machine_arn = ? AND revision = ? AND machine_snapshot IS NULL",
+                    (snapshot, machine.arn, revision),
+                )
             conn.execute("DELETE FROM sfn_state_machines WHERE arn = ?", (machine.arn,))
         return machine
+
+    def machine_for_execution(self, execution: ExecutionRecord) -> StateMachineRecord:
+        """The state machine revision an execution ran, even after the machine was deleted (or
+        deleted and created again under the same name)."""
+        row = self.db.query_one("SELECT machine_snapshot FROM sfn_executions WHERE arn = ?", (execution.arn,))
+        if row is not None and row["machine_snapshot"]:
+            return _machine_from_snapshot(row["machine_snapshot"])
+        return self.get_machine_revision(execution.state_machine_arn, execution.revision)
 
     # -- executions -------------------------------------------------------------------------
     def insert_execution(

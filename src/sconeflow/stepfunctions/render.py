@@ -773,7 +773,7 @@ def render_execution(service: Any, execution: str, output: str | Path, *, dpi: i
     """Draw one execution of a :class:`~sconeflow.stepfunctions.service.StepFunctionsService` (by ARN or name)
     with the definition revision it ran, titled like the console's execution page."""
     record, events = service.history(execution)
-    definition = service.store.get_machine_revision(record.state_machine_arn, record.revision).definition
+    definition = service.store.machine_for_execution(record).definition
     started = record.start_date.strftime("%Y-%m-%d %H:%M:%S UTC")
     subtitle = f"{record.state_machine_name} · {record.status} · started {started}"
     if record.error:

@@ -231,7 +231,7 @@ def _describe_state_machine(service: svc.StepFunctionsService, body: dict[str, A
 
 def _describe_state_machine_for_execution(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
     record = service.describe_execution(_arn(body, "executionArn"))
-    machine = service.store.get_machine_revision(record.state_machine_arn, record.revision)
+    machine = service.store.machine_for_execution(record)
     shape = machine_shape(machine)
     return {k: shape[k] for k in ("stateMachineArn", "name", "definition", "roleArn", "revisionId")} | {
         "updateDate": _epoch(machine.updated),

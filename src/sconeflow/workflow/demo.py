@@ -623,7 +623,7 @@ def render_execution(settings: Settings, execution_arn: str, output: Path) -> Pa
 
     service = StepFunctionsService(settings)
     record, events = service.history(execution_arn)
-    definition = service.store.get_machine_revision(record.state_machine_arn, record.revision).definition
+    definition = service.store.machine_for_execution(record).definition
     subtitle = f"{record.state_machine_name} · {record.status}"
     if record.error:
         subtitle += f" · {record.error}"
