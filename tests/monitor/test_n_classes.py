@@ -66,3 +66,61 @@ def test_three_class_model_baseline_traffic_and_report(
         for v in run_monitoring(settings, endpoint="two").violations
     }
     assert ("prob_bus", "missing_column_check") in checks
+
+
+def test_captures_without_a_baseline_name_n_columns_from_the_dataset_then_the_endpoint_model(
+    settings: Settings, store: LocalStore, tmp_path: Path
+) -> None:
+    """`monitor captures` before any baseline: column names come from the prepared dataset's
+    classes.json, and for a known endpoint from its model's classes (not class_0, class_1, ...)."""
+    import json
+
+    from sconeflow.data.prepare import prepare_dataset
+    from sconeflow.data.synthetic import make_cifar_tarball, synthetic_images
+    from sconeflow.endpoint.models import DataCaptureConfig
+    from sconeflow.endpoint.registry import EndpointRegistry
+    from sconeflow.model.artifact import build_artifact, read_artifact
+
+    tarball = make_cifar_tarball(tmp_path / "three.tar.gz", classes=THREE, n_train=6, n_test=2, seed=4)
+    prepare_dataset(settings, source=tarball, classes=list(THREE), store=store)
+    rng = np.random.default_rng(3)
+    images = np.concatenate([synthetic_images(label, 3, 2, rng) for label in range(3)])
+    probs = np.eye(3)[[0, 0, 1, 1, 2, 2]] * 0.9 + 0.1 / 3
+    write_capture_files(store, settings.bucket, "three", images, probs, start=recent_start(6))
+
+    def rows() -> list[dict]:
+        result = CliRunner().invoke(app, ["monitor", "captures", "-e", "three", "--format", "jsonl"])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.output.splitlines()]
+
+    listed = rows()
+    assert [r["predictedClass"] for r in listed] == [
+        "bicycle",
+        "bicycle",
+        "motorcycle",
+        "motorcycle",
+        "bus",
+        "bus",
+    ]
+    assert {"prob_bicycle", "prob_motorcycle", "prob_bus"} <= set(listed[0])
+
+    # An endpoint whose model names its classes otherwise wins over the dataset's classes.json.
+    onnx_bytes, metadata = read_artifact(_tiny_artifact(settings, store, tmp_path))
+    renamed = build_artifact(onnx_bytes, {**metadata, "classes": ["pedal", "engine", "coach"]})
+    path = tmp_path / "renamed.tar.gz"
+    path.write_bytes(renamed)
+    registry = EndpointRegistry(settings)
+    registry.add_model("three-model", path.as_uri(), str(path))
+    registry.add_config("three-config", "three-model", DataCaptureConfig())
+    registry.add_endpoint("three", "three-config")
+    assert [r["predictedClass"] for r in rows()][::2] == ["pedal", "engine", "coach"]
+
+
+def _tiny_artifact(settings: Settings, store: LocalStore, tmp_path: Path) -> bytes:
+    from sconeflow.model.recipe import TrainConfig
+    from sconeflow.model.train import train
+
+    config = TrainConfig.tiny(epochs=1, evaluate_test=False, val_fraction=0.0)
+    job = train(settings, config, store=store)
+    bucket, _, key = job.model_artifacts.removeprefix("s3://").partition("/")
+    return store.get_object(bucket, key)

@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 
 from sconeflow.cliutil import HomeOption, console, err_console, settings_for
+from sconeflow.config import Settings
+from sconeflow.errors import SconeflowError
 
 EndpointOption = Annotated[
     str | None,
@@ -92,7 +94,11 @@ def captures_cmd(
     start, end = resolve_window(None, since, until)
     capture_source = resolve_source(settings, endpoint=endpoint, source=source)
     captures = read_captures(settings, capture_source, since=start, until=end)
-    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else _known_classes(settings)
+    class_list = (
+        [c.strip() for c in classes.split(",") if c.strip()]
+        if classes
+        else _known_classes(settings, endpoint)
+    )
     table = table_from_records(captures.records, class_list)
     if output_format == "jsonl":
         for i in range(len(table)):
@@ -168,15 +174,45 @@ def _captures_view(table, uri: str, limit: int, *, wide: bool) -> Table:  # type
     return view
 
 
-def _known_classes(settings) -> list[str] | None:  # type: ignore[no-untyped-def]
-    """Classes from the default baseline when there is one."""
-    from sconeflow.errors import SconeflowError
+def _known_classes(settings: Settings, endpoint: str | None = None) -> list[str] | None:
+    """Class names for the output columns: the default baseline's, else the endpoint's model's, else
+    the prepared dataset's ``classes.json``; None when none is known (columns are then class_0, ...)."""
+    for lookup in (_baseline_classes, _endpoint_classes, _dataset_classes):
+        try:
+            found = lookup(settings, endpoint)
+        except (SconeflowError, OSError, ValueError, KeyError, TypeError):
+            continue
+        if found:
+            return [str(c) for c in found]
+    return None
+
+
+def _baseline_classes(settings: Settings, endpoint: str | None) -> list[str] | None:
     from sconeflow.monitor.baseline import load_baseline
 
-    try:
-        return load_baseline(settings).classes or None
-    except SconeflowError:
+    return load_baseline(settings).classes
+
+
+def _endpoint_classes(settings: Settings, endpoint: str | None) -> list[str] | None:
+    if not endpoint:
         return None
+    from sconeflow.endpoint.registry import EndpointRegistry
+    from sconeflow.model.artifact import read_artifact, resolve_model
+
+    registry = EndpointRegistry(settings)
+    record = registry.find(endpoint)
+    if record is None:
+        return None
+    model = registry.model(registry.config(record.config_name).model_name)
+    _, metadata = read_artifact(resolve_model(settings, model.model_data_url).data)
+    return metadata["classes"]
+
+
+def _dataset_classes(settings: Settings, endpoint: str | None) -> list[str] | None:
+    from sconeflow.store import open_store
+
+    document = json.loads(open_store(settings.resolved_store_uri).get_object(settings.bucket, "classes.json"))
+    return document["classes"]
 
 
 @monitor_app.command("baseline")
