@@ -12,6 +12,17 @@ fast errors instead of letting latency grow without limit.
 
 Items carry the model they were prepared for; a batch never mixes models, so a model swap
 (``endpoint update``) lets queued requests finish on the model they were decoded for.
+
+**Refill** (``refill_wait`` > 0): the clients of a batch that just finished usually come straight back
+(closed-loop callers: the SDK, a Lambda, a load generator). Taking only the first of them at once makes
+batch sizes oscillate (31, 1, 31, 1, ...: every other model call is nearly wasted and every other
+request waits a whole extra batch). So after a batch of N, while fewer than the N + (already queued)
+expected requests are queued, the thread waits, but only while they keep arriving (at most
+``refill_gap`` between two arrivals) and never longer than ``refill_wait`` in all. A lone caller
+(N = 1, one queued) never waits, and neither does a request after an idle spell.
+
+Results go back to the event loop with one ``call_soon_threadsafe`` per batch; each request is answered
+by a plain callback (``enqueue``) or an asyncio future (``submit``).
 """
 
 from __future__ import annotations
@@ -36,12 +47,14 @@ class Predictor(Protocol):
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
+Done = Callable[[Any, bool], None]  # (Prediction or ModelError, ok), called on the event-loop thread
+
+
+@dataclass(slots=True)
 class _Item:
     model: Predictor
     image: np.ndarray
-    future: asyncio.Future[Any]
-    enqueued: float
+    done: Done
 
 
 @dataclass(frozen=True)
@@ -60,13 +73,19 @@ class MicroBatcher:
         max_batch: int = 64,
         max_wait: float = 0.0,
         max_queue: int = 256,
+        refill_wait: float = 0.0,
+        refill_gap: float = 0.001,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
-        if max_batch < 1 or max_queue < 1 or max_wait < 0:
-            raise ValueError("max_batch and max_queue must be >= 1, max_wait >= 0")
+        if max_batch < 1 or max_queue < 1 or max_wait < 0 or refill_wait < 0 or refill_gap <= 0:
+            raise ValueError("max_batch and max_queue must be >= 1, max_wait and refill_wait >= 0")
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.max_queue = max_queue
+        self.refill_wait = refill_wait
+        self.refill_gap = refill_gap
+        self._expected = 0  # requests likely to be queued soon: the last batch's callers + those queued
+        self._last_arrival = 0.0
         self._on_batch = on_batch
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
@@ -84,18 +103,30 @@ class MicroBatcher:
     def submit(self, model: Predictor, image: np.ndarray) -> asyncio.Future[Any]:
         """Queue one image; await the returned future for a :class:`Prediction`. Event-loop thread only."""
         loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
+        future: asyncio.Future[Any] = loop.create_future()
+        self.enqueue(model, image, lambda value, ok: _settle(future, value, ok))
+        return future
+
+    def enqueue(self, model: Predictor, image: np.ndarray, done: Done) -> None:
+        """Queue one image; ``done(Prediction, True)`` or ``done(ModelError, False)`` is called later on
+        the event-loop thread. Raises ThrottlingException at once when the queue is full. Loop thread only.
+        """
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         if self._closed:
             raise ThrottlingException("The endpoint is shutting down; retry on another endpoint")
-        if len(self._items) + self._running >= self.max_queue:
+        items = self._items
+        if len(items) + self._running >= self.max_queue:
             raise ThrottlingException(
                 f"Rate exceeded: {self.max_queue} requests are already queued for this endpoint; retry later"
             )
-        future: asyncio.Future[Any] = loop.create_future()
         with self._cond:
-            self._items.append(_Item(model, image, future, time.perf_counter()))
-            self._cond.notify()
-        return future
+            items.append(_Item(model, image, done))
+            self._last_arrival = time.perf_counter()
+            # Wake the thread only when it can act: the first item of an idle queue, or a full batch
+            # (while refilling it wakes by itself after at most ``refill_gap``).
+            if len(items) == 1 or len(items) >= self.max_batch or len(items) >= self._expected:
+                self._cond.notify()
 
     # -- inference thread -------------------------------------------------------------------
     def _take_batch(self) -> list[_Item] | None:
@@ -111,12 +142,26 @@ class MicroBatcher:
                     if left <= 0:
                         break
                     self._cond.wait(left)
+            target = min(self.max_batch, self._expected)
+            if self.refill_wait > 0 and len(self._items) < target:
+                self._refill(target)
             first = self._items[0].model
             batch: list[_Item] = []
             while self._items and len(batch) < self.max_batch and self._items[0].model is first:
                 batch.append(self._items.popleft())
             self._running = len(batch)
             return batch
+
+    def _refill(self, target: int) -> None:
+        """Wait (lock held by the caller) while the last batch's callers keep coming back."""
+        now = time.perf_counter()
+        deadline = now + self.refill_wait
+        while len(self._items) < target and not self._closed:
+            gap_end = self._last_arrival + self.refill_gap
+            if now >= gap_end or now >= deadline:
+                return
+            self._cond.wait(min(gap_end, deadline) - now)
+            now = time.perf_counter()
 
     def _run(self) -> None:
         while True:
@@ -128,10 +173,11 @@ class MicroBatcher:
             finally:
                 with self._cond:
                     self._running = 0
+                    self._expected = len(batch) + len(self._items)
 
     def _compute(self, batch: list[_Item]) -> None:
         model = batch[0].model
-        results: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        results: list[tuple[Done, Any, bool]] = []
         started = time.perf_counter()
         try:
             images = np.stack([item.image for item in batch])
@@ -140,7 +186,7 @@ class MicroBatcher:
                 raise RuntimeError(f"model returned shape {probs.shape} for a batch of {len(batch)}")
             elapsed = time.perf_counter() - started
             for i, item in enumerate(batch):
-                results.append((item.future, Prediction(probs[i], elapsed, len(batch)), True))
+                results.append((item.done, Prediction(probs[i], elapsed, len(batch)), True))
         except Exception as exc:
             elapsed = time.perf_counter() - started
             log.exception("inference failed for a batch of %d", len(batch))
@@ -149,7 +195,7 @@ class MicroBatcher:
                 original_status=500,
                 original_message=f"{type(exc).__name__}: {exc}",
             )
-            results = [(item.future, error, False) for item in batch]
+            results = [(item.done, error, False) for item in batch]
         if self._on_batch is not None:
             try:
                 self._on_batch(len(batch), elapsed)
@@ -167,11 +213,18 @@ class MicroBatcher:
         self._thread.join(timeout)
 
 
-def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    for future, value, ok in results:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+def _resolve_all(results: list[tuple[Done, Any, bool]]) -> None:
+    for done, value, ok in results:
+        try:
+            done(value, ok)
+        except Exception:  # one caller's failure must not leave the others of the batch unanswered
+            log.exception("a batch result callback failed")
+
+
+def _settle(future: asyncio.Future[Any], value: Any, ok: bool) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

@@ -1,6 +1,7 @@
 """The endpoint server: one process per endpoint, like a SageMaker inference container.
 
-A bare ASGI application on uvicorn (httptools + uvloop when installed) answering:
+:class:`EndpointApp` (this module) is the endpoint's request handling; the HTTP/1.1 wire is
+:mod:`sconeflow.endpoint.httpserver` (asyncio + httptools, uvloop when installed). Routes:
 
 - ``GET /ping``: 200 once the model is loaded (the container contract's health check);
 - ``POST /invocations`` (container contract) and ``POST /endpoints/{name}/invocations`` (the runtime
@@ -18,6 +19,8 @@ No torch here: the model runs on onnxruntime through :mod:`sconeflow.model.artif
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import json
 import logging
 import os
@@ -27,7 +30,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,20 +45,18 @@ from sconeflow.endpoint.errors import (
     ThrottlingException,
     ValidationError,
 )
+from sconeflow.endpoint.httpserver import HttpServer, Request, Respond, Response
 from sconeflow.endpoint.metrics import EndpointMetrics
 from sconeflow.endpoint.models import FAILED, VARIANT_NAME, DataCaptureConfig
 from sconeflow.errors import SconeflowError
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are decoded on a worker thread, off the event loop
 MAX_INFERENCE_ID = 64
 MAX_CUSTOM_ATTRIBUTES = 1024
-JSON_TYPE = b"application/json"
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain"
 _ids = random.Random()  # seeded from os.urandom; ids are not secrets, and no syscall (nor GIL hand-off)
 
 
@@ -75,6 +75,7 @@ class ServingOptions:
     max_queue: int = 256
     threads: int = 0  # 0: one per CPU core, at most 4
     allow_spinning: bool = False  # ONNX Runtime intra-op spinning (off: frees the cores for the event loop)
+    refill_ms: float = 4.0  # after a batch, wait up to this long for its callers to come back (0: off)
     max_image_pixels: int = imaging.DEFAULT_MAX_PIXELS
 
     @property
@@ -90,7 +91,7 @@ class Deployment:
     classifier: Any  # sconeflow.model.artifact.OnnxClassifier
     size: tuple[int, int]  # (width, height)
     resize: str
-    classes_header: bytes
+    classes_header: str
     capture: CaptureWriter | None
     capture_config: DataCaptureConfig
     inflight: int = 0  # requests using this deployment (event-loop thread only)
@@ -138,7 +139,7 @@ def load_deployment(
         classifier=classifier,
         size=(width, height),
         resize=getattr(classifier, "resize_method", "bilinear"),
-        classes_header=json.dumps(list(classifier.classes)).encode("ascii"),
+        classes_header=json.dumps(list(classifier.classes)),
         capture=capture,
         capture_config=config.data_capture,
     )
@@ -152,8 +153,29 @@ def _warm_up(classifier: Any, max_batch: int) -> None:
         classifier.predict_proba(np.zeros((n, h, w, c), dtype=np.uint8))
 
 
+class _Invocation:
+    """What ``early`` learned from an invocation's headers (carried to ``handle`` on the request)."""
+
+    __slots__ = ("content_type", "custom", "inference_id", "request_id", "started")
+
+    def __init__(
+        self, started: float, request_id: str, content_type: str, inference_id: str | None, custom: str | None
+    ) -> None:
+        self.started = started
+        self.request_id = request_id
+        self.content_type = content_type
+        self.inference_id = inference_id
+        self.custom = custom
+
+
 class EndpointApp:
-    """The ASGI application of one endpoint."""
+    """The endpoint's request handling (routes, checks, decode, batching, capture, metrics).
+
+    Speaks :class:`~sconeflow.endpoint.httpserver.Request` / ``Response`` values and never parses HTTP:
+    :mod:`sconeflow.endpoint.httpserver` does that and holds no endpoint state.
+    """
+
+    max_body = imaging.MAX_PAYLOAD_BYTES  # request bytes kept; a larger body is refused, never buffered
 
     def __init__(
         self, settings: Settings, name: str, deployment: Deployment, options: ServingOptions
@@ -167,12 +189,14 @@ class EndpointApp:
             max_batch=options.max_batch,
             max_wait=options.max_wait_ms / 1000.0,
             max_queue=options.max_queue,
+            refill_wait=options.refill_ms / 1000.0,
             on_batch=self.metrics.observe_batch,
         )
         self._decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
         self._reload_lock = asyncio.Lock()
         self._retired: list[CaptureWriter] = []
         self._ready = True
+        self._invocations_path = f"/endpoints/{name}/invocations"
         self.metrics.add_gauge(
             "sconeflow_queue_depth", "Requests queued or in the running batch.", self._depth
         )
@@ -215,67 +239,28 @@ class EndpointApp:
     def _capture_errors(self) -> float:
         return sum(w.errors for w in self._writers())
 
-    # -- ASGI -------------------------------------------------------------------------------------
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if kind != "http":
-            return
-        method = scope["method"]
-        path = scope["path"]
-        if path == "/ping" and method in ("GET", "HEAD"):
-            await _respond(send, 200 if self._ready else 503, b"", b"text/plain")
-        elif method == "POST" and path == "/invocations":
-            await self._invoke(scope, receive, send, None)
-        elif method == "POST" and path.startswith("/endpoints/") and path.endswith("/invocations"):
-            await self._invoke(scope, receive, send, path[len("/endpoints/") : -len("/invocations")])
-        elif path == "/metrics" and method == "GET":
-            await _respond(send, 200, self.metrics.render().encode(), b"text/plain; version=0.0.4")
-        elif path == "/-/reload" and method == "POST":
-            await self._reload(receive, send)
-        elif path == "/-/info" and method == "GET":
-            info = {
-                "EndpointName": self.name,
-                "EndpointConfigName": self.deployment.config_name,
-                "Classes": list(self.deployment.classifier.classes),
-                "Pid": os.getpid(),
-                "TorchLoaded": "torch" in sys.modules,  # serving must never need PyTorch
-                "OnnxRuntimeThreads": self.options.intra_op_threads,
-            }
-            await _respond(send, 200, json.dumps(info).encode(), JSON_TYPE)
-        else:
-            await _error(send, ValidationError(f"No route for {method} {path}"), _new_id(), status=404)
+    # -- routing ----------------------------------------------------------------------------------
+    def _invocation_target(self, method: str, path: str) -> str | None:
+        """The endpoint name an invocation addresses ("" for the container's /invocations), else None."""
+        if method != "POST":
+            return None
+        if path == "/invocations" or path == self._invocations_path:
+            return ""
+        if path.startswith("/endpoints/") and path.endswith("/invocations"):
+            return path[len("/endpoints/") : -len("/invocations")]
+        return None
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await asyncio.get_running_loop().run_in_executor(None, self.shutdown)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    def shutdown(self) -> None:
-        """Finish queued inference, then write every accepted capture record."""
-        self._ready = False
-        self.batcher.close()
-        for writer in self._writers():
-            writer.close()
-        self._decoder.shutdown(wait=False)
-
-    # -- invocations ----------------------------------------------------------------------------
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send, path_name: str | None) -> None:
+    def early(self, request: Request) -> Response | None:
+        """Header-only checks of an invocation, before its body is read (throttling costs microseconds)."""
+        target = self._invocation_target(request.method, request.path)
+        if target is None:
+            return None
         started = time.perf_counter()
         request_id = _new_id()
-        headers = _headers(scope)
-        model_us: float | None = None
-        status = 200
+        headers = request.headers
         try:
-            if path_name is not None and path_name != self.name:
-                raise ValidationError(f"Endpoint {path_name} of account {self.settings.account} not found.")
+            if target and target != self.name:
+                raise ValidationError(f"Endpoint {target} of account {self.settings.account} not found.")
             content_type = headers.get("content-type")
             length_text = headers.get("content-length")
             length = int(length_text) if length_text and length_text.isdigit() else None
@@ -286,8 +271,8 @@ class EndpointApp:
             custom = headers.get("x-amzn-sagemaker-custom-attributes")
             if custom is not None and len(custom) > MAX_CUSTOM_ATTRIBUTES:
                 raise ValidationError(f"CustomAttributes must be at most {MAX_CUSTOM_ATTRIBUTES} characters")
-            accept = headers.get("accept") or ""
-            if not _acceptable(accept):
+            accept = headers.get("accept")
+            if accept and accept not in _ACCEPTABLE and not _acceptable(accept):
                 raise ModelError(
                     f'Received client error (406) from primary with message "Accept {accept} is not '
                     'supported; the model answers application/json"',
@@ -299,54 +284,143 @@ class EndpointApp:
                     f"Rate exceeded: {self.batcher.max_queue} requests are already queued for this endpoint; "
                     "retry later"
                 )
-            body = await _read_body(receive, imaging.MAX_PAYLOAD_BYTES)
-            deployment = self.deployment
-            deployment.inflight += 1
+        except InvocationError as exc:
+            return self._failed(exc, request_id, started)
+        request.state = _Invocation(started, request_id, content_type or "", inference_id, custom)
+        return None
+
+    def handle(self, request: Request, respond: Respond) -> None:
+        method = request.method
+        path = request.path
+        if isinstance(request.state, _Invocation):
+            self._invoke(request, respond)
+        elif path == "/ping" and method in ("GET", "HEAD"):
+            respond(Response(200 if self._ready else 503, b"", TEXT_TYPE))
+        elif path == "/metrics" and method == "GET":
+            respond(Response(200, self.metrics.render().encode(), "text/plain; version=0.0.4"))
+        elif path == "/-/reload" and method == "POST":
+            asyncio.get_running_loop().create_task(self._reload(request, respond))
+        elif path == "/-/info" and method == "GET":
+            info = {
+                "EndpointName": self.name,
+                "EndpointConfigName": self.deployment.config_name,
+                "Classes": list(self.deployment.classifier.classes),
+                "Pid": os.getpid(),
+                "TorchLoaded": "torch" in sys.modules,  # serving must never need PyTorch
+                "OnnxRuntimeThreads": self.options.intra_op_threads,
+                "HttpServer": "sconeflow.endpoint.httpserver",
+            }
+            respond(Response(200, json.dumps(info).encode()))
+        else:
+            respond(error_response(ValidationError(f"No route for {method} {path}"), _new_id(), status=404))
+
+    def shutdown(self) -> None:
+        """Finish queued inference, then write every accepted capture record."""
+        self._ready = False
+        self.batcher.close()
+        for writer in self._writers():
+            writer.close()
+        self._decoder.shutdown(wait=False)
+
+    # -- invocations ----------------------------------------------------------------------------
+    def _failed(self, exc: InvocationError, request_id: str, started: float) -> Response:
+        self.metrics.observe_request(exc.status, None, (time.perf_counter() - started) * 1e6)
+        return error_response(exc, request_id, endpoint=self.name, settings=self.settings)
+
+    def _invoke(self, request: Request, respond: Respond) -> None:
+        call: _Invocation = request.state
+        body = request.body
+        if request.body_size > self.max_body:  # a chunked body (no Content-Length) over the limit
+            respond(
+                self._failed(
+                    ValidationError(
+                        f"Request payload of {request.body_size} bytes exceeds the maximum of "
+                        f"{imaging.MAX_PAYLOAD_BYTES} bytes (6 MiB)"
+                    ),
+                    call.request_id,
+                    call.started,
+                )
+            )
+            return
+        deployment = self.deployment
+        deployment.inflight += 1
+        if len(body) <= INLINE_DECODE_BYTES:
             try:
-                output, model_us = await self._predict(deployment, body)
-                response_headers = [
-                    (b"content-type", JSON_TYPE),
-                    (b"x-amzn-invoked-production-variant", VARIANT_NAME.encode()),
-                    (b"x-amzn-requestid", request_id.encode()),
-                    (b"x-sconeflow-classes", deployment.classes_header),
-                    (b"content-length", str(len(output)).encode()),
+                image = imaging.decode(
+                    body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
+                )
+            except Exception as exc:
+                self._finish_error(exc, call, deployment, respond)
+                return
+            self._submit(request, respond, deployment, image)
+            return
+        future = asyncio.get_running_loop().run_in_executor(
+            self._decoder,
+            functools.partial(
+                imaging.decode,
+                body,
+                deployment.size,
+                resize=deployment.resize,
+                max_pixels=self.options.max_image_pixels,
+            ),
+        )
+
+        def decoded(done: asyncio.Future[Any]) -> None:
+            exc = done.exception()
+            if exc is not None:
+                self._finish_error(exc, call, deployment, respond)
+            else:
+                self._submit(request, respond, deployment, done.result())
+
+        future.add_done_callback(decoded)
+
+    def _submit(self, request: Request, respond: Respond, deployment: Deployment, image: Any) -> None:
+        call: _Invocation = request.state
+
+        def done(value: Any, ok: bool) -> None:
+            if not ok:
+                self._finish_error(value, call, deployment, respond)
+                return
+            try:
+                output = json.dumps(value.probabilities.tolist()).encode()
+                headers = [
+                    ("x-Amzn-Invoked-Production-Variant", VARIANT_NAME),
+                    ("x-amzn-RequestId", call.request_id),
+                    ("X-Sconeflow-Classes", deployment.classes_header),
                 ]
-                if custom is not None:
-                    response_headers.append((b"x-amzn-sagemaker-custom-attributes", custom.encode("latin-1")))
-                await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-                await send({"type": "http.response.body", "body": output})
-                self._capture(deployment, body, content_type or "", output, inference_id)
+                if call.custom is not None:
+                    headers.append(("X-Amzn-SageMaker-Custom-Attributes", call.custom))
+            except Exception as exc:
+                self._finish_error(exc, call, deployment, respond)
+                return
+            try:
+                respond(Response(200, output, JSON_TYPE, headers))
+                self._capture(deployment, request.body, call.content_type, output, call.inference_id)
+                model_us = value.model_seconds * 1e6
+                self.metrics.observe_request(200, model_us, (time.perf_counter() - call.started) * 1e6)
+            except Exception:  # the 200 is already answered; only the log can tell
+                log.exception("after answering an invocation")
             finally:
                 deployment.inflight -= 1  # after the capture call: a retired writer closes only then
-        except InvocationError as exc:
-            status = exc.status
-            await _error(send, exc, request_id, endpoint=self.name, settings=self.settings)
-        except Exception as exc:  # never a 5xx or a crash: report as the model's server error
-            log.exception("invocation failed")
-            status = 424
-            error = ModelError(
+
+        try:
+            self.batcher.enqueue(deployment.classifier, image, done)
+        except Exception as exc:
+            self._finish_error(exc, call, deployment, respond)
+
+    def _finish_error(
+        self, exc: BaseException, call: _Invocation, deployment: Deployment, respond: Respond
+    ) -> None:
+        """Answer a failed invocation: its own error if it is one, else a ModelError (never a 5xx)."""
+        deployment.inflight -= 1
+        if not isinstance(exc, InvocationError):
+            log.error("invocation failed", exc_info=exc)
+            exc = ModelError(
                 f'Received server error (500) from primary with message "{type(exc).__name__}"',
                 original_status=500,
                 original_message=type(exc).__name__,
             )
-            await _error(send, error, request_id, endpoint=self.name, settings=self.settings)
-        self.metrics.observe_request(status, model_us, (time.perf_counter() - started) * 1e6)
-
-    async def _predict(self, deployment: Deployment, body: bytes) -> tuple[bytes, float]:
-        """Decode (off the loop when large), queue for the model, format the built-in algorithm's JSON."""
-        if len(body) <= INLINE_DECODE_BYTES:
-            image = imaging.decode(
-                body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
-            )
-        else:
-            image = await asyncio.get_running_loop().run_in_executor(
-                self._decoder,
-                lambda: imaging.decode(
-                    body, deployment.size, resize=deployment.resize, max_pixels=self.options.max_image_pixels
-                ),
-            )
-        prediction = await self.batcher.submit(deployment.classifier, image)
-        return json.dumps(prediction.probabilities.tolist()).encode(), prediction.model_seconds * 1e6
+        respond(self._failed(exc, call.request_id, call.started))
 
     def _capture(
         self, deployment: Deployment, body: bytes, content_type: str, output: bytes, inference_id: str | None
@@ -370,12 +444,11 @@ class EndpointApp:
         )
 
     # -- model swap -------------------------------------------------------------------------------
-    async def _reload(self, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive, 64 * 1024)
+    async def _reload(self, request: Request, respond: Respond) -> None:
         try:
-            config_name = str(json.loads(body or b"{}")["EndpointConfigName"])
+            config_name = str(json.loads(request.body or b"{}")["EndpointConfigName"])
         except (ValueError, KeyError, TypeError):
-            await _respond(send, 400, b'{"message":"send {\\"EndpointConfigName\\": NAME}"}', JSON_TYPE)
+            respond(Response(400, b'{"message":"send {\\"EndpointConfigName\\": NAME}"}'))
             return
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
@@ -390,8 +463,11 @@ class EndpointApp:
                     self.deployment,
                 )
             except SconeflowError as exc:
-                payload = json.dumps({"message": f"{exc.name}: {exc}"}).encode()
-                await _respond(send, 409, payload, JSON_TYPE)
+                respond(Response(409, json.dumps({"message": f"{exc.name}: {exc}"}).encode()))
+                return
+            except Exception as exc:
+                log.exception("reload failed")
+                respond(Response(409, json.dumps({"message": f"reload failed: {exc!r}"}).encode()))
                 return
             old = self.deployment
             self.deployment = fresh  # requests from now on use the new model
@@ -399,7 +475,7 @@ class EndpointApp:
                 self._retired.append(old.capture)
                 threading.Thread(target=_retire, args=(old,), name="capture-retire", daemon=True).start()
         log.warning("endpoint %s now serves %s", self.name, config_name)
-        await _respond(send, 200, json.dumps({"EndpointConfigName": config_name}).encode(), JSON_TYPE)
+        respond(Response(200, json.dumps({"EndpointConfigName": config_name}).encode()))
 
 
 def _retire(old: Deployment, timeout: float = 120.0) -> None:
@@ -415,40 +491,6 @@ def _acceptable(accept: str) -> bool:
     """True when an Accept header (possibly a list with q-values) admits application/json."""
     kinds = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
     return any(kind in _ACCEPTABLE for kind in kinds)
-
-
-# -- HTTP helpers ---------------------------------------------------------------------------------
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ValidationError("The client closed the connection before the body was complete")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise ValidationError(
-                    f"Request payload exceeds the maximum of {limit} bytes (6 MiB)"
-                    if limit == imaging.MAX_PAYLOAD_BYTES
-                    else f"Request body exceeds {limit} bytes"
-                )
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def error_body(
@@ -471,27 +513,18 @@ def error_body(
     return {"message": message}
 
 
-async def _error(
-    send: Send,
+def error_response(
     exc: InvocationError,
     request_id: str,
     *,
     status: int | None = None,
     endpoint: str | None = None,
     settings: Settings | None = None,
-) -> None:
+) -> Response:
+    """The runtime API's error wire shape: ``x-amzn-ErrorType`` (boto3 raises the modeled exception)."""
     body = json.dumps(error_body(exc, endpoint=endpoint, settings=settings)).encode()
-    headers = [
-        (b"content-type", JSON_TYPE),
-        (b"x-amzn-errortype", exc.code.encode()),
-        (b"x-amzn-requestid", request_id.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    try:
-        await send({"type": "http.response.start", "status": status or exc.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-    except Exception:  # the client went away; nothing to answer
-        log.debug("could not send the error response", exc_info=True)
+    headers = (("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", request_id))
+    return Response(status or exc.status, body, JSON_TYPE, headers)
 
 
 # -- process entry ----------------------------------------------------------------------------------
@@ -506,8 +539,6 @@ def serve(
     options: ServingOptions | None = None,
 ) -> None:
     """Load the endpoint's current config and serve it until SIGTERM/SIGINT (then flush capture)."""
-    import uvicorn
-
     from sconeflow.endpoint.registry import EndpointRegistry
 
     registry = EndpointRegistry(settings)
@@ -520,37 +551,43 @@ def serve(
         registry.set_status(name, FAILED, str(exc))
         raise
     app = EndpointApp(settings, name, deployment, options)
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    try:
-        import httptools  # noqa: F401
-
-        http = "httptools"
-    except ImportError:
-        http = "h11"
-    config_ = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop=loop,
-        http=http,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        backlog=2048,
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=25,
-    )
-    server = uvicorn.Server(config_)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The event loop shares the GIL with the inference and capture threads: hand it over every 1 ms
     # (default 5 ms) so a busy capture writer never holds a request back for long.
     sys.setswitchinterval(0.001)
-    server.run()
+    # Everything loaded so far (model, numpy, PIL, boto-free stdlib) lives for the whole process: keep it
+    # out of the cyclic collector's sweeps, which would otherwise pause the loop in the middle of a batch.
+    gc.collect()
+    gc.freeze()
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(_serve_until_signalled(app, host, port))
 
 
-_OPTION_FIELDS = {"max_batch", "max_wait_ms", "max_queue", "threads", "max_image_pixels", "allow_spinning"}
+async def _serve_until_signalled(app: EndpointApp, host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = HttpServer(app, keep_alive_timeout=75.0)
+    await server.start(host, port)
+    log.info("endpoint %s serving on http://%s:%d", app.name, host, port)
+    await stop.wait()
+    await server.shutdown(timeout=25.0)  # answer every request in flight first ...
+    await loop.run_in_executor(None, app.shutdown)  # ... then finish the queue and flush capture
+
+
+_OPTION_FIELDS = {
+    "max_batch",
+    "max_wait_ms",
+    "max_queue",
+    "threads",
+    "max_image_pixels",
+    "allow_spinning",
+    "refill_ms",
+}
