@@ -6,14 +6,17 @@
    ~2M parameters) trained for one epoch on a tiny synthetic dataset (weights do not change the speed).
 2. Baseline, measured in this run: ``OnnxClassifier.predict_proba`` in-process at batch 1/8/32/64
    (images/s, and the batch-1 median latency).
-3. For capture 0% and 100%: deploy an endpoint, drive it with this script's own asyncio HTTP/1.1
-   keep-alive load generator at each concurrency, report p50/p99 latency and requests/s, and the ratio
-   to the raw throughput at the same batch size.
-4. Overload: a queue of 64 against 10x as many concurrent clients; reports throttling latency, that
-   the server stays up, and that every accepted request has its capture record.
+3. For capture 0% and 100%: deploy an endpoint, drive it at each concurrency with ``wrk`` when it is
+   installed (``--generator auto``, a Lua script POSTs the PNG and prints exact p50/p99), else with this
+   script's own asyncio HTTP/1.1 keep-alive client (``--generator python``: one protocol object per
+   connection, the request bytes preformatted); report p50/p99 latency and requests/s, and the ratio to
+   the raw throughput at the same batch size. The generator used is printed.
+4. Overload: a queue of 64 against 10x as many concurrent clients (the asyncio client, which separates
+   200s from 429s); reports throttling latency, that the server stays up, and that every accepted request
+   has its capture record.
 
 The load generator runs on the same machine (and the same cores) as the server; on a shared 2-core VM
-every figure includes that contention.
+every figure includes that contention (wrk costs far less CPU per request than the Python client).
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,63 +105,153 @@ def request_bytes(path: str, host: str, port: int, body: bytes) -> bytes:
     return head + body
 
 
-async def worker(
-    host: str, port: int, payload: bytes, deadline: float, lat_ok: list, lat_429: list, other: list
-) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            writer.write(payload)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-                    break
-            if length:
-                await reader.readexactly(length)
-            elapsed = time.perf_counter() - t0
-            if status == 200:
-                lat_ok.append(elapsed)
-            elif status == 429:
-                lat_429.append(elapsed)
-            else:
-                other.append(status)
-    finally:
-        writer.close()
+class _Client(asyncio.Protocol):
+    """One keep-alive connection of the closed-loop client: send, read the whole answer, send again."""
+
+    def __init__(
+        self, payload: bytes, deadline: float, stats: dict[str, list], finished: asyncio.Future
+    ) -> None:
+        self.payload = payload
+        self.deadline = deadline
+        self.stats = stats
+        self.finished = finished
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.started = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._send()
+
+    def _send(self) -> None:
+        self.buffer = b""
+        self.started = time.perf_counter()
+        self.transport.write(self.payload)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            self.buffer = buffer
+            return
+        head = buffer[:end]
+        length = 0
+        at = head.lower().find(b"content-length:")
+        if at >= 0:
+            stop = head.find(b"\r\n", at)
+            length = int(head[at + 15 : stop if stop > 0 else len(head)])
+        if len(buffer) < end + 4 + length:
+            self.buffer = buffer
+            return
+        now = time.perf_counter()
+        status = int(head[9:12])
+        key = "ok" if status == 200 else "throttled" if status == 429 else "other"
+        self.stats[key].append(now - self.started if key != "other" else status)
+        if now < self.deadline:
+            self._send()
+        else:
+            self.transport.close()  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+
+async def _run_clients(host: str, port: int, payload: bytes, concurrency: int, deadline: float) -> dict:
+    loop = asyncio.get_running_loop()
+    stats: dict[str, list] = {"ok": [], "throttled": [], "other": []}
+    waits = []
+    for _ in range(concurrency):
+        finished = loop.create_future()
+        await loop.create_connection(lambda f=finished: _Client(payload, deadline, stats, f), host, port)
+        waits.append(finished)
+    await asyncio.gather(*waits)
+    return stats
 
 
 async def drive(url: str, name: str, png: bytes, concurrency: int, seconds: float) -> dict:
-    host_port = url.removeprefix("http://")
-    host, port_text = host_port.split(":")
+    """The Python closed-loop client: ``concurrency`` keep-alive connections for ``seconds``."""
+    host, port_text = url.removeprefix("http://").split(":")
     port = int(port_text)
     payload = request_bytes(f"/endpoints/{name}/invocations", host, port, png)
-    lat_ok: list[float] = []
-    lat_429: list[float] = []
-    other: list[int] = []
-    warm_ok: list[float] = []
-    warm_end = time.perf_counter() + 0.3
-    await asyncio.gather(
-        *(worker(host, port, payload, warm_end, warm_ok, [], []) for _ in range(min(concurrency, 8)))
-    )
+    warm = await _run_clients(host, port, payload, min(concurrency, 8), time.perf_counter() + 0.3)
     started = time.perf_counter()
-    deadline = started + seconds
-    await asyncio.gather(
-        *(worker(host, port, payload, deadline, lat_ok, lat_429, other) for _ in range(concurrency))
-    )
+    stats = await _run_clients(host, port, payload, concurrency, started + seconds)
     wall = time.perf_counter() - started
+    lat_ok, lat_429 = stats["ok"], stats["throttled"]
     return {
         "ok": len(lat_ok),
-        "warm_ok": len(warm_ok),
+        "warm_ok": len(warm["ok"]),
         "throttled": len(lat_429),
-        "other": len(other),
+        "other": len(stats["other"]),
         "rps": len(lat_ok) / wall,
         "p50_ms": _pct(lat_ok, 50),
         "p99_ms": _pct(lat_ok, 99),
         "throttle_p50_ms": _pct(lat_429, 50),
         "throttle_p99_ms": _pct(lat_429, 99),
+    }
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "image/png"
+wrk.headers["Accept"] = "application/json"
+local f = assert(io.open(os.getenv("SCONEFLOW_BENCH_BODY"), "rb"))
+wrk.body = f:read("*all")
+f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("SCONEFLOW-WRK %d %d %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+    return (
+        (out.stdout + out.stderr).splitlines()[0].split(" Copyright")[0] if (out.stdout + out.stderr) else wrk
+    )
+
+
+def drive_wrk(
+    wrk: str, url: str, name: str, png: bytes, concurrency: int, seconds: float, workdir: Path, warm: bool
+) -> dict:
+    """wrk, one thread, ``concurrency`` keep-alive connections; exact p50/p99 from its Lua ``done``."""
+    body = workdir / "body.png"
+    body.write_bytes(png)
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "SCONEFLOW_BENCH_BODY": str(body)}
+    target = f"{url}/endpoints/{name}/invocations"
+    threads = 1 if concurrency <= 64 else 2
+    base = [wrk, "-t", str(threads), "-c", str(concurrency), "--timeout", "10s", "-s", str(script)]
+    if warm:
+        subprocess.run([*base, "-d", "1s", target], env=env, capture_output=True, check=True)
+    out = subprocess.run(
+        [*base, "-d", f"{max(1, round(seconds))}s", target],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"SCONEFLOW-WRK ([\d ]+)", out.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
+    requests, duration_us, status, *socket_errors, p50_us, p99_us = (int(v) for v in match.group(1).split())
+    ok = requests - status
+    return {
+        "ok": ok,
+        "warm_ok": 0,
+        "throttled": 0,
+        "other": status + sum(socket_errors),
+        "rps": ok / (duration_us / 1e6),
+        "p50_ms": p50_us / 1e3,
+        "p99_ms": p99_us / 1e3,
+        "throttle_p50_ms": float("nan"),
+        "throttle_p99_ms": float("nan"),
     }
 
 
@@ -217,7 +314,19 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
+    parser.add_argument(
+        "--refill-ms", type=float, default=4.0, help="server: wait this long at most for a batch's callers"
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed (auto), or this script's asyncio client",
+    )
     args = parser.parse_args()
+    wrk = shutil.which("wrk") if args.generator in ("auto", "wrk") else None
+    if args.generator == "wrk" and wrk is None:
+        parser.error("--generator wrk: wrk is not installed (apt-get install wrk)")
     levels = [int(c) for c in args.concurrency.split(",")]
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
 
@@ -251,6 +360,8 @@ def main() -> None:
             print("building the default net (one epoch on synthetic data) ...", flush=True)
             artifact, png = build_model(workdir)
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; ORT threads {threads}")
+        generator = f"wrk ({wrk_version(wrk)}, 1 thread)" if wrk else "python asyncio client (uvloop)"
+        print(f"load generator: {generator}")
         raw = raw_throughput(artifact.read_bytes(), threads, sorted({1, *levels}), min(args.duration, 3.0))
         print("\nraw in-process OnnxClassifier.predict_proba (baseline, same run):")
         for batch, row in raw.items():
@@ -270,6 +381,7 @@ def main() -> None:
             "max_queue": 256,
             "max_batch": 64,
             "allow_spinning": args.spin,
+            "refill_ms": args.refill_ms,
         }
         for capture in (0, 100):
             name = f"bench-c{capture}"
@@ -277,15 +389,23 @@ def main() -> None:
             for level in levels:
                 before = server_totals(view.url)
                 cpu0 = process_cpu_seconds(view.pid or 0)
-                row = asyncio.run(drive(view.url, name, png, level, args.duration))
+                if wrk:
+                    drive_wrk(wrk, view.url, name, png, level, 1.0, workdir, warm=False)  # warm-up
+                    before = server_totals(view.url)
+                    cpu0 = process_cpu_seconds(view.pid or 0)
+                    row = drive_wrk(wrk, view.url, name, png, level, args.duration, workdir, warm=False)
+                else:
+                    row = asyncio.run(drive(view.url, name, png, level, args.duration))
                 cpu = process_cpu_seconds(view.pid or 0) - cpu0
                 row["server"] = server_means(before, server_totals(view.url))
-                served = max(1, row["ok"] + row["throttled"] + row["other"])
+                served = max(1, row["ok"] + row["warm_ok"] + row["throttled"] + row["other"])
                 row["server"]["cpu_us_per_request"] = cpu / served * 1e6
                 results[(capture, level)] = row
             delete(settings, name)
 
-        print("\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive):")
+        print(
+            f"\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive; load generator: {generator}):"
+        )
         print(
             f"  {'capture':>7} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'vs raw@batch':>13} {'errors':>6} {'batch':>6} {'model us':>9} {'overhead us':>12} "
@@ -342,7 +462,10 @@ def main() -> None:
                 alive = response.status == 200
             delete(settings, name)
             records = count_capture_records(settings, name)
-            print(f"\noverload: {queue * 10} concurrent clients vs a queue of {queue}")
+            print(
+                f"\noverload: {queue * 10} concurrent clients vs a queue of {queue} "
+                "(load generator: python asyncio client)"
+            )
             print(
                 f"  accepted {row['ok']} ({row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms), "
                 f"throttled {row['throttled']} (p50 {row['throttle_p50_ms']:.2f} ms, "
