@@ -64,6 +64,40 @@ def test_record_layout_bytes() -> None:
     assert line.count(b"\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("config", "ev"),
+    [
+        (CONFIG, event(T0)),
+        (CONFIG, event(T0 + 3599.5, inference_id='id "quoted" \\ é ☃')),
+        (CONFIG, CaptureEvent(b'{"x": "\xc3\xa9"}', "application/json", b"1,2", "text/csv", "e", T0, "i")),
+        (CONFIG, CaptureEvent(b"\xff\xfe", "application/json", b"[1]", "application/json", "e", T0)),
+        (
+            DataCaptureConfig(enable_capture=True, destination_s3_uri="s3://b/p", capture_output=False),
+            event(T0, inference_id="x"),
+        ),
+        (
+            DataCaptureConfig(enable_capture=True, destination_s3_uri="s3://b/p", capture_input=False),
+            event(T0),
+        ),
+    ],
+    ids=[
+        "plain",
+        "escaped-inference-id",
+        "json-and-csv",
+        "non-utf8-json-falls-back",
+        "input-only",
+        "output-only",
+    ],
+)
+def test_formatted_line_is_exactly_the_json_encoding_of_the_record(
+    config: DataCaptureConfig, ev: CaptureEvent
+) -> None:
+    """record_line formats instead of encoding a dict (cheaper); the bytes must not differ."""
+    expected = json.dumps(build_record(ev, config), separators=(",", ":")).encode("utf-8") + b"\n"
+    assert record_line(ev, config) == expected
+    assert json.loads(record_line(ev, config)) == build_record(ev, config)
+
+
 def test_inference_time_is_whole_second_utc() -> None:
     assert format_inference_time(T0 + 0.999) == "2025-10-09T08:53:20Z"
 

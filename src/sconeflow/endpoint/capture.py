@@ -82,9 +82,16 @@ def _payload(body: bytes, content_type: str, mode: str, config: DataCaptureConfi
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
 
 
+_time_cache: list[Any] = [None, ""]
+
+
 def format_inference_time(epoch: float) -> str:
     """Whole-second UTC, ``YYYY-MM-DDTHH:MM:SSZ`` (real capture files carry no milliseconds)."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(epoch)
+    if _time_cache[0] != second:  # one strftime per second, not per record
+        _time_cache[1] = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _time_cache[0] = second
+    return _time_cache[1]
 
 
 def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, Any]:
@@ -100,9 +107,47 @@ def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, An
     return {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
 
 
+_quote = json.encoder.encode_basestring_ascii  # json.dumps of one str (C), as the compact encoder writes it
+
+
+def _payload_json(body: bytes, content_type: str, mode: str, config: DataCaptureConfig) -> str:
+    encoding = encoding_for(content_type, config)
+    data = None
+    if encoding != "BASE64":
+        try:
+            data = _quote(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            encoding = "BASE64"
+    if data is None:  # the base64 alphabet never needs escaping in JSON
+        data = '"' + base64.b64encode(body).decode("ascii") + '"'
+    return (
+        f'{{"observedContentType":{_quote(content_type)},"mode":"{mode}","data":{data},'
+        f'"encoding":"{encoding}"}}'
+    )
+
+
 def record_line(event: CaptureEvent, config: DataCaptureConfig) -> bytes:
-    """One record as SageMaker writes it: compact JSON, one line, ``\\n``-terminated."""
-    return json.dumps(build_record(event, config), separators=(",", ":")).encode("utf-8") + b"\n"
+    """One record as SageMaker writes it: compact JSON, one line, ``\\n``-terminated.
+
+    The same bytes as ``json.dumps(build_record(...), separators=(",", ":"))`` (a test holds them
+    equal), built by formatting instead of encoding a nested dict: about half the writer's CPU per record.
+    """
+    sections = []
+    if config.capture_input:
+        sections.append(
+            '"endpointInput":' + _payload_json(event.input_body, event.input_content_type, "INPUT", config)
+        )
+    if config.capture_output:
+        sections.append(
+            '"endpointOutput":'
+            + _payload_json(event.output_body, event.output_content_type, "OUTPUT", config)
+        )
+    inference = f',"inferenceId":{_quote(event.inference_id)}' if event.inference_id else ""
+    line = (
+        f'{{"captureData":{{{",".join(sections)}}},"eventMetadata":{{"eventId":{_quote(event.event_id)}'
+        f'{inference},"inferenceTime":"{format_inference_time(event.inference_time)}"}},"eventVersion":"0"}}\n'
+    )
+    return line.encode("ascii")
 
 
 def capture_file_key(prefix: str, endpoint: str, opened: float, variant: str = VARIANT_NAME) -> str:
