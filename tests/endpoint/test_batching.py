@@ -115,3 +115,57 @@ def test_max_wait_lets_a_batch_fill() -> None:
         return model.sizes
 
     assert asyncio.run(scenario()) == [4]
+
+
+def test_refill_waits_for_the_callers_of_the_last_batch() -> None:
+    """After a batch, the next one waits (while they keep arriving) for as many requests as were in
+    flight, instead of taking the first returning caller alone (sizes 1, 3, 1 without refill)."""
+
+    async def scenario() -> list[int]:
+        model = GatedModel()
+        batcher = MicroBatcher(max_batch=8, refill_wait=5.0, refill_gap=1.0)
+        first = batcher.submit(model, image(1))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = [batcher.submit(model, image(2)) for _ in range(3)]  # arrive while the model runs
+        model.gate.set()
+        await first  # 1 answered, 3 queued: the next batch expects 4 ...
+        await asyncio.sleep(0.05)
+        late = batcher.submit(model, image(3))  # ... and takes the returning caller with the others
+        await asyncio.gather(*queued, late)
+        batcher.close()
+        return model.sizes
+
+    assert asyncio.run(scenario()) == [1, 4]
+
+
+def test_refill_never_delays_a_lone_caller() -> None:
+    async def scenario() -> tuple[float, list[int]]:
+        model = GatedModel()
+        model.gate.set()
+        batcher = MicroBatcher(max_batch=8, refill_wait=5.0, refill_gap=2.0)
+        started = time.perf_counter()
+        for value in range(5):  # one caller, one request at a time
+            await batcher.submit(model, image(value))
+        elapsed = time.perf_counter() - started
+        batcher.close()
+        return elapsed, model.sizes
+
+    elapsed, sizes = asyncio.run(scenario())
+    assert sizes == [1] * 5
+    assert elapsed < 2.0  # no request waited for the 2 s arrival gap
+
+
+def test_refill_gives_up_when_callers_stop_coming() -> None:
+    async def scenario() -> list[int]:
+        model = GatedModel()
+        batcher = MicroBatcher(max_batch=8, refill_wait=5.0, refill_gap=0.05)
+        first = batcher.submit(model, image(1))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = [batcher.submit(model, image(2)) for _ in range(5)]
+        model.gate.set()
+        await first  # the next batch expects 6, but only the 5 queued ever come
+        await asyncio.gather(*queued)
+        batcher.close()
+        return model.sizes
+
+    assert asyncio.run(scenario()) == [1, 5]

@@ -268,3 +268,38 @@ def test_n_classes(settings: Settings, three_class_model: TrainedModel) -> None:
         header = response["ResponseMetadata"]["HTTPHeaders"]["x-sconeflow-classes"]
         assert json.loads(header) == classifier.classes
     delete(settings, "three-ep")
+
+
+def test_raw_http_keep_alive_pipelined_and_chunked_invocations(
+    live: tuple[Settings, str], trained_model: TrainedModel
+) -> None:
+    """Clients other than boto3: pipelined keep-alive requests and a chunked body get the same answer."""
+    import socket
+
+    from .test_httpserver import read_response
+
+    _, url = live
+    host, port = url.removeprefix("http://").split(":")
+    png = trained_model.test_pngs[0][1]
+    expected = runtime(url).invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png)
+    want = expected["Body"].read()
+    plain = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(png)}\r\n\r\n"
+    ).encode() + png
+    chunked = (
+        b"POST /endpoints/" + NAME.encode() + b"/invocations HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(
+            f"{len(png[i : i + 100]):x}\r\n".encode() + png[i : i + 100] + b"\r\n"
+            for i in range(0, len(png), 100)
+        )
+        + b"0\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        buffer = bytearray()
+        sock.sendall(plain + chunked + plain)
+        for _ in range(3):
+            status, headers, body = read_response(sock, buffer)
+            assert status == 200 and body == want
+            assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
