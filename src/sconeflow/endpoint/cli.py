@@ -55,13 +55,27 @@ def deploy(
     threads: Annotated[
         int, typer.Option("--threads", min=0, help="ONNX Runtime threads (0 = CPU cores, max 4).")
     ] = 0,
+    refill_ms: Annotated[
+        float,
+        typer.Option(
+            "--refill-ms",
+            min=0.0,
+            help="After a batch, wait up to this long for its callers to come back (0 = off).",
+        ),
+    ] = 4.0,
     home: HomeOption = None,
 ) -> None:
     """Create the model, endpoint config (DataCaptureConfig) and endpoint; start it; wait for InService."""
     from sconeflow.endpoint.registry import deploy as do_deploy
 
     settings = settings_for(home)
-    serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue, "threads": threads}
+    serving = {
+        "max_batch": max_batch,
+        "max_wait_ms": max_wait_ms,
+        "max_queue": max_queue,
+        "threads": threads,
+        "refill_ms": refill_ms,
+    }
     with err_console.status("Creating endpoint (loading the model)..."):
         view = do_deploy(
             settings,
