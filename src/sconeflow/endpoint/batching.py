@@ -18,7 +18,7 @@ Items carry the model they were prepared for; a batch never mixes models, so a m
 batch sizes oscillate (31, 1, 31, 1, ...: every other model call is nearly wasted and every other
 request waits a whole extra batch). So after a batch of N, while fewer than the N + (already queued)
 expected requests are queued, the thread waits, but only while they keep arriving (at most
-``refill_gap`` between two arrivals) and never longer than ``refill_wait`` in all. A lone caller
+``refill_gap``, 5 ms, between two arrivals) and never longer than ``refill_wait`` in all. A lone caller
 (N = 1, one queued) never waits, and neither does a request after an idle spell.
 
 Results go back to the event loop with one ``call_soon_threadsafe`` per batch; each request is answered
@@ -74,7 +74,7 @@ class MicroBatcher:
         max_wait: float = 0.0,
         max_queue: int = 256,
         refill_wait: float = 0.0,
-        refill_gap: float = 0.001,
+        refill_gap: float = 0.005,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait < 0 or refill_wait < 0 or refill_gap <= 0:
@@ -157,7 +157,9 @@ class MicroBatcher:
         now = time.perf_counter()
         deadline = now + self.refill_wait
         while len(self._items) < target and not self._closed:
-            gap_end = self._last_arrival + self.refill_gap
+            # the gap counts from the later of the last arrival and the start of this wait: requests that
+            # queued while the model ran arrived long ago, and the answered callers need a moment to return
+            gap_end = max(self._last_arrival, deadline - self.refill_wait) + self.refill_gap
             if now >= gap_end or now >= deadline:
                 return
             self._cond.wait(min(gap_end, deadline) - now)
