@@ -175,7 +175,6 @@ class MicroBatcher:
             finally:
                 with self._cond:
                     self._running = 0
-                    self._expected = len(batch) + len(self._items)
 
     def _compute(self, batch: list[_Item]) -> None:
         model = batch[0].model
@@ -203,6 +202,8 @@ class MicroBatcher:
                 self._on_batch(len(batch), elapsed)
             except Exception:
                 log.exception("batch observer failed")
+        with self._cond:  # counted before any caller is answered (and can come back)
+            self._expected = len(batch) + len(self._items)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(_resolve_all, results)
