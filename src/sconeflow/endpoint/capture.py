@@ -42,7 +42,7 @@ DEFAULT_QUEUE_SIZE = 20_000
 # loop and the inference thread on every request (capture cost 12-20% of throughput in the bench).
 DEFAULT_COLLECT_SECONDS = 0.05
 DEFAULT_ROLL_SECONDS = 60.0
-DEFAULT_ROLL_BYTES = 4 * 1024 * 1024  # each publish rewrites the open file: keep that copy small
+DEFAULT_ROLL_BYTES = 1024 * 1024  # each publish rewrites (and hashes) the open file: keep that burst small
 DEFAULT_FLUSH_SECONDS = 2.0
 _STOP = object()
 
