@@ -75,7 +75,7 @@ class ServingOptions:
     max_queue: int = 256
     threads: int = 0  # 0: one per CPU core, at most 4
     allow_spinning: bool = False  # ONNX Runtime intra-op spinning (off: frees the cores for the event loop)
-    refill_ms: float = 25.0  # after a batch, wait up to this long for its callers to come back (0: off)
+    refill_ms: float = 4.0  # after a batch, wait up to this long for its callers to come back (0: off)
     max_image_pixels: int = imaging.DEFAULT_MAX_PIXELS
 
     @property
