@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 import torch
+from torch import nn
 
 from sconeflow.model.artifact import artifact_key, load_classifier, read_artifact, resolve_model
 from sconeflow.model.dataload import load_split_data
 from sconeflow.model.export import export_onnx
 from sconeflow.model.jobs import TrainingJobs
 from sconeflow.model.recipe import TrainConfig
-from sconeflow.model.train import fit, to_tensor, train
+from sconeflow.model.train import Teacher, fit, fit_network, to_tensor, train
 
 from .conftest import THREE, write_prepared
 
@@ -68,8 +70,9 @@ def test_onnx_and_pytorch_give_the_same_probabilities(settings, prepared):
     assert (got.argmax(1) == expected.argmax(1)).all()
 
 
-def test_ensemble_distilled_into_one_student(settings, prepared):
-    config = TrainConfig.tiny(seed=3, ensemble_size=2, distill=True, epochs=4)
+@pytest.mark.parametrize("targets", ["live", "fixed"])
+def test_ensemble_distilled_into_one_student(settings, prepared, targets):
+    config = TrainConfig.tiny(seed=3, ensemble_size=2, distill=True, epochs=4, distill_targets=targets)
     job = train(settings, config, store=prepared)
     _, meta = read_artifact(resolve_model(settings, job.name).data)
     assert meta["architecture"]["members"] == 1
@@ -99,3 +102,36 @@ def test_seed_makes_training_reproducible(settings, prepared):
     x = to_tensor(split.images[:8], a.mean, a.std, torch.device("cpu"))
     with torch.no_grad():
         np.testing.assert_allclose(a.model(x).numpy(), b.model(x).numpy(), atol=1e-6)
+
+
+class _ConstantTeacher(nn.Module):
+    """Says 80% class 1 whatever it sees; remembers what it was shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return torch.log(torch.tensor([[0.2, 0.8]])).expand(len(x), 2)
+
+
+def test_live_distillation_asks_the_teacher_about_each_augmented_batch(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    hard = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
+    spy = _ConstantTeacher()
+    config = TrainConfig.tiny(epochs=6, learning_rate=0.05)
+    student, _ = fit_network(
+        x, hard, config, 2, seed=0, epochs=6, stage="student", teacher=Teacher([spy], weight=1.0)
+    )
+    # one question per batch, each about a batch of (augmented) training images, never the raw ones
+    batches = -(-len(x) // config.mini_batch_size)
+    assert len(spy.seen) == 6 * batches
+    assert all(len(seen) <= config.mini_batch_size for seen in spy.seen)
+    raw = {tuple(img.flatten()[:64].tolist()) for img in x}
+    assert any(tuple(seen[0].flatten()[:64].tolist()) not in raw for seen in spy.seen)
+    # with weight 1 the labels are ignored: the student learns the teacher's answer
+    with torch.no_grad():
+        probs = torch.softmax(student(x), dim=1)
+    assert abs(float(probs[:, 1].mean()) - 0.8) < 0.1

@@ -57,6 +57,17 @@ def train_command(
             "--distill/--no-distill", help="Distill the ensemble into one student network (fast inference)."
         ),
     ] = None,
+    distill_targets: Annotated[
+        str | None,
+        typer.Option(
+            "--distill-targets",
+            help="fixed: the ensemble's probabilities once per image (default); live: it labels "
+            "every augmented batch the student sees (~1.8x slower student, no better on validation).",
+        ),
+    ] = None,
+    distill_epochs: Annotated[
+        int | None, typer.Option("--distill-epochs", help="Student epochs (default: see docs/training.md).")
+    ] = None,
     tta: Annotated[
         str, typer.Option(help="Test-time augmentation in the graph: none, flip, or auto (by val).")
     ] = "none",
@@ -124,6 +135,8 @@ def train_command(
         ("num_classes", num_classes),
         ("ensemble_size", ensemble_size),
         ("distill", distill),
+        ("distill_targets", distill_targets),
+        ("distill_epochs", distill_epochs),
     ):
         if value is not None:
             changes[key] = value

@@ -185,6 +185,18 @@ def predict_logits_probs(
     return torch.cat(outs)
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """The ensemble a student learns from, asked on each augmented batch (not once per image)."""
+
+    members: list[nn.Module]
+    weight: float
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.softmax(m.eval()(x), dim=1) for m in self.members]).mean(0)
+
+
 def fit_network(
     x: torch.Tensor,
     targets: torch.Tensor,
@@ -196,8 +208,13 @@ def fit_network(
     stage: str,
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_epoch: EpochCallback | None = None,
+    teacher: Teacher | None = None,
 ) -> tuple[nn.Module, list[EpochReport]]:
-    """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode)."""
+    """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
+
+    With a ``teacher``, each batch's targets are ``teacher.weight`` x the teacher's probabilities on the
+    very augmented images the net sees (consistent distillation) + the rest x ``targets``.
+    """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = AirbenchNet(num_classes, config.widths).to(x.device)
@@ -228,8 +245,11 @@ def fit_network(
         total_loss, correct = 0.0, 0
         for i in range(0, n, batch):
             idx = order[i : i + batch]
-            logits = model(xa[idx])
-            loss = torch.sum(-targets[idx] * F.log_softmax(logits, dim=1), dim=1).mean()
+            xb, tb = xa[idx], targets[idx]
+            if teacher is not None:
+                tb = teacher.weight * teacher.probabilities(xb) + (1 - teacher.weight) * tb
+            logits = model(xb)
+            loss = torch.sum(-tb * F.log_softmax(logits, dim=1), dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -344,7 +364,12 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         with torch.no_grad():
             teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
         val_metrics["teacher_train_accuracy"] = float((teacher.argmax(1) == y).float().mean())
-        targets = config.distill_weight * teacher + (1 - config.distill_weight) * smoothed
+        live = Teacher(members, config.distill_weight) if config.distill_targets == "live" else None
+        targets = (
+            smoothed
+            if live is not None
+            else config.distill_weight * teacher + (1 - config.distill_weight) * smoothed
+        )
         student, student_reports = fit_network(
             x,
             targets,
@@ -354,6 +379,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
             epochs=config.distill_epochs or config.epochs,
             stage="student",
             on_epoch=on_epoch,
+            teacher=live,
         )
         reports += student_reports
         final_members = [student]
@@ -372,6 +398,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
                 stage="calibration student",
                 val=(x[out], y[out]),
                 on_epoch=on_epoch,
+                teacher=live,
             )
             reports += twin_reports
             twin_probs = predict_logits_probs(twin, x[out], flip=flip_tta)
