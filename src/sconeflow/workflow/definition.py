@@ -1,8 +1,9 @@
-"""Where the workflow's state machine definition comes from.
+"""Where the workflow's state machine definitions come from.
 
-The repository keeps it at ``workflow/step-function.json`` (the file users read and edit); an installed
-package ships an identical copy as package data (``sconeflow/workflow/step-function.json``), and a test
-checks that the two stay identical. The repository copy wins when it is there.
+The repository keeps them under ``workflow/`` (``step-function.json``, the demo's workflow, and
+``step-function-batch.json``, the fan-out one: the files users read and edit); an installed package ships
+identical copies as package data (``sconeflow/workflow/*.json``), and a test checks that they stay
+identical. The repository copy wins when it is there.
 """
 
 from __future__ import annotations
@@ -12,21 +13,34 @@ from pathlib import Path
 from sconeflow.workflow.errors import DefinitionMissing
 
 DEFINITION_FILE = "step-function.json"
-PACKAGED_DEFINITION = Path(__file__).resolve().parent / DEFINITION_FILE
-REPO_DEFINITION = Path(__file__).resolve().parents[3] / "workflow" / DEFINITION_FILE
+BATCH_DEFINITION_FILE = "step-function-batch.json"
+DEFINITION_FILES = (DEFINITION_FILE, BATCH_DEFINITION_FILE)
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = Path(__file__).resolve().parents[3] / "workflow"
+PACKAGED_DEFINITION = PACKAGE_DIR / DEFINITION_FILE
+REPO_DEFINITION = REPO_DIR / DEFINITION_FILE
 
 
-def definition_path() -> Path:
-    """``<repo>/workflow/step-function.json`` when running from a checkout, else the packaged copy."""
-    for path in (REPO_DEFINITION, PACKAGED_DEFINITION):
+def definition_path(name: str = DEFINITION_FILE) -> Path:
+    """``<repo>/workflow/<name>`` when running from a checkout, else the packaged copy."""
+    if name not in DEFINITION_FILES:
+        raise DefinitionMissing(
+            f"{name!r} is not one of the workflow definitions: {', '.join(DEFINITION_FILES)}"
+        )
+    repo, packaged = (
+        (REPO_DEFINITION, PACKAGED_DEFINITION)
+        if name == DEFINITION_FILE
+        else (REPO_DIR / name, PACKAGE_DIR / name)
+    )
+    for path in (repo, packaged):
         if path.is_file():
             return path
-    raise DefinitionMissing(f"neither {REPO_DEFINITION} nor {PACKAGED_DEFINITION} exists")
+    raise DefinitionMissing(f"neither {repo} nor {packaged} exists")
 
 
-def load_definition() -> tuple[str, Path]:
+def load_definition(name: str = DEFINITION_FILE) -> tuple[str, Path]:
     """The definition text and the file it was read from."""
-    path = definition_path()
+    path = definition_path(name)
     try:
         return path.read_text(encoding="utf-8"), path
     except OSError as exc:
