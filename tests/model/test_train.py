@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -135,3 +136,29 @@ def test_live_distillation_asks_the_teacher_about_each_augmented_batch(settings,
     with torch.no_grad():
         probs = torch.softmax(student(x), dim=1)
     assert abs(float(probs[:, 1].mean()) - 0.8) < 0.1
+
+
+def test_every_batch_of_an_epoch_has_nearly_the_same_size(settings, prepared):
+    """No small remainder batch: with BatchNorm momentum 0.4 a batch of 4 images (900 = 14 x 64 + 4)
+    overwrote the running statistics once per epoch."""
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    batch = len(x) // 2 - 1  # slicing by batch would leave a remainder of 2
+    spy = _ConstantTeacher()
+    config = TrainConfig.tiny(epochs=2, mini_batch_size=batch)
+    hard = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
+    fit_network(x, hard, config, 2, seed=0, epochs=2, stage="s", teacher=Teacher([spy], weight=0.5))
+    sizes = [len(seen) for seen in spy.seen]
+    assert len(sizes) == 2 * 3 and sum(sizes) == 2 * len(x)
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch
+
+
+def test_batch_bounds_cover_every_sample_once() -> None:
+    from sconeflow.model.train import batch_bounds
+
+    for n, steps in ((900, 15), (1000, 16), (7, 1), (65, 2), (5, 5)):
+        bounds = batch_bounds(n, steps)
+        assert len(bounds) == steps and bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+        sizes = [stop - start for start, stop in bounds]
+        assert max(sizes) - min(sizes) <= 1

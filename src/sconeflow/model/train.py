@@ -11,6 +11,7 @@ records the job.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import platform
@@ -185,6 +186,15 @@ def predict_logits_probs(
     return torch.cat(outs)
 
 
+def batch_bounds(n: int, steps: int) -> list[tuple[int, int]]:
+    """``steps`` batches of near-equal size covering ``n`` samples (sizes differ by at most one).
+
+    Slicing by ``mini_batch_size`` left a remainder batch: 900 images in batches of 64 end with a batch
+    of 4, whose BatchNorm statistics (momentum 0.4) overwrote the running statistics every epoch.
+    """
+    return list(itertools.pairwise(i * n // steps for i in range(steps + 1)))
+
+
 @dataclass(frozen=True)
 class Teacher:
     """The ensemble a student learns from, asked on each augmented batch (not once per image)."""
@@ -229,8 +239,8 @@ def fit_network(
         weight_decay=config.weight_decay,
     )
     n = len(x)
-    batch = min(config.mini_batch_size, n)
-    steps_per_epoch = math.ceil(n / batch)
+    steps_per_epoch = math.ceil(n / min(config.mini_batch_size, n))
+    bounds = batch_bounds(n, steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(steps_per_epoch * epochs, config.warmup_fraction)
     )
@@ -243,8 +253,8 @@ def fit_network(
         xa = augment(x, generator) if config.augment else x
         order = torch.randperm(n, generator=generator).to(x.device)
         total_loss, correct = 0.0, 0
-        for i in range(0, n, batch):
-            idx = order[i : i + batch]
+        for start, stop in bounds:
+            idx = order[start:stop]
             xb, tb = xa[idx], targets[idx]
             if teacher is not None:
                 tb = teacher.weight * teacher.probabilities(xb) + (1 - teacher.weight) * tb
