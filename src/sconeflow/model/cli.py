@@ -66,7 +66,7 @@ def train_command(
         ),
     ] = None,
     distill_epochs: Annotated[
-        int | None, typer.Option("--distill-epochs", help="Student epochs (default: see docs/training.md).")
+        int | None, typer.Option("--distill-epochs", help="Student epochs (default: same as --epochs).")
     ] = None,
     tta: Annotated[
         str, typer.Option(help="Test-time augmentation in the graph: none, flip, or auto (by val).")
