@@ -618,24 +618,10 @@ def _executions(ctx: _Context) -> str:
 
 def render_execution(settings: Settings, execution_arn: str, output: Path) -> Path:
     """Draw one execution like the console's graph view (the same picture as ``sfn render``)."""
-    from sconeflow.stepfunctions.render import render_graph
+    from sconeflow.stepfunctions import render
     from sconeflow.stepfunctions.service import StepFunctionsService
 
-    service = StepFunctionsService(settings)
-    record, events = service.history(execution_arn)
-    definition = service.store.machine_for_execution(record).definition
-    subtitle = f"{record.state_machine_name} · {record.status}"
-    if record.error:
-        subtitle += f" · {record.error}"
-    render_graph(
-        definition,
-        output,
-        events=events,
-        execution_status=record.status,
-        title=f"Execution {record.name}",
-        subtitle=subtitle,
-    )
-    return output
+    return render.render_execution(StepFunctionsService(settings), execution_arn, output).path
 
 
 def _render(ctx: _Context) -> str:
