@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -230,6 +231,7 @@ def drive_wrk(
     base = [wrk, "-t", str(threads), "-c", str(concurrency), "--timeout", "10s", "-s", str(script)]
     if warm:
         subprocess.run([*base, "-d", "1s", target], env=env, capture_output=True, check=True)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [*base, "-d", f"{max(1, round(seconds))}s", target],
         env=env,
@@ -241,6 +243,8 @@ def drive_wrk(
     if match is None:
         raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
     requests, duration_us, status, *socket_errors, p50_us, p99_us = (int(v) for v in match.group(1).split())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    generator_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     ok = requests - status
     return {
         "ok": ok,
@@ -252,6 +256,7 @@ def drive_wrk(
         "p99_ms": p99_us / 1e3,
         "throttle_p50_ms": float("nan"),
         "throttle_p99_ms": float("nan"),
+        "generator_cpu_us": generator_cpu / max(1, requests) * 1e6,
     }
 
 
@@ -312,6 +317,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = CPU cores, max 4)")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--max-batch", type=int, default=64, help="server: largest micro-batch")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     parser.add_argument(
@@ -362,7 +368,8 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; ORT threads {threads}")
         generator = f"wrk ({wrk_version(wrk)}, 1 thread)" if wrk else "python asyncio client (uvloop)"
         print(f"load generator: {generator}")
-        raw = raw_throughput(artifact.read_bytes(), threads, sorted({1, *levels}), min(args.duration, 3.0))
+        batches = {1, *levels} | ({args.max_batch} if args.max_batch < max(levels) else set())
+        raw = raw_throughput(artifact.read_bytes(), threads, sorted(batches), min(args.duration, 3.0))
         print("\nraw in-process OnnxClassifier.predict_proba (baseline, same run):")
         for batch, row in raw.items():
             print(
@@ -379,7 +386,7 @@ def main() -> None:
             "threads": threads,
             "max_wait_ms": args.max_wait_ms,
             "max_queue": 256,
-            "max_batch": 64,
+            "max_batch": args.max_batch,
             "allow_spinning": args.spin,
             "refill_ms": args.refill_ms,
         }
@@ -409,7 +416,7 @@ def main() -> None:
         print(
             f"  {'capture':>7} {'conc':>4} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'vs raw@batch':>13} {'errors':>6} {'batch':>6} {'model us':>9} {'overhead us':>12} "
-            f"{'srv CPU us/req':>15} {'raw CPU us/img':>15}"
+            f"{'srv CPU us/req':>15} {'gen CPU us/req':>15} {'raw CPU us/img':>15}"
         )
         for (capture, level), row in results.items():
             nearest = raw[min(raw, key=lambda b: abs(b - round(row["server"]["batch"] or 1)))]
@@ -419,7 +426,8 @@ def main() -> None:
                 f"  {capture:>6}% {level:>4} {row['rps']:8.1f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
                 f"{row['rps'] / base:12.0%} {row['other'] + row['throttled']:>6} "
                 f"{srv['batch']:6.1f} {srv['model_us']:9.0f} {srv['overhead_us']:12.0f} "
-                f"{srv['cpu_us_per_request']:15.0f} {nearest['cpu_us_per_image']:15.0f}"
+                f"{srv['cpu_us_per_request']:15.0f} {row.get('generator_cpu_us', float('nan')):15.0f} "
+                f"{nearest['cpu_us_per_image']:15.0f}"
             )
         print("\ntargets:")
         c1 = results.get((0, 1))

@@ -83,3 +83,95 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 def test_pixel_limit_is_configurable() -> None:
     with pytest.raises(ValidationError, match="exceeds the limit of 100 pixels"):
         imaging.decode(encode(IMAGE), (32, 32), max_pixels=100)
+
+
+# -- the libspng fast path for 8-bit RGB PNGs (the workflow's own images) ------------------------------
+
+
+def _with_and_without_spng(monkeypatch: pytest.MonkeyPatch, body: bytes, size: tuple[int, int]) -> tuple:
+    fast = imaging.decode(body, size)
+    monkeypatch.setattr(imaging, "_spng", None)
+    slow = imaging.decode(body, size)
+    return fast, slow
+
+
+@pytest.mark.skipif(imaging._spng is None, reason="pyspng is not installed: Pillow decodes everything")
+@pytest.mark.parametrize("shape", [(32, 32, 3), (97, 61, 3), (1, 1, 3), (200, 300, 3)])
+def test_fast_png_path_gives_pillows_pixels(monkeypatch: pytest.MonkeyPatch, shape: tuple) -> None:
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    body = encode(pixels)
+    assert imaging._png_rgb8_size(body) == (shape[1], shape[0])
+    fast, slow = _with_and_without_spng(monkeypatch, body, (32, 32))
+    assert fast.dtype == slow.dtype == np.uint8
+    assert np.array_equal(fast, slow)
+
+
+@pytest.mark.skipif(imaging._spng is None, reason="pyspng is not installed")
+def test_fast_png_path_is_taken_for_rgb8(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = imaging._spng
+
+    class Counting:
+        @staticmethod
+        def load(data: bytes) -> np.ndarray:
+            calls.append(len(data))
+            return real.load(data)
+
+    monkeypatch.setattr(imaging, "_spng", Counting)
+    assert np.array_equal(imaging.decode(encode(IMAGE), (32, 32)), IMAGE)
+    assert calls == [len(encode(IMAGE))]
+
+
+def _not_rgb8_pngs() -> list[bytes]:
+    import io
+
+    out = []
+    buf = io.BytesIO()
+    gray16 = Image.fromarray((RNG.integers(0, 65535, (32, 32))).astype(np.uint16))
+    gray16.save(buf, "PNG")
+    out.append(buf.getvalue())
+    out.append(encode(Image.fromarray(IMAGE).convert("P")))
+    out.append(encode(Image.fromarray(IMAGE).convert("RGBA")))
+    return out
+
+
+@pytest.mark.parametrize("body", _not_rgb8_pngs())
+def test_other_pngs_go_through_pillow(body: bytes) -> None:
+    assert imaging._png_rgb8_size(body) is None
+    out = imaging.decode(body, (32, 32))
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_rgb8_png_with_a_corrupt_chunk_is_a_validation_error() -> None:
+    body = bytearray(encode(IMAGE))
+    idat = body.index(b"IDAT")
+    body[idat + 10] ^= 0xFF  # compressed pixels changed: the chunk's CRC no longer matches
+    assert imaging._png_rgb8_size(bytes(body)) == (32, 32)
+    with pytest.raises(ValidationError, match="decode"):
+        imaging.decode(bytes(body), (32, 32))
+
+
+def test_rgb8_png_bomb_never_reaches_the_fast_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refuse:
+        @staticmethod
+        def load(data: bytes) -> np.ndarray:
+            raise AssertionError("a bomb must be refused from its header")
+
+    monkeypatch.setattr(imaging, "_spng", Refuse)
+    with pytest.raises(ValidationError, match="decompression bomb"):
+        imaging.decode(png_bomb(100_000, 100_000), (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("depth", "color", "interlace", "expected"),
+    [(8, 2, 0, (7, 5)), (8, 2, 1, None), (16, 2, 0, None), (8, 6, 0, None), (8, 0, 0, None)],
+)
+def test_png_header_decides_the_fast_path(depth: int, color: int, interlace: int, expected: object) -> None:
+    import struct
+
+    from .helpers import _chunk
+
+    header = struct.pack(">IIBBBBB", 7, 5, depth, color, 0, 0, interlace)
+    body = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IEND", b"")
+    assert imaging._png_rgb8_size(body) == expected
+    assert imaging._png_rgb8_size(b"GIF89a" + body[6:]) is None

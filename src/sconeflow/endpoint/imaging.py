@@ -8,6 +8,7 @@ and checked *before* any pixel is decoded, so a decompression bomb costs microse
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -47,6 +48,42 @@ def check_request(content_type: str | None, length: int | None) -> None:
         )
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_rgb8_size(body: bytes) -> tuple[int, int] | None:
+    """(width, height) of a non-interlaced 8-bit RGB PNG, from its IHDR chunk; None for anything else."""
+    if len(body) < 33 or body[:8] != _PNG_SIGNATURE or body[12:16] != b"IHDR":
+        return None
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body[16:29])
+    if depth != 8 or color != 2 or interlace != 0:
+        return None
+    return width, height
+
+
+def _decode_png_rgb8(body: bytes, width: int, height: int) -> np.ndarray | None:
+    """libspng (``pyspng``) for the common case: ~3 us instead of ~27 us through Pillow for 32x32.
+
+    The same pixels as Pillow (PNG is lossless; a test compares them). None when pyspng is missing or
+    refuses the data: Pillow then decodes it, or names what is wrong with it.
+    """
+    if _spng is None:
+        return None
+    try:
+        pixels = _spng.load(body)
+    except Exception:
+        return None
+    if pixels.shape != (height, width, 3) or pixels.dtype != np.uint8:
+        return None
+    return pixels
+
+
+try:
+    import pyspng as _spng
+except ImportError:  # optional: Pillow decodes everything on its own
+    _spng = None
+
+
 def decode(
     body: bytes,
     size: tuple[int, int],
@@ -61,6 +98,14 @@ def decode(
         raise ValidationError(
             f"Request payload of {len(body)} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes (6 MiB)"
         )
+    png_size = _png_rgb8_size(body)
+    if png_size is not None and png_size[0] * png_size[1] <= max_pixels:
+        pixels = _decode_png_rgb8(body, *png_size)
+        if pixels is not None:
+            if png_size == size:
+                return pixels
+            rgb = Image.fromarray(pixels)
+            return np.asarray(rgb.resize(size, _RESAMPLING.get(resize, Image.Resampling.BILINEAR)), np.uint8)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
