@@ -69,8 +69,12 @@ def train_command(
         int | None, typer.Option("--distill-epochs", help="Student epochs (default: same as --epochs).")
     ] = None,
     tta: Annotated[
-        str, typer.Option(help="Test-time augmentation in the graph: none, flip, or auto (by val).")
-    ] = "none",
+        str,
+        typer.Option(
+            help="Test-time augmentation in the graph: none, flip, or auto (flip when it raises the "
+            "members' out-of-fold validation accuracy; the default)."
+        ),
+    ] = "auto",
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Stratified validation fold per network (0 = none).")
     ] = 0.1,

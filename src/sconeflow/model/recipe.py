@@ -42,7 +42,7 @@ class TrainConfig:
     # costs ~1.8x per student epoch and was no better on validation (docs/training.md), so it is opt-in.
     distill_targets: str = "fixed"
     val_fraction: float = 0.1
-    tta: str = "none"
+    tta: str = "auto"  # flip TTA in the graph when it helps the members' out-of-fold validation
     calibrate: bool = True  # temperature scaling fitted on the members' out-of-fold predictions
     # Where the distilled student's temperature comes from: "holdout" (one more student, trained without
     # validation fold 0, predicts that fold: costs one more training) or "members" (their out-of-fold T).
