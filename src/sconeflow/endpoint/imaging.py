@@ -16,6 +16,11 @@ from PIL import Image, UnidentifiedImageError
 
 from sconeflow.endpoint.errors import ValidationError
 
+try:
+    import pyspng as _spng
+except ImportError:  # optional: Pillow decodes everything on its own
+    _spng = None
+
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's modeled body limit (6,291,456 bytes)
 DEFAULT_MAX_PIXELS = 4096 * 4096
 IMAGE_CONTENT_TYPES = ("image/png", "image/jpeg", "application/x-image")
@@ -78,12 +83,6 @@ def _decode_png_rgb8(body: bytes, width: int, height: int) -> np.ndarray | None:
     return pixels
 
 
-try:
-    import pyspng as _spng
-except ImportError:  # optional: Pillow decodes everything on its own
-    _spng = None
-
-
 def decode(
     body: bytes,
     size: tuple[int, int],
@@ -102,10 +101,7 @@ def decode(
     if png_size is not None and png_size[0] * png_size[1] <= max_pixels:
         pixels = _decode_png_rgb8(body, *png_size)
         if pixels is not None:
-            if png_size == size:
-                return pixels
-            rgb = Image.fromarray(pixels)
-            return np.asarray(rgb.resize(size, _RESAMPLING.get(resize, Image.Resampling.BILINEAR)), np.uint8)
+            return pixels if png_size == size else _resized(Image.fromarray(pixels), size, resize)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -130,6 +126,10 @@ def decode(
         raise ValidationError(f"Unable to decode the request body as a PNG or JPEG image: {reason}") from exc
     except Exception as exc:  # Pillow plugins raise assorted errors on hostile input; never a 5xx
         raise ValidationError(f"Unable to decode the request body as an image: {type(exc).__name__}") from exc
+    return _resized(rgb, size, resize)
+
+
+def _resized(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.ndarray:
     if rgb.size != size:
         rgb = rgb.resize(size, _RESAMPLING.get(resize, Image.Resampling.BILINEAR))
     return np.asarray(rgb, dtype=np.uint8)
