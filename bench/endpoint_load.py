@@ -6,7 +6,9 @@
    ~2M parameters) trained for one epoch on a tiny synthetic dataset (weights do not change the speed).
 2. Baseline, measured in this run: ``OnnxClassifier.predict_proba`` in-process at batch 1/8/32/64
    (images/s, and the batch-1 median latency).
-3. For capture 0% and 100%: deploy an endpoint, drive it at each concurrency with ``wrk`` when it is
+3. Deploy two endpoints side by side, capture 0% and 100%, and drive them in turn at each concurrency,
+   ``--rounds`` times with the order alternating (a drift of the shared machine hits both alike; figures
+   are medians over rounds, the capture cost the median of paired ratios), with ``wrk`` when it is
    installed (``--generator auto``, a Lua script POSTs the PNG and prints exact p50/p99), else with this
    script's own asyncio HTTP/1.1 keep-alive client (``--generator python``: one protocol object per
    connection, the request bytes preformatted); report p50/p99 latency and requests/s, and the ratio to
@@ -300,6 +302,34 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure(view, name: str, png: bytes, level: int, seconds: float, wrk: str | None, workdir: Path) -> dict:
+    """One run against one endpoint: the generator's figures plus the server's own means and CPU."""
+    if wrk:
+        drive_wrk(wrk, view.url, name, png, level, 1.0, workdir, warm=False)  # warm-up
+        before = server_totals(view.url)
+        cpu0 = process_cpu_seconds(view.pid or 0)
+        row = drive_wrk(wrk, view.url, name, png, level, seconds, workdir, warm=False)
+    else:
+        before = server_totals(view.url)
+        cpu0 = process_cpu_seconds(view.pid or 0)
+        row = asyncio.run(drive(view.url, name, png, level, seconds))
+    cpu = process_cpu_seconds(view.pid or 0) - cpu0
+    row["server"] = server_means(before, server_totals(view.url))
+    served = max(1, row["ok"] + row["warm_ok"] + row["throttled"] + row["other"])
+    row["server"]["cpu_us_per_request"] = cpu / served * 1e6
+    return row
+
+
+def median_row(rows: list[dict]) -> dict:
+    """Per-field medians of several runs (errors summed: one failed request anywhere shows)."""
+    out = {key: statistics.median(r[key] for r in rows) for key in ("rps", "p50_ms", "p99_ms")}
+    out["generator_cpu_us"] = statistics.median(r.get("generator_cpu_us", float("nan")) for r in rows)
+    for key in ("ok", "warm_ok", "throttled", "other"):
+        out[key] = sum(r[key] for r in rows)
+    out["server"] = {k: statistics.median(r["server"][k] for r in rows) for k in rows[0]["server"]}
+    return out
+
+
 def count_capture_records(settings: Settings, endpoint: str) -> int:
     store = LocalStore(settings.buckets_dir)
     return sum(
@@ -318,6 +348,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = CPU cores, max 4)")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-batch", type=int, default=64, help="server: largest micro-batch")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating capture 0%%/100%% runs per concurrency (medians)"
+    )
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     parser.add_argument(
@@ -381,7 +414,6 @@ def main() -> None:
         os.environ["SCONEFLOW_HOME"] = str(home)
         settings = load_settings(home)
         settings.ensure_dirs()
-        results: dict[tuple[int, int], dict] = {}
         serving = {
             "threads": threads,
             "max_wait_ms": args.max_wait_ms,
@@ -390,25 +422,25 @@ def main() -> None:
             "allow_spinning": args.spin,
             "refill_ms": args.refill_ms,
         }
-        for capture in (0, 100):
-            name = f"bench-c{capture}"
-            view = deploy(settings, str(artifact), name=name, capture_percent=capture, serving=serving)
-            for level in levels:
-                before = server_totals(view.url)
-                cpu0 = process_cpu_seconds(view.pid or 0)
-                if wrk:
-                    drive_wrk(wrk, view.url, name, png, level, 1.0, workdir, warm=False)  # warm-up
-                    before = server_totals(view.url)
-                    cpu0 = process_cpu_seconds(view.pid or 0)
-                    row = drive_wrk(wrk, view.url, name, png, level, args.duration, workdir, warm=False)
-                else:
-                    row = asyncio.run(drive(view.url, name, png, level, args.duration))
-                cpu = process_cpu_seconds(view.pid or 0) - cpu0
-                row["server"] = server_means(before, server_totals(view.url))
-                served = max(1, row["ok"] + row["warm_ok"] + row["throttled"] + row["other"])
-                row["server"]["cpu_us_per_request"] = cpu / served * 1e6
-                results[(capture, level)] = row
-            delete(settings, name)
+        # Both endpoints run side by side and are driven in turn, ``--rounds`` times per concurrency, the
+        # order alternating: a drift of the shared machine's speed hits both alike. Each figure is the
+        # median over rounds; the capture cost is the median of the rounds' paired ratios.
+        views = {
+            capture: deploy(
+                settings, str(artifact), name=f"bench-c{capture}", capture_percent=capture, serving=serving
+            )
+            for capture in (0, 100)
+        }
+        runs: dict[tuple[int, int], list[dict]] = {}
+        for level in levels:
+            for round_ in range(args.rounds):
+                for capture in (0, 100) if round_ % 2 == 0 else (100, 0):
+                    runs.setdefault((capture, level), []).append(
+                        measure(views[capture], f"bench-c{capture}", png, level, args.duration, wrk, workdir)
+                    )
+        for capture in views:
+            delete(settings, f"bench-c{capture}")
+        results = {key: median_row(rows) for key, rows in runs.items()}
 
         print(
             f"\nHTTP (POST /endpoints/NAME/invocations, 32x32 PNG, keep-alive; load generator: {generator}):"
@@ -444,11 +476,12 @@ def main() -> None:
                 f"p99 {c32['p99_ms']:.1f} ms (targets >= 80%, <= 50 ms)"
             )
         for level in levels:
-            a, b = results.get((0, level)), results.get((100, level))
+            a, b = runs.get((0, level)), runs.get((100, level))
             if a and b:
+                costs = [1 - on["rps"] / off["rps"] for off, on in zip(a, b, strict=True)]
                 print(
-                    f"  capture cost at c={level}: {1 - b['rps'] / a['rps']:+.1%} of throughput "
-                    "(target <= 5%)"
+                    f"  capture cost at c={level}: {statistics.median(costs):+.1%} of throughput, median of "
+                    f"{len(costs)} paired rounds ({', '.join(f'{c:+.1%}' for c in costs)}) (target <= 5%)"
                 )
 
         if not args.skip_overload:

@@ -214,3 +214,49 @@ def test_a_refused_write_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
     assert writer.written == 3 and writer.dropped == 0
     (info,) = list(store.iter_objects("bucket-x", "data_capture/ep/"))
     assert store.get_object("bucket-x", info.key).count(b"\n") == 3
+
+
+def test_uuid4_ids_have_the_uuid4_form_and_do_not_repeat() -> None:
+    import uuid
+
+    from sconeflow.endpoint.ids import new_uuid4
+
+    ids = [new_uuid4() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lowercase, hyphenated as str(uuid.uuid4()) writes it
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_writer_assigns_an_event_id_when_the_request_path_gives_none(tmp_path: Path) -> None:
+    import uuid
+
+    store = LocalStore(tmp_path / "store")
+    writer = CaptureWriter(store, "ep", CONFIG, default_bucket="unused")
+    for i in range(3):
+        writer.offer(CaptureEvent(PNG, "image/png", b"[0.5, 0.5]", "application/json", None, T0 + i))
+    writer.close()
+    (info,) = list(store.iter_objects("bucket-x"))
+    records = [json.loads(line) for line in store.get_object("bucket-x", info.key).splitlines()]
+    ids = [r["eventMetadata"]["eventId"] for r in records]
+    assert len(set(ids)) == 3 and all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    writer = CaptureWriter(store, "ep", CONFIG, default_bucket="unused", queue_size=5, collect_seconds=0.5)
+    accepted = sum(writer.offer(event(T0)) for _ in range(50))  # the writer sleeps while they arrive
+    writer.close()
+    assert accepted >= 5 and writer.dropped == 50 - accepted
+    assert writer.written == accepted
+
+
+def test_simd_and_standard_base64_write_the_same_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from sconeflow.endpoint import capture
+
+    fast = record_line(event(T0), CONFIG)
+    monkeypatch.setattr(capture, "_b64", base64.b64encode)
+    assert record_line(event(T0), CONFIG) == fast

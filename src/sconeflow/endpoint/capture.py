@@ -20,20 +20,26 @@ drains the queue and publishes everything accepted.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sconeflow.endpoint.errors import InvalidCaptureConfig
+from sconeflow.endpoint.ids import new_uuid4
 from sconeflow.endpoint.models import VARIANT_NAME, DataCaptureConfig
 from sconeflow.store import ObjectStore, parse_object_uri
+
+try:
+    from pybase64 import b64encode as _b64  # SIMD: ~10x the standard library's speed on a 3 KB PNG
+except ImportError:  # optional: the same bytes, only slower
+    _b64 = base64.b64encode
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +50,31 @@ DEFAULT_COLLECT_SECONDS = 0.05
 DEFAULT_ROLL_SECONDS = 60.0
 DEFAULT_ROLL_BYTES = 1024 * 1024  # each publish rewrites (and hashes) the open file: keep that burst small
 DEFAULT_FLUSH_SECONDS = 2.0
-_STOP = object()
 
 
-@dataclass(frozen=True)
-class CaptureEvent:
-    """What the request path hands to the writer (cheap to build: no encoding yet)."""
+class CaptureEvent(NamedTuple):
+    """What the request path hands to the writer (a tuple: cheap to build, no encoding yet)."""
 
     input_body: bytes
     input_content_type: str
     output_body: bytes
     output_content_type: str
-    event_id: str
+    event_id: str | None  # None: the writer assigns a fresh UUID4 (off the request path)
     inference_time: float  # epoch seconds
     inference_id: str | None = None
 
 
 def encoding_for(content_type: str, config: DataCaptureConfig) -> str:
     """``JSON``/``CSV`` when the media type is listed in CaptureContentTypeHeader, else ``BASE64``."""
+    return _encoding(content_type, config.json_content_types, config.csv_content_types)
+
+
+@functools.lru_cache(maxsize=256)
+def _encoding(content_type: str, json_types: tuple[str, ...], csv_types: tuple[str, ...]) -> str:
     kind = content_type.split(";", 1)[0].strip().lower()
-    if kind in (t.lower() for t in config.json_content_types):
+    if kind in (t.lower() for t in json_types):
         return "JSON"
-    if kind in (t.lower() for t in config.csv_content_types):
+    if kind in (t.lower() for t in csv_types):
         return "CSV"
     return "BASE64"
 
@@ -100,7 +109,7 @@ def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, An
         capture["endpointInput"] = _payload(event.input_body, event.input_content_type, "INPUT", config)
     if config.capture_output:
         capture["endpointOutput"] = _payload(event.output_body, event.output_content_type, "OUTPUT", config)
-    metadata: dict[str, str] = {"eventId": event.event_id}
+    metadata: dict[str, str] = {"eventId": event.event_id or new_uuid4()}
     if event.inference_id:
         metadata["inferenceId"] = event.inference_id
     metadata["inferenceTime"] = format_inference_time(event.inference_time)
@@ -110,44 +119,51 @@ def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, An
 _quote = json.encoder.encode_basestring_ascii  # json.dumps of one str (C), as the compact encoder writes it
 
 
-def _payload_json(body: bytes, content_type: str, mode: str, config: DataCaptureConfig) -> str:
+@functools.lru_cache(maxsize=256)  # content types come from clients: the cache stays bounded
+def _payload_frame(content_type: str, mode: str, encoding: str) -> tuple[bytes, bytes]:
+    """The bytes around a payload's data for one content type, mode and encoding (cached: few exist)."""
+    return (
+        f'{{"observedContentType":{_quote(content_type)},"mode":"{mode}","data":'.encode("ascii"),
+        f',"encoding":"{encoding}"}}'.encode("ascii"),
+    )
+
+
+def _payload_bytes(body: bytes, content_type: str, mode: str, config: DataCaptureConfig) -> list[bytes]:
     encoding = encoding_for(content_type, config)
-    data = None
     if encoding != "BASE64":
         try:
-            data = _quote(body.decode("utf-8"))
+            data = _quote(body.decode("utf-8")).encode("ascii")
         except UnicodeDecodeError:
             encoding = "BASE64"
-    if data is None:  # the base64 alphabet never needs escaping in JSON
-        data = '"' + base64.b64encode(body).decode("ascii") + '"'
-    return (
-        f'{{"observedContentType":{_quote(content_type)},"mode":"{mode}","data":{data},'
-        f'"encoding":"{encoding}"}}'
-    )
+    if encoding == "BASE64":  # the base64 alphabet never needs escaping in JSON
+        data = b'"' + _b64(body) + b'"'
+    head, tail = _payload_frame(content_type, mode, encoding)
+    return [head, data, tail]
 
 
 def record_line(event: CaptureEvent, config: DataCaptureConfig) -> bytes:
     """One record as SageMaker writes it: compact JSON, one line, ``\\n``-terminated.
 
     The same bytes as ``json.dumps(build_record(...), separators=(",", ":"))`` (a test holds them
-    equal), built by formatting instead of encoding a nested dict: about half the writer's CPU per record.
+    equal), assembled from bytes instead of encoding a nested dict: the writer's CPU per record is
+    mostly the base64 of the input.
     """
-    sections = []
+    parts = [b'{"captureData":{']
     if config.capture_input:
-        sections.append(
-            '"endpointInput":' + _payload_json(event.input_body, event.input_content_type, "INPUT", config)
-        )
+        parts.append(b'"endpointInput":')
+        parts += _payload_bytes(event.input_body, event.input_content_type, "INPUT", config)
     if config.capture_output:
-        sections.append(
-            '"endpointOutput":'
-            + _payload_json(event.output_body, event.output_content_type, "OUTPUT", config)
-        )
+        parts.append(b',"endpointOutput":' if config.capture_input else b'"endpointOutput":')
+        parts += _payload_bytes(event.output_body, event.output_content_type, "OUTPUT", config)
+    event_id = event.event_id or new_uuid4()
     inference = f',"inferenceId":{_quote(event.inference_id)}' if event.inference_id else ""
-    line = (
-        f'{{"captureData":{{{",".join(sections)}}},"eventMetadata":{{"eventId":{_quote(event.event_id)}'
-        f'{inference},"inferenceTime":"{format_inference_time(event.inference_time)}"}},"eventVersion":"0"}}\n'
+    parts.append(
+        f'}},"eventMetadata":{{"eventId":{_quote(event_id)}{inference},'
+        f'"inferenceTime":"{format_inference_time(event.inference_time)}"}},"eventVersion":"0"}}\n'.encode(
+            "ascii"
+        )
     )
-    return line.encode("ascii")
+    return b"".join(parts)
 
 
 def capture_file_key(prefix: str, endpoint: str, opened: float, variant: str = VARIANT_NAME) -> str:
@@ -219,7 +235,13 @@ class CaptureWriter:
         self.flush_seconds = flush_seconds
         self.collect_seconds = collect_seconds
         self._clock = clock
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        # A deque, not a queue.Queue: appending is one C call with no lock or condition variable on the
+        # request path; the writer polls it every ``collect_seconds`` while records flow and sleeps on
+        # ``_wake`` (set by ``offer`` only when the writer said it is idle) otherwise.
+        self._events: deque[CaptureEvent] = deque()
+        self._wake = threading.Event()
+        self._idle = False
         self._file: _OpenFile | None = None
         self._pending: list[_OpenFile] = []
         self._lock = threading.Lock()
@@ -234,21 +256,18 @@ class CaptureWriter:
     # -- request path -------------------------------------------------------------------------
     def offer(self, event: CaptureEvent) -> bool:
         """Queue one record without blocking; False (and counted) when it had to be dropped."""
-        if self._closed:
+        if self._closed or len(self._events) >= self.queue_size:
             with self._lock:
                 self.dropped += 1
             return False
-        try:
-            self._queue.put_nowait(event)
-            return True
-        except queue.Full:
-            with self._lock:
-                self.dropped += 1
-            return False
+        self._events.append(event)
+        if self._idle:
+            self._wake.set()
+        return True
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._events)
 
     # -- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -256,29 +275,27 @@ class CaptureWriter:
             self.ensure_bucket()
         except Exception as exc:
             log.warning("capture bucket %s could not be created: %s", self.bucket, exc)
-        stopping = False
-        while not stopping:
-            try:
-                item = self._queue.get(timeout=self._timeout())
-            except queue.Empty:
-                self._maybe_flush()
-                continue
-            if item is not _STOP and self.collect_seconds > 0:
-                time.sleep(self.collect_seconds)  # let records gather: one wake-up per batch, not per request
-            batch: list[CaptureEvent] = []
-            while True:
-                if item is _STOP:
-                    stopping = True
-                else:
-                    batch.append(item)
-                if len(batch) >= 4096 and not stopping:
+        events = self._events
+        while True:
+            if not events:
+                if self._closed:
                     break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+                self._idle = True
+                if not events:  # an offer between the check and the flag would otherwise wait a timeout
+                    self._wake.wait(self._timeout())
+                self._idle = False
+                self._wake.clear()
+                if not events:
+                    self._maybe_flush()
+                    continue
+                if self.collect_seconds > 0 and not self._closed:
+                    time.sleep(self.collect_seconds)  # let records gather: one wake-up per burst
+            popleft = events.popleft
+            batch = [popleft() for _ in range(min(len(events), 4096))]
             self._append_all(batch)
             self._maybe_flush()
+            if events and not self._closed and self.collect_seconds > 0:
+                time.sleep(self.collect_seconds)
         self._final_flush()
 
     def _timeout(self) -> float:
@@ -375,7 +392,7 @@ class CaptureWriter:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("capture writer for %s did not finish within %.0fs", self.endpoint, timeout)

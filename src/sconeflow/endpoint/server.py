@@ -29,7 +29,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,7 @@ from sconeflow.endpoint.errors import (
     ValidationError,
 )
 from sconeflow.endpoint.httpserver import HttpServer, Request, Respond, Response
+from sconeflow.endpoint.ids import new_uuid4
 from sconeflow.endpoint.metrics import EndpointMetrics
 from sconeflow.endpoint.models import FAILED, VARIANT_NAME, DataCaptureConfig
 from sconeflow.errors import SconeflowError
@@ -57,14 +57,6 @@ MAX_INFERENCE_ID = 64
 MAX_CUSTOM_ATTRIBUTES = 1024
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain"
-_ids = random.Random()  # seeded from os.urandom; ids are not secrets, and no syscall (nor GIL hand-off)
-
-
-def _new_id() -> str:
-    """A lowercase UUID4 string (request ids, capture eventIds) without a system call per request."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
-
-
 _ACCEPTABLE = {"", "*/*", "application/*", "application/json"}
 
 
@@ -256,7 +248,7 @@ class EndpointApp:
         if target is None:
             return None
         started = time.perf_counter()
-        request_id = _new_id()
+        request_id = new_uuid4()
         headers = request.headers
         try:
             if target and target != self.name:
@@ -312,7 +304,7 @@ class EndpointApp:
             }
             respond(Response(200, json.dumps(info).encode()))
         else:
-            respond(error_response(ValidationError(f"No route for {method} {path}"), _new_id(), status=404))
+            respond(error_response(ValidationError(f"No route for {method} {path}"), new_uuid4(), status=404))
 
     def shutdown(self) -> None:
         """Finish queued inference, then write every accepted capture record."""
@@ -431,17 +423,8 @@ class EndpointApp:
         percent = deployment.capture_config.initial_sampling_percentage
         if percent < 100 and random.random() * 100 >= percent:
             return
-        writer.offer(
-            CaptureEvent(
-                input_body=body,
-                input_content_type=content_type,
-                output_body=output,
-                output_content_type="application/json",
-                event_id=_new_id(),
-                inference_time=time.time(),
-                inference_id=inference_id,
-            )
-        )
+        # Positional and without an eventId: the writer thread assigns it (the event loop stays lean).
+        writer.offer(CaptureEvent(body, content_type, output, JSON_TYPE, None, time.time(), inference_id))
 
     # -- model swap -------------------------------------------------------------------------------
     async def _reload(self, request: Request, respond: Respond) -> None:
