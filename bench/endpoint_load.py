@@ -354,6 +354,9 @@ def main() -> None:
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     parser.add_argument(
+        "--spin-max-batch", type=int, help="server: batches up to this size on the spinning session (0: none)"
+    )
+    parser.add_argument(
         "--refill-ms", type=float, default=4.0, help="server: wait this long at most for a batch's callers"
     )
     parser.add_argument(
@@ -420,6 +423,7 @@ def main() -> None:
             "max_queue": 256,
             "max_batch": args.max_batch,
             "allow_spinning": args.spin,
+            **({} if args.spin_max_batch is None else {"spin_max_batch": args.spin_max_batch}),
             "refill_ms": args.refill_ms,
         }
         # Both endpoints run side by side and are driven in turn, ``--rounds`` times per concurrency, the

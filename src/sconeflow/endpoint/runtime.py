@@ -1,10 +1,16 @@
 """The serving session: the artifact's ONNX graph on ONNX Runtime, tuned for a server process.
 
 The training stage's :class:`~sconeflow.model.artifact.OnnxClassifier` gives the metadata and the input
-normalization; here the graph gets its own session with intra-op thread *spinning disabled*. ONNX Runtime's
-worker threads otherwise busy-wait after every call, and in a server they compete with the event loop for the
-same cores: measured on the 2-core VM with the default ~2M-parameter net, spinning costs 1.5-2.3x the CPU per
-image at batch 1 and ~1.25x at batch 32 (see docs/endpoint.md).
+normalization; here the graph gets sessions of its own, chosen per batch by its size:
+
+- large batches (busy endpoint) run on a session with intra-op thread *spinning disabled*. Spinning worker
+  threads busy-wait after every call and, in a server, compete with the event loop for the same cores:
+  measured on the 2-core VM with the default ~2M-parameter net, spinning cost 1.5-2.3x the CPU per image at
+  batch 1 and ~1.25x at batch 32, and under 10x overload it starved the clients (docs/endpoint.md);
+- small batches (up to ``spin_max_batch`` images: a lightly loaded endpoint, where latency is all that
+  matters and the cores are idle anyway) run on a second session whose threads spin. Without it each call
+  first wakes a sleeping worker thread, which on a virtual machine can cost more than the model itself
+  (c=1 on a Firecracker VM: 2.8-4.4 ms per request without spinning, 2.1-2.3 ms with; raw batch-1 1.6 ms).
 """
 
 from __future__ import annotations
@@ -17,34 +23,54 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def _session(onnx_bytes: bytes, intra_op_threads: int, spinning: bool) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 class ServingClassifier:
-    """``predict_proba(uint8 NHWC) -> float32 [N, C]`` on a server-tuned session (same graph, same math)."""
+    """``predict_proba(uint8 NHWC) -> float32 [N, C]`` on server-tuned sessions (same graph, same math)."""
 
     def __init__(
-        self, classifier: Any, onnx_bytes: bytes, *, intra_op_threads: int, allow_spinning: bool
+        self,
+        classifier: Any,
+        onnx_bytes: bytes,
+        *,
+        intra_op_threads: int,
+        allow_spinning: bool,
+        spin_max_batch: int = 0,
     ) -> None:
-        import onnxruntime as ort
-
         self.classifier = classifier
         self.classes: list[str] = list(classifier.classes)
         self.input_shape: tuple[int, int, int] = tuple(classifier.input_shape)  # type: ignore[assignment]
         self.resize_method: str = getattr(classifier, "resize_method", "bilinear")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self._session = _session(onnx_bytes, intra_op_threads, allow_spinning)
         self._input_name = self._session.get_inputs()[0].name
+        # One thread has no worker to wake; with spinning on everywhere, one session serves all sizes.
+        self.spin_max_batch = spin_max_batch if intra_op_threads > 1 and not allow_spinning else 0
+        self._small = self._session
+        if self.spin_max_batch > 0:
+            self._small = _session(onnx_bytes, intra_op_threads, spinning=True)
+
+    def session_for(self, batch: int) -> Any:
+        """The session a batch of this many images runs on."""
+        return self._small if batch <= self.spin_max_batch else self._session
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         x = self.classifier.normalize(images)
-        return np.asarray(self._session.run(None, {self._input_name: x})[0], dtype=np.float32)
+        session = self._small if len(x) <= self.spin_max_batch else self._session
+        return np.asarray(session.run(None, {self._input_name: x})[0], dtype=np.float32)
 
 
 def load_serving_classifier(
-    data: bytes, *, intra_op_threads: int, allow_spinning: bool = False
+    data: bytes, *, intra_op_threads: int, allow_spinning: bool = False, spin_max_batch: int = 0
 ) -> ServingClassifier:
     """Artifact bytes -> a :class:`ServingClassifier` (validated by the training stage's loader)."""
     from sconeflow.model.artifact import OnnxClassifier, read_artifact
@@ -52,5 +78,9 @@ def load_serving_classifier(
     onnx_bytes, metadata = read_artifact(data)
     classifier = OnnxClassifier(onnx_bytes, metadata, intra_op_threads=1)
     return ServingClassifier(
-        classifier, onnx_bytes, intra_op_threads=intra_op_threads, allow_spinning=allow_spinning
+        classifier,
+        onnx_bytes,
+        intra_op_threads=intra_op_threads,
+        allow_spinning=allow_spinning,
+        spin_max_batch=spin_max_batch,
     )

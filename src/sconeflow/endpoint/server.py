@@ -66,7 +66,10 @@ class ServingOptions:
     max_wait_ms: float = 0.0
     max_queue: int = 256
     threads: int = 0  # 0: one per CPU core, at most 4
-    allow_spinning: bool = False  # ONNX Runtime intra-op spinning (off: frees the cores for the event loop)
+    allow_spinning: bool = False  # ONNX Runtime intra-op spinning for every batch (frees no core: off)
+    # Batches of at most this many images run on a second session whose threads spin (0: never): a lightly
+    # loaded endpoint then never waits for a sleeping worker thread to wake (see endpoint/runtime.py).
+    spin_max_batch: int = 2
     refill_ms: float = 4.0  # after a batch, wait up to this long for its callers to come back (0: off)
     max_image_pixels: int = imaging.DEFAULT_MAX_PIXELS
 
@@ -108,7 +111,10 @@ def load_deployment(
     try:
         resolved = resolve_model(settings, model.model_data_url)
         classifier = load_serving_classifier(
-            resolved.data, intra_op_threads=options.intra_op_threads, allow_spinning=options.allow_spinning
+            resolved.data,
+            intra_op_threads=options.intra_op_threads,
+            allow_spinning=options.allow_spinning,
+            spin_max_batch=options.spin_max_batch,
         )
         _warm_up(classifier, options.max_batch)
     except SconeflowError as exc:
@@ -141,7 +147,7 @@ def _warm_up(classifier: Any, max_batch: int) -> None:
     import numpy as np
 
     c, h, w = classifier.input_shape
-    for n in (1, min(max_batch, 8), max_batch):
+    for n in sorted({1, min(max_batch, 2), min(max_batch, 8), max_batch}):  # both sessions
         classifier.predict_proba(np.zeros((n, h, w, c), dtype=np.uint8))
 
 
@@ -572,5 +578,6 @@ _OPTION_FIELDS = {
     "threads",
     "max_image_pixels",
     "allow_spinning",
+    "spin_max_batch",
     "refill_ms",
 }
