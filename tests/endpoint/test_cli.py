@@ -29,6 +29,8 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
             "100",
             "--capture-dest",
             "s3://cli-bucket/cap",
+            "--spin-max-batch",
+            "0",
             *home,
         ],
     )
@@ -50,6 +52,7 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
         "JsonContentTypes": ["application/json"],
     }
     assert doc["DataCaptureConfigSummary"]["CaptureStatus"] == "Started"
+    assert doc["Serving"]["spin_max_batch"] == 0
 
     image = tmp_path / "x.png"
     image.write_bytes(trained_model.test_pngs[0][1])

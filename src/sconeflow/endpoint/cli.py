@@ -63,6 +63,14 @@ def deploy(
             help="After a batch, wait up to this long for its callers to come back (0 = off).",
         ),
     ] = 4.0,
+    spin_max_batch: Annotated[
+        int,
+        typer.Option(
+            "--spin-max-batch",
+            min=0,
+            help="Batches up to this size run on a spinning ONNX Runtime session (0 = never).",
+        ),
+    ] = 2,
     home: HomeOption = None,
 ) -> None:
     """Create the model, endpoint config (DataCaptureConfig) and endpoint; start it; wait for InService."""
@@ -75,6 +83,7 @@ def deploy(
         "max_queue": max_queue,
         "threads": threads,
         "refill_ms": refill_ms,
+        "spin_max_batch": spin_max_batch,
     }
     with err_console.status("Creating endpoint (loading the model)..."):
         view = do_deploy(
