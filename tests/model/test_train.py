@@ -12,6 +12,7 @@ from torch import nn
 
 from sconeflow.model.artifact import artifact_key, load_classifier, read_artifact, resolve_model
 from sconeflow.model.dataload import load_split_data
+from sconeflow.model.errors import InvalidHyperparameter
 from sconeflow.model.export import export_onnx
 from sconeflow.model.jobs import TrainingJobs
 from sconeflow.model.recipe import TrainConfig
@@ -83,6 +84,22 @@ def test_ensemble_distilled_into_one_student(settings, prepared, targets):
     assert job.final_metrics["temperature_source"] == "student_held_out_fold"
     assert job.final_metrics["test_accuracy"] >= 0.9
     assert "test_accuracy_teachers" in job.final_metrics
+
+
+def test_a_narrower_student_is_what_the_artifact_holds(settings, prepared):
+    wide = (8, 16, 16)
+    config = TrainConfig.tiny(seed=3, ensemble_size=2, distill=True, epochs=3, student_widths=(4, 8, 8))
+    job = train(settings, config, store=prepared)
+    _, meta = read_artifact(resolve_model(settings, job.name).data)
+    assert meta["architecture"]["widths"] == [4, 8, 8]
+    assert meta["architecture"]["teacher_widths"] == list(wide)
+    assert job.hyperparameters["student_widths"] == "4,8,8"
+    narrow = TrainConfig.tiny(seed=3, ensemble_size=1, distill=False, epochs=3, widths=(4, 8, 8))
+    same_size = train(settings, narrow, store=prepared)
+    _, narrow_meta = read_artifact(resolve_model(settings, same_size.name).data)
+    assert meta["architecture"]["parameters"] == narrow_meta["architecture"]["parameters"]
+    with pytest.raises(InvalidHyperparameter):
+        TrainConfig(student_widths=(4, 8))
 
 
 def test_three_classes(settings, store, tmp_path):

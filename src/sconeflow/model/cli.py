@@ -82,6 +82,10 @@ def train_command(
         str | None,
         typer.Option(help="Channel widths of the three blocks (default 64,256,256; --fast 32,128,128)."),
     ] = None,
+    student_widths: Annotated[
+        str | None,
+        typer.Option("--student-widths", help="Widths of the distilled student (default: --widths)."),
+    ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Short schedule: one small net, 10 epochs.")] = False,
     bucket: Annotated[
         str | None, typer.Option(help="Bucket of the prepared dataset (default: the configured bucket).")
@@ -144,15 +148,16 @@ def train_command(
     ):
         if value is not None:
             changes[key] = value
-    if widths is not None:
-        try:
-            changes["widths"] = tuple(int(w) for w in widths.split(","))
-        except ValueError as exc:
-            from sconeflow.model.errors import InvalidHyperparameter
+    for key, text in (("widths", widths), ("student_widths", student_widths)):
+        if text is not None:
+            try:
+                changes[key] = tuple(int(w) for w in text.split(","))
+            except ValueError as exc:
+                from sconeflow.model.errors import InvalidHyperparameter
 
-            raise InvalidHyperparameter(
-                f"--widths {widths!r} must be three integers like 64,256,256"
-            ) from exc
+                option = "--" + key.replace("_", "-")
+                message = f"{option} {text!r} must be three integers like 64,256,256"
+                raise InvalidHyperparameter(message) from exc
     config = TrainConfig.fast(**changes) if fast else TrainConfig(**changes)
     settings = settings_for(home)
 

@@ -37,6 +37,9 @@ class TrainConfig:
     distill: bool = True
     distill_epochs: int | None = None  # default: same as epochs
     distill_weight: float = 0.7  # weight of the teachers' soft labels vs the smoothed hard label
+    # The distilled student's widths (default: the members'). A narrower student is a cheaper exported
+    # graph (and a shorter job); see docs/training.md for what it costs in accuracy.
+    student_widths: tuple[int, int, int] | None = None
     # "fixed": the teachers' image+flip probabilities, computed once per image (the default);
     # "live": the teachers label each augmented batch the student sees (consistent distillation). Live
     # costs ~1.8x per student epoch and was no better on validation (docs/training.md), so it is opt-in.
@@ -68,6 +71,11 @@ class TrainConfig:
             (
                 len(self.widths) == 3 and all(w >= 1 for w in self.widths),
                 "widths must be three positive ints",
+            ),
+            (
+                self.student_widths is None
+                or (len(self.student_widths) == 3 and all(w >= 1 for w in self.student_widths)),
+                "student_widths must be three positive ints",
             ),
             (self.ensemble_size >= 1, "ensemble_size must be >= 1"),
             (0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)"),

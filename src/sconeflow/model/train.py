@@ -219,6 +219,7 @@ def fit_network(
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_epoch: EpochCallback | None = None,
     teacher: Teacher | None = None,
+    widths: tuple[int, int, int] | None = None,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
@@ -227,7 +228,7 @@ def fit_network(
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = AirbenchNet(num_classes, config.widths).to(x.device)
+    model = AirbenchNet(num_classes, widths or config.widths).to(x.device)
     model.init_whitening(x)
     model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -390,6 +391,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
             stage="student",
             on_epoch=on_epoch,
             teacher=live,
+            widths=config.student_widths,
         )
         reports += student_reports
         final_members = [student]
@@ -409,6 +411,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
                 val=(x[out], y[out]),
                 on_epoch=on_epoch,
                 teacher=live,
+                widths=config.student_widths,
             )
             reports += twin_reports
             twin_probs = predict_logits_probs(twin, x[out], flip=flip_tta)
@@ -492,7 +495,10 @@ def build_metadata(
         },
         "architecture": {
             "name": "airbench",
-            "widths": list(config.widths),
+            "widths": list(config.student_widths or config.widths)
+            if config.uses_student
+            else list(config.widths),  # the exported nets' widths
+            "teacher_widths": list(config.widths) if config.uses_student else None,
             "members": len(result.model.members),
             "flip_tta": result.flip_tta,
             "temperature": result.model.temperature,
