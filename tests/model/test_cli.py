@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from sconeflow.cli import app
+from sconeflow.model.artifact import read_artifact, resolve_model
 from sconeflow.model.errors import ManifestMissing
 
 runner = CliRunner()
@@ -64,6 +66,17 @@ def test_train_list_describe_evaluate_predict(settings, prepared, tmp_path):
     line = json.loads(predicted.output.strip().splitlines()[0])
     assert line["class"] in ("bicycle", "motorcycle")
     assert abs(sum(line["probabilities"].values()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize(("option", "exported"), [("same", [8, 8, 8]), ("4,8,8", [4, 8, 8])])
+def test_student_widths_option(settings, prepared, option, exported):
+    home = str(settings.home)
+    args = ["train", "--fast", "--epochs", "1", "--widths", "8,8,8", "--ensemble-size", "2", "--distill"]
+    result = invoke(*args, "--student-widths", option, "--threads", "1", "--home", home)
+    assert result.exit_code == 0, result.output
+    name = json.loads(invoke("train", "list", "--json", "--home", home).output)["TrainingJobSummaries"][0]
+    _, meta = read_artifact(resolve_model(settings, name["TrainingJobName"]).data)
+    assert meta["architecture"]["widths"] == exported
 
 
 def test_train_without_a_dataset_is_a_named_error(settings):

@@ -84,7 +84,10 @@ def train_command(
     ] = None,
     student_widths: Annotated[
         str | None,
-        typer.Option("--student-widths", help="Widths of the distilled student (default: --widths)."),
+        typer.Option(
+            "--student-widths",
+            help="Widths of the distilled student, e.g. 32,128,128 (default or 'same': the members' widths).",
+        ),
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Short schedule: one small net, 10 epochs.")] = False,
     bucket: Annotated[
@@ -148,8 +151,10 @@ def train_command(
     ):
         if value is not None:
             changes[key] = value
+    if student_widths == "same":
+        changes["student_widths"] = None
     for key, text in (("widths", widths), ("student_widths", student_widths)):
-        if text is not None:
+        if text is not None and text != "same":
             try:
                 changes[key] = tuple(int(w) for w in text.split(","))
             except ValueError as exc:
