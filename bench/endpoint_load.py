@@ -305,13 +305,12 @@ def process_cpu_seconds(pid: int) -> float:
 def measure(view, name: str, png: bytes, level: int, seconds: float, wrk: str | None, workdir: Path) -> dict:
     """One run against one endpoint: the generator's figures plus the server's own means and CPU."""
     if wrk:
-        drive_wrk(wrk, view.url, name, png, level, 1.0, workdir, warm=False)  # warm-up
-        before = server_totals(view.url)
-        cpu0 = process_cpu_seconds(view.pid or 0)
+        drive_wrk(wrk, view.url, name, png, level, 1.0, workdir, warm=False)  # warm-up, not measured
+    before = server_totals(view.url)
+    cpu0 = process_cpu_seconds(view.pid or 0)
+    if wrk:
         row = drive_wrk(wrk, view.url, name, png, level, seconds, workdir, warm=False)
     else:
-        before = server_totals(view.url)
-        cpu0 = process_cpu_seconds(view.pid or 0)
         row = asyncio.run(drive(view.url, name, png, level, seconds))
     cpu = process_cpu_seconds(view.pid or 0) - cpu0
     row["server"] = server_means(before, server_totals(view.url))

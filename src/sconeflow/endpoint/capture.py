@@ -25,7 +25,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -170,7 +169,7 @@ def capture_file_key(prefix: str, endpoint: str, opened: float, variant: str = V
     """``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm-uuid4>.jsonl`` for a file opened then."""
     moment = datetime.fromtimestamp(opened, tz=UTC)
     millis = moment.microsecond // 1000
-    name = f"{moment:%M-%S}-{millis:03d}-{uuid.uuid4()}.jsonl"
+    name = f"{moment:%M-%S}-{millis:03d}-{new_uuid4()}.jsonl"
     parts = [p for p in (prefix.strip("/"), endpoint, variant, f"{moment:%Y/%m/%d/%H}", name) if p]
     return "/".join(parts)
 
@@ -288,14 +287,11 @@ class CaptureWriter:
                 if not events:
                     self._maybe_flush()
                     continue
-                if self.collect_seconds > 0 and not self._closed:
-                    time.sleep(self.collect_seconds)  # let records gather: one wake-up per burst
+            if self.collect_seconds > 0 and not self._closed:
+                time.sleep(self.collect_seconds)  # let records gather: one wake-up per burst
             popleft = events.popleft
-            batch = [popleft() for _ in range(min(len(events), 4096))]
-            self._append_all(batch)
+            self._append_all([popleft() for _ in range(min(len(events), 4096))])
             self._maybe_flush()
-            if events and not self._closed and self.collect_seconds > 0:
-                time.sleep(self.collect_seconds)
         self._final_flush()
 
     def _timeout(self) -> float:

@@ -65,8 +65,7 @@ class ServingClassifier:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         x = self.classifier.normalize(images)
-        session = self._small if len(x) <= self.spin_max_batch else self._session
-        return np.asarray(session.run(None, {self._input_name: x})[0], dtype=np.float32)
+        return np.asarray(self.session_for(len(x)).run(None, {self._input_name: x})[0], dtype=np.float32)
 
 
 def load_serving_classifier(

@@ -151,10 +151,10 @@ def train_command(
     ):
         if value is not None:
             changes[key] = value
-    if student_widths == "same":
-        changes["student_widths"] = None
     for key, text in (("widths", widths), ("student_widths", student_widths)):
-        if text is not None and text != "same":
+        if key == "student_widths" and text == "same":
+            changes[key] = None  # the members' widths
+        elif text is not None:
             try:
                 changes[key] = tuple(int(w) for w in text.split(","))
             except ValueError as exc:

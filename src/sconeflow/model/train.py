@@ -464,6 +464,7 @@ def build_metadata(
 ) -> dict[str, Any]:
     import onnx
 
+    exported_widths = (config.student_widths or config.widths) if config.uses_student else config.widths
     return {
         "format": ARTIFACT_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -495,9 +496,7 @@ def build_metadata(
         },
         "architecture": {
             "name": "airbench",
-            "widths": list(config.student_widths or config.widths)
-            if config.uses_student
-            else list(config.widths),  # the exported nets' widths
+            "widths": list(exported_widths),  # the exported nets'
             "teacher_widths": list(config.widths) if config.uses_student else None,
             "members": len(result.model.members),
             "flip_tta": result.flip_tta,
