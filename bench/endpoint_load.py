@@ -3,7 +3,8 @@
     python bench/endpoint_load.py [--model REF] [--duration 5] [--concurrency 1,8,32,64]
 
 1. Model: ``--model`` (training-job name or model.tar.gz), else the default recipe's net (64-256-256,
-   ~2M parameters) trained for one epoch on a tiny synthetic dataset (weights do not change the speed).
+   ~2M parameters) trained for one epoch on a tiny synthetic dataset (weights do not change the speed),
+   shipped as int8 like the default recipe's (``--graph float32``: the float32 graph).
 2. Baseline, measured in this run: ``OnnxClassifier.predict_proba`` in-process at batch 1/8/32/64
    (images/s, and the batch-1 median latency).
 3. Deploy two endpoints side by side, capture 0% and 100%, and drive them in turn at each concurrency,
@@ -45,8 +46,9 @@ from sconeflow.config import Settings, load_settings
 from sconeflow.store import LocalStore
 
 
-def build_model(workdir: Path) -> tuple[Path, bytes]:
-    """The default-architecture net (one epoch on synthetic data) and one test PNG."""
+def build_model(workdir: Path, quantize: str = "int8") -> tuple[Path, bytes]:
+    """The default-architecture net (one epoch on synthetic data) and one test PNG; ``quantize`` picks
+    the shipped graph as ``sconeflow train --quantize`` does (int8: what the default recipe ships)."""
     from sconeflow.data.prepare import prepare_dataset
     from sconeflow.data.synthetic import make_cifar_tarball
     from sconeflow.model.recipe import TrainConfig
@@ -57,7 +59,9 @@ def build_model(workdir: Path) -> tuple[Path, bytes]:
     store = LocalStore(settings.buckets_dir)
     tarball = make_cifar_tarball(workdir / "syn.tar.gz", n_train=16, n_test=4, seed=0)
     prepare_dataset(settings, source=tarball, classes=["bicycle", "motorcycle"], store=store)
-    config = TrainConfig(epochs=1, ensemble_size=1, distill=False, evaluate_test=False, val_fraction=0.0)
+    config = TrainConfig(
+        epochs=1, ensemble_size=1, distill=False, evaluate_test=False, val_fraction=0.0, quantize=quantize
+    )
     job = train(settings, config, store=store)
     bucket, _, key = job.model_artifacts.removeprefix("s3://").partition("/")
     artifact = workdir / "model.tar.gz"
@@ -350,6 +354,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating capture 0%%/100%% runs per concurrency (medians)"
     )
+    parser.add_argument(
+        "--graph", choices=("int8", "float32"), default="int8", help="the built net's graph (no --model)"
+    )
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     parser.add_argument(
@@ -398,8 +405,8 @@ def main() -> None:
             )
             png = buf.getvalue()
         else:
-            print("building the default net (one epoch on synthetic data) ...", flush=True)
-            artifact, png = build_model(workdir)
+            print(f"building the default net (1 epoch on synthetic data), {args.graph} graph", flush=True)
+            artifact, png = build_model(workdir, "int8" if args.graph == "int8" else "none")
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; ORT threads {threads}")
         generator = f"wrk ({wrk_version(wrk)}, 1 thread)" if wrk else "python asyncio client (uvloop)"
         print(f"load generator: {generator}")

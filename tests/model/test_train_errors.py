@@ -83,6 +83,7 @@ def test_num_classes_must_match_classes_json(settings, prepared):
         {"learning_rate": -1},
         {"image_shape": "3,64,64"},
         {"tta": "sideways"},
+        {"quantize": "int4"},
         {"val_fraction": 0.7},
     ],
 )

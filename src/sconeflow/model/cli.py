@@ -89,6 +89,13 @@ def train_command(
             help="Widths of the distilled student, e.g. 32,128,128 (default or 'same': the members' widths).",
         ),
     ] = None,
+    quantize: Annotated[
+        str,
+        typer.Option(
+            help="The shipped graph: auto (int8 when it agrees with float32 and loses no held-out "
+            "validation image; the default), int8, or none (float32).",
+        ),
+    ] = "auto",
     fast: Annotated[bool, typer.Option("--fast", help="Short schedule: one small net, 10 epochs.")] = False,
     bucket: Annotated[
         str | None, typer.Option(help="Bucket of the prepared dataset (default: the configured bucket).")
@@ -131,6 +138,7 @@ def train_command(
         "image_shape": image_shape,
         "seed": seed,
         "tta": tta,
+        "quantize": quantize,
         "val_fraction": val_fraction,
         "num_threads": threads,
         "device": device,
@@ -215,6 +223,8 @@ def _print_job_summary(settings: Any, job: Any) -> None:
         )
     if "latency_ms_batch1" in metrics:
         table.add_row("ONNX latency (batch 1)", f"{metrics['latency_ms_batch1']:.2f} ms")
+    if "latency_ms_batch1_float32" in metrics:
+        table.add_row("float32 graph latency (batch 1)", f"{metrics['latency_ms_batch1_float32']:.2f} ms")
     console.print(table)
     report_key = f"models/{job.name}/output/evaluation"
     try:

@@ -61,3 +61,7 @@ class ClassMismatch(ModelError):
 
 class InvalidImage(ModelError):
     """An image given for prediction cannot be decoded."""
+
+
+class QuantizationFailed(ModelError):
+    """The exported graph could not be quantized to int8 (``--quantize int8``)."""

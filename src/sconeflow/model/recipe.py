@@ -13,6 +13,7 @@ from sconeflow.model.errors import InvalidHyperparameter
 TTA_CHOICES = ("none", "flip", "auto")
 DISTILL_TARGET_CHOICES = ("live", "fixed")
 STUDENT_CALIBRATION_CHOICES = ("members", "holdout")
+QUANTIZE_CHOICES = ("none", "int8", "auto")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class TrainConfig:
     # Where the distilled student's temperature comes from: "holdout" (one more student, trained without
     # validation fold 0, predicts that fold: costs one more training) or "members" (their out-of-fold T).
     student_calibration: str = "holdout"
+    # The shipped graph: "auto" = int8 (about 3-4x faster on x86 with VNNI) when it agrees with the float32
+    # graph and loses no held-out image (sconeflow.model.quantize), else float32; "int8"; "none".
+    quantize: str = "auto"
     augment: bool = True
     num_threads: int = 2
     device: str = "auto"
@@ -91,6 +95,7 @@ class TrainConfig:
                 self.student_calibration in STUDENT_CALIBRATION_CHOICES,
                 f"student_calibration must be one of {', '.join(STUDENT_CALIBRATION_CHOICES)}",
             ),
+            (self.quantize in QUANTIZE_CHOICES, f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}"),
             (self.num_threads >= 1, "num_threads must be >= 1"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         ]

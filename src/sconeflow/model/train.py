@@ -40,6 +40,7 @@ from sconeflow.model.errors import InvalidHyperparameter, TrainingStopped
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
 from sconeflow.model.jobs import TrainingJob, TrainingJobs
 from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
+from sconeflow.model.quantize import MIN_AGREEMENT, compare, passes, quantize_int8, run_graph
 from sconeflow.model.recipe import TrainConfig
 from sconeflow.store import ObjectStore, open_store
 
@@ -86,6 +87,19 @@ class FitResult:
     flip_tta: bool = False
     teachers: list[nn.Module] = field(default_factory=list)  # the ensemble members (before distillation)
     calibration: Calibration | None = None  # the fitted temperature (None: not calibrated)
+    calibration_images: np.ndarray | None = None  # normalized training images (int8 calibration)
+    heldout: HeldOut | None = None  # a model of this recipe and images it never saw (int8 check)
+
+
+@dataclass
+class HeldOut:
+    """A model trained by the same recipe and validation images it never saw (``model=None``: the
+    exported model itself)."""
+
+    model: ProbabilityModel | None
+    images: np.ndarray  # normalized float32 NCHW
+    labels: np.ndarray
+    source: str
 
 
 # -- tensors and augmentation ---------------------------------------------------------------------
@@ -371,6 +385,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         flip_tta = config.tta == "flip"
 
     student_heldout: tuple[torch.Tensor, torch.Tensor] | None = None
+    twin: nn.Module | None = None
     if config.uses_student:
         with torch.no_grad():
             teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
@@ -414,6 +429,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
                 widths=config.student_widths,
             )
             reports += twin_reports
+            twin_idx = out
             twin_probs = predict_logits_probs(twin, x[out], flip=flip_tta)
             student_heldout = (twin_probs.clamp_min(1e-30).log(), y[out])
             val_metrics["val_accuracy_calibration_student"] = float(
@@ -441,6 +457,19 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     final = ProbabilityModel(
         [copy.deepcopy(m).to("cpu") for m in final_members], flip_tta=flip_tta, temperature=temperature
     ).eval()
+    heldout = None
+    if twin is not None:
+        twin_cpu = copy.deepcopy(twin).to("cpu")
+        twin_model = ProbabilityModel([twin_cpu], flip_tta=flip_tta, temperature=temperature)
+        heldout = HeldOut(
+            twin_model.eval(),
+            x[twin_idx].cpu().numpy(),
+            y[twin_idx].cpu().numpy(),
+            "calibration student on validation fold 0",
+        )
+    elif len(final_members) == 1 and not config.uses_student and use_val:
+        first = folds == 0
+        heldout = HeldOut(None, x[first].cpu().numpy(), train.labels[first], "the model on validation fold 0")
     return FitResult(
         model=final,
         mean=mean,
@@ -453,6 +482,8 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         flip_tta=flip_tta,
         teachers=members,
         calibration=calibration,
+        calibration_images=x.cpu().numpy(),
+        heldout=heldout,
     )
 
 
@@ -460,9 +491,15 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
 
 
 def build_metadata(
-    result: FitResult, config: TrainConfig, job_name: str, bucket: str, metrics: dict[str, Any]
+    result: FitResult,
+    config: TrainConfig,
+    job_name: str,
+    bucket: str,
+    metrics: dict[str, Any],
+    quantization: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import onnx
+    import onnxruntime
 
     exported_widths = (config.student_widths or config.widths) if config.uses_student else config.widths
     return {
@@ -505,6 +542,7 @@ def build_metadata(
             "parameters": count_parameters(result.model),
         },
         "calibration": _calibration_doc(result),
+        "quantization": quantization or {"method": "none"},
         "metrics": metrics,
         "training": {
             "job_name": job_name,
@@ -518,6 +556,7 @@ def build_metadata(
             "torch": torch.__version__,
             "onnx": onnx.__version__,
             "onnx_opset": ONNX_OPSET,
+            "onnxruntime": onnxruntime.__version__,
             "python": platform.python_version(),
         },
     }
@@ -563,7 +602,8 @@ def train(
 
         result = fit(train_split, config, on_epoch=record)
         jobs.set_secondary(job.name, "Uploading")
-        onnx_bytes = export_onnx(result.model, config.input_shape)
+        float_bytes = export_onnx(result.model, config.input_shape)
+        onnx_bytes, quantization = choose_graph(float_bytes, result, config)
         metrics: dict[str, Any] = dict(result.val_metrics)
         if result.calibration is not None:
             metrics.update(result.calibration.metrics())
@@ -571,8 +611,11 @@ def train(
         metrics["train_cpu_seconds"] = round(result.cpu_seconds, 2)
         test_report = None
         if config.evaluate_test:
-            test_report = _evaluate_test(onnx_bytes, result, config, job.name, bucket, store, metrics)
-        artifact = build_artifact(onnx_bytes, build_metadata(result, config, job.name, bucket, metrics))
+            test_report = _evaluate_test(
+                onnx_bytes, result, config, job.name, bucket, store, metrics, float_bytes=float_bytes
+            )
+        metadata = build_metadata(result, config, job.name, bucket, metrics, quantization)
+        artifact = build_artifact(onnx_bytes, metadata)
         read_artifact(artifact)  # never publish an artifact we could not load
         key = artifact_key(job.name)
         store.create_bucket(bucket, exist_ok=True)
@@ -590,6 +633,53 @@ def train(
         raise
 
 
+def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> tuple[bytes, dict[str, Any]]:
+    """The graph to ship: the float32 export, or its int8 form (``--quantize``), and how it was chosen.
+
+    ``auto`` ships int8 only when it passes :func:`~sconeflow.model.quantize.passes` on the checks below
+    (validation and training images only; the test split plays no part).
+    """
+    if config.quantize == "none" or result.calibration_images is None:
+        return float_bytes, {"method": "none"}
+    calibration = result.calibration_images
+    int8_bytes = quantize_int8(float_bytes, calibration, INPUT_NAME)
+    checks = [
+        compare(
+            run_graph(float_bytes, calibration, config.num_threads),
+            run_graph(int8_bytes, calibration, config.num_threads),
+            on="training images (the exported model)",
+        )
+    ]
+    if result.heldout is not None:
+        held = result.heldout
+        if held.model is None:
+            pair = (float_bytes, int8_bytes)
+        else:
+            twin_float = export_onnx(held.model, config.input_shape)
+            pair = (twin_float, quantize_int8(twin_float, calibration, INPUT_NAME))
+        float_probs, int8_probs = (run_graph(g, held.images, config.num_threads) for g in pair)
+        checks.append(compare(float_probs, int8_probs, held.labels, on=held.source))
+    accepted = config.quantize == "int8" or passes(checks)
+    for check in checks:
+        log.info("int8 vs float32 on %s: %s", check.on, check.as_dict())
+    if not accepted:
+        log.warning("the int8 graph failed the check (%s); shipping the float32 graph", checks)
+    doc = {
+        "method": "int8" if accepted else "none",
+        "requested": config.quantize,
+        "scheme": (
+            "ONNX Runtime static QDQ: Conv/MatMul on uint8 activations (min/max calibration) x int8 "
+            "per-channel 7-bit weights; other ops float32"
+        ),
+        "calibration_images": len(calibration),
+        "rule": f"auto: agreement >= {MIN_AGREEMENT} on every check and no more held-out errors",
+        "checks": [check.as_dict() for check in checks],
+        "float32_graph_bytes": len(float_bytes),
+        "int8_graph_bytes": len(int8_bytes),
+    }
+    return (int8_bytes if accepted else float_bytes), doc
+
+
 def _evaluate_test(
     onnx_bytes: bytes,
     result: FitResult,
@@ -598,6 +688,8 @@ def _evaluate_test(
     bucket: str,
     store: ObjectStore,
     metrics: dict[str, Any],
+    *,
+    float_bytes: bytes | None = None,
 ) -> Any:
     """Test metrics of the exported graph: reported only, never used to choose anything."""
     from sconeflow.model.artifact import OnnxClassifier
@@ -636,6 +728,12 @@ def _evaluate_test(
         metrics["test_confidence_at_least_0_93_uncalibrated"] = int((probs.max(axis=1) >= 0.93).sum())
     metrics["test_images"] = report.n
     metrics["latency_ms_batch1"] = round(classifier.latency_ms(repeats=100), 4)
+    if float_bytes is not None and float_bytes != onnx_bytes:
+        # For information only: the float32 graph the int8 one was made from.
+        float_classifier = OnnxClassifier(float_bytes, meta, intra_op_threads=config.num_threads)
+        float_probs = float_classifier.predict_proba(test_split.images)
+        metrics["test_accuracy_float32"] = float((float_probs.argmax(1) == test_split.labels).mean())
+        metrics["latency_ms_batch1_float32"] = round(float_classifier.latency_ms(repeats=100), 4)
     if config.uses_student and result.teachers:
         # For information only (how much the student keeps of its teachers): never used for a choice.
         x = to_tensor(test_split.images, result.mean, result.std, torch.device("cpu"))

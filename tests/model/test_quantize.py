@@ -1,0 +1,143 @@
+"""int8 quantization of the exported graph: the graph, the checks, the ``auto`` rule, the artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+
+from sconeflow.model.artifact import OnnxClassifier, load_classifier, read_artifact, resolve_model
+from sconeflow.model.dataload import load_split_data
+from sconeflow.model.errors import QuantizationFailed
+from sconeflow.model.export import export_onnx
+from sconeflow.model.quantize import QuantizationCheck, compare, passes, quantize_int8, run_graph
+from sconeflow.model.recipe import TrainConfig
+from sconeflow.model.train import build_metadata, choose_graph, fit, to_tensor, train
+
+
+@pytest.fixture
+def fitted(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    test = load_split_data(prepared, settings.bucket, "test")
+    config = TrainConfig.tiny(seed=4, tta="flip")
+    return config, fit(split, config), test
+
+
+def op_types(graph: bytes) -> list[str]:
+    return [node.op_type for node in onnx.load_from_string(graph).graph.node]
+
+
+def test_int8_graph_quantizes_the_convolutions_and_keeps_float_probabilities(fitted):
+    config, result, test = fitted
+    float_graph = export_onnx(result.model)
+    int8_graph = quantize_int8(float_graph, result.calibration_images)
+    ops = op_types(int8_graph)
+    assert "DequantizeLinear" in ops and "QuantizeLinear" in ops
+    # Softmax is not quantized: no QuantizeLinear reads its output.
+    nodes = onnx.load_from_string(int8_graph).graph.node
+    softmax_outputs = {o for n in nodes if n.op_type == "Softmax" for o in n.output}
+    assert softmax_outputs
+    assert not any(n.op_type == "QuantizeLinear" and set(n.input) & softmax_outputs for n in nodes)
+    assert len(int8_graph) < len(float_graph)
+    meta = build_metadata(result, config, "j", "b", {})
+    float_probs = OnnxClassifier(float_graph, meta).predict_proba(test.images)
+    int8_probs = OnnxClassifier(int8_graph, meta).predict_proba(test.images)
+    np.testing.assert_allclose(int8_probs.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(np.round(int8_probs * 255), int8_probs * 255, atol=1e-4)  # not rounded to 1/255
+    assert np.abs(int8_probs - float_probs).max() < 0.1
+    assert (int8_probs.argmax(1) == float_probs.argmax(1)).mean() >= 0.95
+
+
+def test_compare_counts_agreement_and_errors():
+    a = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
+    b = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.3, 0.7]], dtype=np.float32)
+    check = compare(a, b, np.array([0, 1, 0, 0]), on="x")
+    assert check.images == 4 and check.agreement == 0.75 and check.on == "x"
+    assert check.float_errors == 1 and check.int8_errors == 2
+    assert check.max_abs_diff == pytest.approx(0.2, abs=1e-6) and check.mean_abs_diff == pytest.approx(0.1, abs=1e-6)
+    assert compare(a, b).float_errors is None
+
+
+@pytest.mark.parametrize(
+    ("agreement", "float_errors", "int8_errors", "ok"),
+    [
+        (1.0, 3, 3, True),
+        (0.995, 3, 2, True),
+        (0.98, 3, 3, False),
+        (1.0, 3, 4, False),
+        (1.0, None, None, True),
+    ],
+)
+def test_auto_rule(agreement, float_errors, int8_errors, ok):
+    check = QuantizationCheck(100, agreement, 0.1, 0.01, float_errors, int8_errors)
+    assert passes([QuantizationCheck(100, 1.0, 0.0, 0.0), check]) is ok
+
+
+def test_auto_ships_float32_when_the_int8_graph_disagrees(fitted):
+    config, result, _ = fitted
+    # Calibrating on blank images leaves the activation ranges near zero: the int8 graph clips everything.
+    bad = dataclasses.replace(result, calibration_images=np.zeros_like(result.calibration_images[:8]))
+    float_graph = export_onnx(result.model)
+    shipped, doc = choose_graph(float_graph, bad, config.with_(quantize="auto"))
+    assert shipped == float_graph and doc["method"] == "none" and doc["requested"] == "auto"
+    assert not passes([QuantizationCheck(**{k: v for k, v in c.items()}) for c in doc["checks"]])
+    forced, forced_doc = choose_graph(float_graph, bad, config.with_(quantize="int8"))
+    assert forced != float_graph and forced_doc["method"] == "int8"
+
+
+def test_the_job_ships_int8_and_records_the_checks(settings, prepared):
+    job = train(settings, TrainConfig.tiny(seed=5, quantize="int8"), store=prepared)
+    data = resolve_model(settings, job.name).data
+    graph, meta = read_artifact(data)
+    assert "DequantizeLinear" in op_types(graph)
+    quant = meta["quantization"]
+    assert quant["method"] == "int8" and quant["requested"] == "int8"
+    assert quant["calibration_images"] == 2 * 40  # every training image
+    sources = [c["on"] for c in quant["checks"]]
+    assert sources == ["training images (the exported model)", "the model on validation fold 0"]
+    held = quant["checks"][1]
+    assert held["images"] == 8 and held["float_errors"] is not None and held["int8_errors"] is not None
+    assert meta["versions"]["onnxruntime"]
+    assert {"test_accuracy_float32", "latency_ms_batch1_float32"} <= set(job.final_metrics)
+    classifier = load_classifier(job.name, settings=settings)
+    test = load_split_data(prepared, settings.bucket, "test")
+    assert (classifier.predict_proba(test.images).argmax(1) == test.labels).mean() >= 0.95
+
+
+def test_quantize_none_ships_the_float_graph(settings, prepared):
+    job = train(settings, TrainConfig.tiny(seed=5, quantize="none"), store=prepared)
+    graph, meta = read_artifact(resolve_model(settings, job.name).data)
+    assert "DequantizeLinear" not in op_types(graph) and meta["quantization"] == {"method": "none"}
+    assert "test_accuracy_float32" not in job.final_metrics
+
+
+def test_distilled_job_checks_the_calibration_student(settings, prepared):
+    config = TrainConfig.tiny(seed=6, ensemble_size=2, distill=True, epochs=3, quantize="auto")
+    job = train(settings, config, store=prepared)
+    _, meta = read_artifact(resolve_model(settings, job.name).data)
+    checks = meta["quantization"]["checks"]
+    assert [c["on"] for c in checks] == [
+        "training images (the exported model)",
+        "calibration student on validation fold 0",
+    ]
+    assert checks[1]["images"] == 8 and checks[1]["float_errors"] is not None
+
+
+def test_bad_graph_or_no_calibration_is_a_named_error(fitted):
+    _, result, _ = fitted
+    with pytest.raises(QuantizationFailed):
+        quantize_int8(b"not an onnx graph", result.calibration_images)
+    with pytest.raises(QuantizationFailed):
+        quantize_int8(export_onnx(result.model), result.calibration_images[:0])
+
+
+def test_run_graph_matches_the_classifier(fitted):
+    config, result, test = fitted
+    graph = export_onnx(result.model)
+    x = to_tensor(test.images, result.mean, result.std, __import__("torch").device("cpu")).numpy()
+    meta = build_metadata(result, config, "j", "b", {})
+    np.testing.assert_allclose(
+        run_graph(graph, x), OnnxClassifier(graph, meta).predict_proba(test.images), atol=1e-6
+    )
