@@ -341,7 +341,7 @@ def count_capture_records(settings: Settings, endpoint: str) -> int:
     )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -358,6 +358,7 @@ def main() -> None:
         "--graph", choices=("int8", "float32"), default="int8", help="the built net's graph (no --model)"
     )
     parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed (nightly use)")
     parser.add_argument("--spin", action="store_true", help="let ONNX Runtime threads spin in the server")
     parser.add_argument(
         "--spin-max-batch", type=int, help="server: batches up to this size on the spinning session (0: none)"
@@ -472,14 +473,18 @@ def main() -> None:
                 f"{nearest['cpu_us_per_image']:15.0f}"
             )
         print("\ntargets:")
+        goals: dict[str, bool] = {}
         c1 = results.get((0, 1))
         if c1:
+            goals["c=1 p50 <= raw batch-1 + 1 ms"] = c1["p50_ms"] - raw[1]["p50_ms"] <= 1.0
             print(
                 f"  c=1 p50 {c1['p50_ms']:.2f} ms vs raw batch-1 {raw[1]['p50_ms']:.2f} ms + 1 ms "
                 f"-> overhead {c1['p50_ms'] - raw[1]['p50_ms']:.2f} ms"
             )
         c32 = results.get((100, 32))
         if c32 and 32 in raw:
+            goals["c=32 capture 100%: >= 80% of raw batch-32"] = c32["rps"] >= 0.8 * raw[32]["images_per_s"]
+            goals["c=32 capture 100%: p99 <= 50 ms"] = c32["p99_ms"] <= 50.0
             print(
                 f"  c=32 capture 100%: {c32['rps'] / raw[32]['images_per_s']:.0%} of raw batch-32 "
                 "throughput, "
@@ -489,6 +494,7 @@ def main() -> None:
             a, b = runs.get((0, level)), runs.get((100, level))
             if a and b:
                 costs = [1 - on["rps"] / off["rps"] for off, on in zip(a, b, strict=True)]
+                goals[f"capture cost at c={level} <= 5%"] = statistics.median(costs) <= 0.05
                 print(
                     f"  capture cost at c={level}: {statistics.median(costs):+.1%} of throughput, median of "
                     f"{len(costs)} paired rounds ({', '.join(f'{c:+.1%}' for c in costs)}) (target <= 5%)"
@@ -528,7 +534,14 @@ def main() -> None:
                 f"  server up after overload: {alive}; capture records {records} for {accepted} accepted "
                 f"requests ({'none lost' if records == accepted else 'MISMATCH ' + str(accepted - records)})"
             )
+            goals["10x overload: server up, fast 429s (< 1 ms server-side), no capture record lost"] = (
+                alive and row["throttled"] > 0 and srv["throttle_us"] < 1000 and records == accepted
+            )
+        print()
+        for goal, ok in goals.items():
+            print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
+        return 1 if args.check and not all(goals.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -192,6 +192,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per training (default 2)")
     parser.add_argument("--parallel", action="store_true", help="train the seeds at once, one process each")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed (nightly use)")
     parser.add_argument("--keep-artifacts", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -293,7 +294,7 @@ def summarize(args: argparse.Namespace, rows: list[dict]) -> int:
         print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    return 0
+    return 1 if args.check and not all(summary["goals"].values()) else 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 The float32 graph from :func:`~sconeflow.model.export.export_onnx` becomes a QDQ graph: every Conv and
 MatMul runs on 8-bit integers (activations uint8 with scales fitted on calibration images by min/max,
-weights int8 per output channel), everything else (pooling, batch norm, softmax, the flip-TTA mean, the
-temperature) stays float32, so the probabilities are not rounded. The result is still one ONNX file that any ONNX Runtime (>= 1.18) loads
-with no extra package; on x86 CPUs with VNNI the convolutions run about 3-4x faster.
+weights int8 per output channel); everything else (pooling, batch norm, softmax, the flip-TTA mean, the
+temperature) stays float32, so the probabilities are not rounded. The result is still one ONNX file
+that any ONNX Runtime (>= 1.18) loads with no extra package; on x86 CPUs with VNNI the convolutions
+run about 3-4x faster.
 
 Weights use 7 bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 x int8 pairs into int16
 (``vpmaddubsw``), which saturates with full 8-bit weights; 7-bit weights cannot overflow there, so the
