@@ -56,7 +56,9 @@ def test_compare_counts_agreement_and_errors():
     check = compare(a, b, np.array([0, 1, 0, 0]), on="x")
     assert check.images == 4 and check.agreement == 0.75 and check.on == "x"
     assert check.float_errors == 1 and check.int8_errors == 2
-    assert check.max_abs_diff == pytest.approx(0.2, abs=1e-6) and check.mean_abs_diff == pytest.approx(0.1, abs=1e-6)
+    assert check.max_abs_diff == pytest.approx(0.2, abs=1e-6) and check.mean_abs_diff == pytest.approx(
+        0.1, abs=1e-6
+    )
     assert compare(a, b).float_errors is None
 
 
