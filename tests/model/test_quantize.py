@@ -41,6 +41,11 @@ def test_int8_graph_quantizes_the_convolutions_and_keeps_float_probabilities(fit
     assert softmax_outputs
     assert not any(n.op_type == "QuantizeLinear" and set(n.input) & softmax_outputs for n in nodes)
     assert len(int8_graph) < len(float_graph)
+    # Standard ONNX only (no ONNX Runtime contrib ops), still opset 17: any ONNX runtime can load it.
+    model = onnx.load_from_string(int8_graph)
+    onnx.checker.check_model(model)
+    assert {n.domain for n in nodes} <= {"", "ai.onnx"}
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
     meta = build_metadata(result, config, "j", "b", {})
     float_probs = OnnxClassifier(float_graph, meta).predict_proba(test.images)
     int8_probs = OnnxClassifier(int8_graph, meta).predict_proba(test.images)
