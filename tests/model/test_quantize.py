@@ -148,3 +148,19 @@ def test_run_graph_matches_the_classifier(fitted):
     np.testing.assert_allclose(
         run_graph(graph, x), OnnxClassifier(graph, meta).predict_proba(test.images), atol=1e-6
     )
+
+
+def test_calibration_sample_is_capped_deterministic_and_contiguous():
+    import torch
+
+    from sconeflow.model.train import MAX_CALIBRATION_IMAGES, _calibration_sample
+
+    x = torch.arange(1500 * 3 * 2 * 2, dtype=torch.float32).reshape(1500, 3, 2, 2)
+    x = x.contiguous(memory_format=torch.channels_last)
+    a, b = _calibration_sample(x, 7), _calibration_sample(x, 7)
+    assert a.shape == (MAX_CALIBRATION_IMAGES, 3, 2, 2) and a.flags.c_contiguous and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, _calibration_sample(x, 8))
+    assert len(np.unique(a[:, 0, 0, 0])) == MAX_CALIBRATION_IMAGES  # distinct images, no repeats
+    small = _calibration_sample(x[:80], 7)
+    np.testing.assert_array_equal(small, x[:80].numpy())

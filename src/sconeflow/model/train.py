@@ -47,6 +47,7 @@ from sconeflow.store import ObjectStore, open_store
 log = logging.getLogger(__name__)
 
 CROP_PAD = 4
+MAX_CALIBRATION_IMAGES = 1000  # the mini dataset's whole training split; a sample of larger ones
 N_FOLDS_MAX = 10
 
 
@@ -463,13 +464,14 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         twin_model = ProbabilityModel([twin_cpu], flip_tta=flip_tta, temperature=temperature)
         heldout = HeldOut(
             twin_model.eval(),
-            x[twin_idx].cpu().numpy(),
+            np.ascontiguousarray(x[twin_idx].cpu().numpy()),
             y[twin_idx].cpu().numpy(),
             "calibration student on validation fold 0",
         )
     elif len(final_members) == 1 and not config.uses_student and use_val:
         first = folds == 0
-        heldout = HeldOut(None, x[first].cpu().numpy(), train.labels[first], "the model on validation fold 0")
+        images = np.ascontiguousarray(x[torch.from_numpy(first).to(device)].cpu().numpy())
+        heldout = HeldOut(None, images, train.labels[first], "the model on validation fold 0")
     return FitResult(
         model=final,
         mean=mean,
@@ -482,9 +484,18 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         flip_tta=flip_tta,
         teachers=members,
         calibration=calibration,
-        calibration_images=x.cpu().numpy(),
+        calibration_images=_calibration_sample(x, config.seed),
         heldout=heldout,
     )
+
+
+def _calibration_sample(x: torch.Tensor, seed: int) -> np.ndarray:
+    """The training images the int8 ranges are fitted on (and checked against): all of them up to
+    :data:`MAX_CALIBRATION_IMAGES`, else a fixed random sample of that many."""
+    if len(x) > MAX_CALIBRATION_IMAGES:
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:MAX_CALIBRATION_IMAGES]
+        x = x[pick.sort().values.to(x.device)]
+    return np.ascontiguousarray(x.cpu().numpy(), dtype=np.float32)
 
 
 # -- the job --------------------------------------------------------------------------------------
