@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from sconeflow.config import Settings, load_settings
 from sconeflow.store import LocalStore
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts background jobs (``cmd &``, nohup in a script) with SIGINT ignored, and an ignored
+    # signal is inherited across exec: the Ctrl-C tests' child CLIs would then never see their SIGINT.
+    # A caught signal resets to the default on exec, so catching it here gives children the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
