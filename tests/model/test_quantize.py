@@ -164,3 +164,12 @@ def test_calibration_sample_is_capped_deterministic_and_contiguous():
     assert len(np.unique(a[:, 0, 0, 0])) == MAX_CALIBRATION_IMAGES  # distinct images, no repeats
     small = _calibration_sample(x[:80], 7)
     np.testing.assert_array_equal(small, x[:80].numpy())
+
+
+def test_auto_falls_back_to_float32_when_quantization_fails_and_int8_fails_the_job(fitted):
+    config, result, _ = fitted
+    not_a_graph = b"not an onnx graph"
+    shipped, doc = choose_graph(not_a_graph, result, config.with_(quantize="auto"))
+    assert shipped == not_a_graph and doc["method"] == "none" and "could not quantize" in doc["error"]
+    with pytest.raises(QuantizationFailed):
+        choose_graph(not_a_graph, result, config.with_(quantize="int8"))

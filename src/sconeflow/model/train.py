@@ -36,7 +36,7 @@ from sconeflow.model.artifact import (
 )
 from sconeflow.model.calibration import Calibration, calibrate
 from sconeflow.model.dataload import SplitData, describe_error, load_split_data
-from sconeflow.model.errors import InvalidHyperparameter, TrainingStopped
+from sconeflow.model.errors import InvalidHyperparameter, QuantizationFailed, TrainingStopped
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
 from sconeflow.model.jobs import TrainingJob, TrainingJobs
 from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
@@ -653,7 +653,13 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
     if config.quantize == "none" or result.calibration_images is None:
         return float_bytes, {"method": "none"}
     calibration = result.calibration_images
-    int8_bytes = quantize_int8(float_bytes, calibration, INPUT_NAME)
+    try:
+        int8_bytes = quantize_int8(float_bytes, calibration, INPUT_NAME)
+    except QuantizationFailed as exc:
+        if config.quantize == "int8":
+            raise  # asked for explicitly: the job fails with the reason
+        log.warning("shipping the float32 graph: %s", exc)
+        return float_bytes, {"method": "none", "requested": config.quantize, "error": str(exc)}
     checks = [
         compare(
             run_graph(float_bytes, calibration, config.num_threads),
