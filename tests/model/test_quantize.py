@@ -101,7 +101,7 @@ def test_the_job_ships_int8_and_records_the_checks(settings, prepared):
     assert "DequantizeLinear" in op_types(graph)
     quant = meta["quantization"]
     assert quant["method"] == "int8" and quant["requested"] == "int8"
-    assert quant["calibration_images"] == 2 * 40  # every training image
+    assert quant["calibration_images"] == 2 * 40 - 8  # the training images the model trained on (not fold 0)
     sources = [c["on"] for c in quant["checks"]]
     assert sources == ["training images (the exported model)", "the model on validation fold 0"]
     held = quant["checks"][1]
@@ -130,6 +130,8 @@ def test_distilled_job_checks_the_calibration_student(settings, prepared):
         "calibration student on validation fold 0",
     ]
     assert checks[1]["images"] == 8 and checks[1]["float_errors"] is not None
+    # The twin's int8 ranges come from its own training images, never from the fold it is checked on.
+    assert meta["quantization"]["heldout_check_calibration_images"] == 80 - 8
 
 
 def test_bad_graph_or_no_calibration_is_a_named_error(fitted):

@@ -88,7 +88,7 @@ class FitResult:
     flip_tta: bool = False
     teachers: list[nn.Module] = field(default_factory=list)  # the ensemble members (before distillation)
     calibration: Calibration | None = None  # the fitted temperature (None: not calibrated)
-    calibration_images: np.ndarray | None = None  # normalized training images (int8 calibration)
+    calibration_images: np.ndarray | None = None  # normalized images the model trained on (int8 ranges)
     heldout: HeldOut | None = None  # a model of this recipe and images it never saw (int8 check)
 
 
@@ -101,6 +101,7 @@ class HeldOut:
     images: np.ndarray  # normalized float32 NCHW
     labels: np.ndarray
     source: str
+    calibration: np.ndarray | None = None  # the model's own training images (None: the exported model's)
 
 
 # -- tensors and augmentation ---------------------------------------------------------------------
@@ -430,7 +431,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
                 widths=config.student_widths,
             )
             reports += twin_reports
-            twin_idx = out
+            twin_idx, twin_keep = out, keep
             twin_probs = predict_logits_probs(twin, x[out], flip=flip_tta)
             student_heldout = (twin_probs.clamp_min(1e-30).log(), y[out])
             val_metrics["val_accuracy_calibration_student"] = float(
@@ -459,6 +460,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         [copy.deepcopy(m).to("cpu") for m in final_members], flip_tta=flip_tta, temperature=temperature
     ).eval()
     heldout = None
+    calibration_images = _calibration_sample(x, config.seed)
     if twin is not None:
         twin_cpu = copy.deepcopy(twin).to("cpu")
         twin_model = ProbabilityModel([twin_cpu], flip_tta=flip_tta, temperature=temperature)
@@ -467,11 +469,15 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
             np.ascontiguousarray(x[twin_idx].cpu().numpy()),
             y[twin_idx].cpu().numpy(),
             "calibration student on validation fold 0",
+            _calibration_sample(x[twin_keep], config.seed),  # never its held-out fold
         )
     elif len(final_members) == 1 and not config.uses_student and use_val:
         first = folds == 0
-        images = np.ascontiguousarray(x[torch.from_numpy(first).to(device)].cpu().numpy())
+        held_mask = torch.from_numpy(first).to(device)
+        images = np.ascontiguousarray(x[held_mask].cpu().numpy())
         heldout = HeldOut(None, images, train.labels[first], "the model on validation fold 0")
+        # The model never trained on fold 0: its int8 ranges must not come from it either.
+        calibration_images = _calibration_sample(x[~held_mask], config.seed)
     return FitResult(
         model=final,
         mean=mean,
@@ -484,7 +490,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         flip_tta=flip_tta,
         teachers=members,
         calibration=calibration,
-        calibration_images=_calibration_sample(x, config.seed),
+        calibration_images=calibration_images,
         heldout=heldout,
     )
 
@@ -673,9 +679,13 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
             pair = (float_bytes, int8_bytes)
         else:
             twin_float = export_onnx(held.model, config.input_shape)
-            pair = (twin_float, quantize_int8(twin_float, calibration, INPUT_NAME))
+            twin_calibration = held.calibration if held.calibration is not None else calibration
+            pair = (twin_float, quantize_int8(twin_float, twin_calibration, INPUT_NAME))
         float_probs, int8_probs = (run_graph(g, held.images, config.num_threads) for g in pair)
         checks.append(compare(float_probs, int8_probs, held.labels, on=held.source))
+        heldout_calibration = len(held.calibration) if held.calibration is not None else len(calibration)
+    else:
+        heldout_calibration = 0
     accepted = config.quantize == "int8" or passes(checks)
     for check in checks:
         log.info("int8 vs float32 on %s: %s", check.on, check.as_dict())
@@ -689,6 +699,7 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
             "per-channel 7-bit weights; other ops float32"
         ),
         "calibration_images": len(calibration),
+        "heldout_check_calibration_images": heldout_calibration,  # the twin's: its training images only
         "rule": f"auto: agreement >= {MIN_AGREEMENT} on every check and no more held-out errors",
         "checks": [check.as_dict() for check in checks],
         "float32_graph_bytes": len(float_bytes),
