@@ -20,19 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from sconeflow.model.artifact import OnnxClassifier, cpu_session, read_artifact
+
 log = logging.getLogger(__name__)
-
-
-def _session(onnx_bytes: bytes, intra_op_threads: int, spinning: bool) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 class ServingClassifier:
@@ -51,13 +41,13 @@ class ServingClassifier:
         self.classes: list[str] = list(classifier.classes)
         self.input_shape: tuple[int, int, int] = tuple(classifier.input_shape)  # type: ignore[assignment]
         self.resize_method: str = getattr(classifier, "resize_method", "bilinear")
-        self._session = _session(onnx_bytes, intra_op_threads, allow_spinning)
+        self._session = cpu_session(onnx_bytes, intra_op_threads, spinning=allow_spinning)
         self._input_name = self._session.get_inputs()[0].name
         # One thread has no worker to wake; with spinning on everywhere, one session serves all sizes.
         self.spin_max_batch = spin_max_batch if intra_op_threads > 1 and not allow_spinning else 0
         self._small = self._session
         if self.spin_max_batch > 0:
-            self._small = _session(onnx_bytes, intra_op_threads, spinning=True)
+            self._small = cpu_session(onnx_bytes, intra_op_threads, spinning=True)
 
     def session_for(self, batch: int) -> Any:
         """The session a batch of this many images runs on."""
@@ -72,8 +62,6 @@ def load_serving_classifier(
     data: bytes, *, intra_op_threads: int, allow_spinning: bool = False, spin_max_batch: int = 0
 ) -> ServingClassifier:
     """Artifact bytes -> a :class:`ServingClassifier` (validated by the training stage's loader)."""
-    from sconeflow.model.artifact import OnnxClassifier, read_artifact
-
     onnx_bytes, metadata = read_artifact(data)
     classifier = OnnxClassifier(onnx_bytes, metadata, intra_op_threads=1)
     return ServingClassifier(

@@ -226,14 +226,27 @@ def _read_limited(path: Path) -> bytes:
 # -- inference ----------------------------------------------------------------------------------
 
 
+def cpu_session(onnx_bytes: bytes, intra_op_threads: int, *, spinning: bool | None = None) -> Any:
+    """An ONNX Runtime CPU session: ``intra_op_threads`` threads, one inter-op thread, every graph
+    optimization, quiet logs; ``spinning`` sets whether idle intra-op threads spin (None: ORT's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxClassifier:
     """An image classifier on onnxruntime: ``predict_proba(uint8 NHWC) -> float32 [N, C]``."""
 
     def __init__(
         self, onnx_bytes: bytes, metadata: dict[str, Any], *, intra_op_threads: int = DEFAULT_THREADS
     ):
-        import onnxruntime as ort
-
         validate_metadata(metadata)
         self.metadata = metadata
         self.artifact_bytes: bytes | None = None  # the model.tar.gz it came from, when loaded from one
@@ -244,13 +257,8 @@ class OnnxClassifier:
         self._mean = np.asarray(norm["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
         self._std = np.asarray(norm["std"], dtype=np.float32).reshape(1, 3, 1, 1)
         self.resize_method: str = metadata.get("preprocessing", {}).get("resize", "bilinear")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(onnx_bytes, intra_op_threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
             raise InvalidModelArtifact(f"model.onnx cannot be loaded by onnxruntime: {exc}") from exc
         inputs = self._session.get_inputs()

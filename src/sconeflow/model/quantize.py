@@ -129,12 +129,8 @@ def passes(checks: list[QuantizationCheck]) -> bool:
 
 def run_graph(onnx_bytes: bytes, x: np.ndarray, threads: int = 1, input_name: str = "input") -> np.ndarray:
     """Probabilities of a graph on normalized float32 NCHW images (for the checks)."""
-    import onnxruntime as ort
+    from sconeflow.model.artifact import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    session = cpu_session(onnx_bytes, threads)
     outs = [session.run(None, {input_name: x[i : i + 256]})[0] for i in range(0, len(x), 256)]
     return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)

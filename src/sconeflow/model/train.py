@@ -673,19 +673,16 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
             on="training images (the exported model)",
         )
     ]
-    if result.heldout is not None:
-        held = result.heldout
+    held = result.heldout
+    held_calibration = calibration if held is None or held.calibration is None else held.calibration
+    if held is not None:
         if held.model is None:
             pair = (float_bytes, int8_bytes)
         else:
             twin_float = export_onnx(held.model, config.input_shape)
-            twin_calibration = held.calibration if held.calibration is not None else calibration
-            pair = (twin_float, quantize_int8(twin_float, twin_calibration, INPUT_NAME))
+            pair = (twin_float, quantize_int8(twin_float, held_calibration, INPUT_NAME))
         float_probs, int8_probs = (run_graph(g, held.images, config.num_threads) for g in pair)
         checks.append(compare(float_probs, int8_probs, held.labels, on=held.source))
-        heldout_calibration = len(held.calibration) if held.calibration is not None else len(calibration)
-    else:
-        heldout_calibration = 0
     accepted = config.quantize == "int8" or passes(checks)
     for check in checks:
         log.info("int8 vs float32 on %s: %s", check.on, check.as_dict())
@@ -699,7 +696,8 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
             "per-channel 7-bit weights; other ops float32"
         ),
         "calibration_images": len(calibration),
-        "heldout_check_calibration_images": heldout_calibration,  # the twin's: its training images only
+        # the held-out check's model: its own training images only (0: no held-out check)
+        "heldout_check_calibration_images": len(held_calibration) if held is not None else 0,
         "rule": f"auto: agreement >= {MIN_AGREEMENT} on every check and no more held-out errors",
         "checks": [check.as_dict() for check in checks],
         "float32_graph_bytes": len(float_bytes),
