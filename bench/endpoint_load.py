@@ -13,7 +13,10 @@
    installed (``--generator auto``, a Lua script POSTs the PNG and prints exact p50/p99), else with this
    script's own asyncio HTTP/1.1 keep-alive client (``--generator python``: one protocol object per
    connection, the request bytes preformatted); report p50/p99 latency and requests/s, and the ratio to
-   the raw throughput at the same batch size. The generator used is printed.
+   the raw throughput at the same batch size. The generator used is printed. The c=32 target's ratio is
+   paired too: each round also measures the raw batch-32 throughput right before its two runs, and the
+   figure is the median of the rounds' ratios (this VM's speed drifts by 20% within minutes, so a
+   baseline taken once at the start would decide the ratio as much as the server does).
 4. Overload: a queue of 64 against 10x as many concurrent clients (the asyncio client, which separates
    200s from 429s); reports throttling latency, that the server stays up, and that every accepted request
    has its capture record.
@@ -99,6 +102,39 @@ def raw_throughput(artifact: bytes, threads: int, batches: list[int], seconds: f
             "cpu_us_per_image": cpu / (batch * len(times)) * 1e6,
         }
     return out
+
+
+def raw_side_by_side(artifact: bytes, workers: int, batch: int, seconds: float) -> dict:
+    """The server's layout without the server: ``workers`` threads each running batches of ``batch`` on one
+    single-threaded session at once (the most this machine gets out of the graph)."""
+    import threading
+
+    from sconeflow.model.artifact import cpu_session, load_classifier, read_artifact
+
+    onnx_bytes, _ = read_artifact(artifact)
+    classifier = load_classifier(artifact, intra_op_threads=1)
+    session = cpu_session(onnx_bytes, 1, spinning=False)
+    name = session.get_inputs()[0].name
+    c, h, w = classifier.input_shape
+    x = classifier.normalize(np.random.default_rng(0).integers(0, 256, (batch, h, w, c), dtype=np.uint8))
+    session.run(None, {name: x})
+    done = [0] * workers
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        while not stop.is_set():
+            session.run(None, {name: x})
+            done[i] += batch
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return {"images_per_s": sum(done) / (time.perf_counter() - started), "workers": workers, "batch": batch}
 
 
 # -- the load generator ---------------------------------------------------------------------------
@@ -349,6 +385,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = CPU cores, max 4)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="server: inference workers (0 = one per core, max 4)"
+    )
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-batch", type=int, default=64, help="server: largest micro-batch")
     parser.add_argument(
@@ -419,6 +458,17 @@ def main() -> int:
                 f"  batch {batch:>3}: {row['images_per_s']:8.1f} images/s   "
                 f"p50 {row['p50_ms']:6.2f} ms/batch   CPU {row['cpu_us_per_image']:6.0f} us/image"
             )
+        workers = args.workers or max(1, min(4, os.cpu_count() or 1))
+        side = (
+            raw_side_by_side(artifact.read_bytes(), workers, 16, min(args.duration, 3.0))
+            if workers > 1
+            else None
+        )
+        if side:
+            print(
+                f"  {workers} single-threaded sessions side by side, batch 16 each (the server's layout; "
+                f"information): {side['images_per_s']:8.1f} images/s"
+            )
 
         home = workdir / "home"
         os.environ["SCONEFLOW_HOME"] = str(home)
@@ -426,6 +476,7 @@ def main() -> int:
         settings.ensure_dirs()
         serving = {
             "threads": threads,
+            "workers": args.workers,
             "max_wait_ms": args.max_wait_ms,
             "max_queue": 256,
             "max_batch": args.max_batch,
@@ -443,8 +494,14 @@ def main() -> int:
             for capture in (0, 100)
         }
         runs: dict[tuple[int, int], list[dict]] = {}
+        raw_rounds: dict[int, list[float]] = {}  # raw images/s at batch = level, taken before each round
+        artifact_bytes = artifact.read_bytes()
         for level in levels:
             for round_ in range(args.rounds):
+                if level == 32:
+                    raw_rounds.setdefault(level, []).append(
+                        raw_throughput(artifact_bytes, threads, [level], 1.5)[level]["images_per_s"]
+                    )
                 for capture in (0, 100) if round_ % 2 == 0 else (100, 0):
                     runs.setdefault((capture, level), []).append(
                         measure(views[capture], f"bench-c{capture}", png, level, args.duration, wrk, workdir)
@@ -482,14 +539,22 @@ def main() -> int:
                 f"-> overhead {c1['p50_ms'] - raw[1]['p50_ms']:.2f} ms"
             )
         c32 = results.get((100, 32))
-        if c32 and 32 in raw:
-            goals["c=32 capture 100%: >= 80% of raw batch-32"] = c32["rps"] >= 0.8 * raw[32]["images_per_s"]
+        if c32 and 32 in raw_rounds:
+            ratios = [row["rps"] / base for row, base in zip(runs[(100, 32)], raw_rounds[32], strict=True)]
+            ratio = statistics.median(ratios)
+            goals["c=32 capture 100%: >= 80% of raw batch-32"] = ratio >= 0.8
             goals["c=32 capture 100%: p99 <= 50 ms"] = c32["p99_ms"] <= 50.0
             print(
-                f"  c=32 capture 100%: {c32['rps'] / raw[32]['images_per_s']:.0%} of raw batch-32 "
-                "throughput, "
-                f"p99 {c32['p99_ms']:.1f} ms (targets >= 80%, <= 50 ms)"
+                f"  c=32 capture 100%: {ratio:.0%} of raw batch-32 throughput, median of {len(ratios)} "
+                f"rounds ({', '.join(f'{r:.0%}' for r in ratios)}; raw measured before each round: "
+                f"{', '.join(f'{b:.0f}' for b in raw_rounds[32])} images/s), p99 {c32['p99_ms']:.1f} ms "
+                "(targets >= 80%, <= 50 ms)"
             )
+            if side:
+                print(
+                    f"  (information: {c32['rps'] / side['images_per_s']:.0%} of {workers} single-threaded "
+                    "sessions side by side, the most this machine gets out of the graph)"
+                )
         for level in levels:
             a, b = runs.get((0, level)), runs.get((100, level))
             if a and b:

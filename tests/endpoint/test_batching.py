@@ -169,3 +169,94 @@ def test_refill_gives_up_when_callers_stop_coming() -> None:
         return model.sizes
 
     assert asyncio.run(scenario()) == [1, 5]
+
+
+class OverlapModel:
+    """A stand-in model that takes a while per call and records how many calls ran at once, and where."""
+
+    def __init__(self, seconds: float = 0.02) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.sizes: list[int] = []
+        self.threads: list[str] = []
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.sizes.append(len(images))
+            self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)  # releases the GIL, as ONNX Runtime does
+        with self.lock:
+            self.running -= 1
+        p = images.reshape(len(images), -1)[:, 0].astype(np.float32) / 255
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_workers_run_batches_side_by_side_each_taking_its_share() -> None:
+    async def scenario() -> tuple[list, OverlapModel, MicroBatcher]:
+        model = OverlapModel()
+        batcher = MicroBatcher(max_batch=64, max_queue=100, workers=2)
+        results = await asyncio.gather(*[batcher.submit(model, image(v)) for v in range(32)])
+        batcher.close()
+        return results, model, batcher
+
+    results, model, batcher = asyncio.run(scenario())
+    for value, prediction in enumerate(results):
+        assert prediction.probabilities[1] == pytest.approx(value / 255)
+    assert sum(model.sizes) == 32
+    assert model.most_at_once == 2  # both workers computed at once ...
+    assert max(model.sizes) <= 8  # ... each at most its share: 32 in flight / (2 workers x 2 batches)
+    assert set(model.threads) == {"inference-0", "inference-1"}
+    assert not any(thread.is_alive() for thread in batcher._threads)
+
+
+def test_a_lone_caller_stays_on_the_worker_that_idled_last() -> None:
+    """Wake-ups are last-in first-out: one caller at a time keeps one warm worker (FIFO alternated)."""
+
+    async def scenario() -> list[str]:
+        model = OverlapModel(seconds=0.001)
+        batcher = MicroBatcher(max_batch=8, refill_wait=0.004, workers=2)
+        for value in range(10):
+            await batcher.submit(model, image(value))
+            await asyncio.sleep(0.005)  # the caller's round trip: the worker is back waiting by then
+        batcher.close()
+        return model.threads
+
+    threads = asyncio.run(scenario())
+    assert len(threads) == 10 and len(set(threads)) == 1
+
+
+def test_workers_share_the_queue_under_closed_loop_load_without_losing_a_request() -> None:
+    """Workers waiting (max_wait, refill) while another takes the queue: every request is answered and no
+    worker thread dies (one did: it woke to an empty queue and indexed it)."""
+
+    async def scenario() -> tuple[int, int, MicroBatcher]:
+        model = OverlapModel(seconds=0.002)
+        batcher = MicroBatcher(max_batch=16, max_wait=0.002, refill_wait=0.004, refill_gap=0.001, workers=2)
+        answered = 0
+        deadline = time.perf_counter() + 0.6
+
+        async def caller(value: int) -> None:
+            nonlocal answered
+            while time.perf_counter() < deadline:
+                prediction = await batcher.submit(model, image(value))
+                assert prediction.probabilities[1] == pytest.approx(value / 255)
+                answered += 1
+
+        await asyncio.gather(*[caller(v) for v in range(40)])
+        alive = sum(thread.is_alive() for thread in batcher._threads)
+        batcher.close()
+        return answered, alive, batcher
+
+    answered, alive, batcher = asyncio.run(scenario())
+    assert answered > 40
+    assert alive == 2
+    assert not any(thread.is_alive() for thread in batcher._threads)
+
+
+def test_workers_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        MicroBatcher(workers=0)

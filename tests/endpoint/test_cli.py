@@ -31,6 +31,8 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
             "s3://cli-bucket/cap",
             "--spin-max-batch",
             "0",
+            "--workers",
+            "1",
             *home,
         ],
     )
@@ -53,6 +55,7 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
     }
     assert doc["DataCaptureConfigSummary"]["CaptureStatus"] == "Started"
     assert doc["Serving"]["spin_max_batch"] == 0
+    assert doc["Serving"]["workers"] == 1
 
     image = tmp_path / "x.png"
     image.write_bytes(trained_model.test_pngs[0][1])

@@ -59,3 +59,28 @@ def test_one_session_when_a_second_would_not_help(
         spin_max_batch=spin_max_batch,
     )
     assert serving.session_for(1) is serving.session_for(64)
+
+
+def _threads(session: object) -> int:
+    return session.get_session_options().intra_op_num_threads  # type: ignore[attr-defined]
+
+
+def test_workers_share_one_single_threaded_session_with_the_same_probabilities(
+    trained_model: TrainedModel,
+) -> None:
+    """Two workers: large batches on one single-threaded session run by both at once; the spinning
+    two-thread session only for a small batch while no other call runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = trained_model.artifact.read_bytes()
+    serving = load_serving_classifier(data, intra_op_threads=2, spin_max_batch=2, workers=2)
+    bulk = serving.session_for(64)
+    assert _threads(bulk) == 1
+    assert _threads(serving.session_for(1)) == 2
+    assert serving.session_for(1, alone=False) is bulk
+    reference = load_classifier(data)
+    batches = [_images(trained_model, n) for n in (1, 2, 5, 16, 32) * 4]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(serving.predict_proba, batches))
+    for images, probabilities in zip(batches, results, strict=True):
+        np.testing.assert_allclose(probabilities, reference.predict_proba(images), atol=1e-5)

@@ -14,6 +14,7 @@ from botocore.config import Config
 
 from sconeflow.config import Settings, load_settings
 from sconeflow.endpoint.registry import delete, deploy, resolve_endpoint_url
+from sconeflow.endpoint.server import ServingOptions
 from sconeflow.model.artifact import load_classifier
 from sconeflow.store import LocalStore
 
@@ -114,6 +115,7 @@ def test_endpoint_agrees_with_sconeflow_predict_and_needs_no_torch(
     with urllib.request.urlopen(f"{url}/-/info", timeout=5) as response:
         info = json.loads(response.read())
     assert info["TorchLoaded"] is False
+    assert info["InferenceWorkers"] == ServingOptions().inference_workers >= 1
 
 
 def test_any_size_jpeg_and_x_image(live: tuple[Settings, str], trained_model: TrainedModel) -> None:

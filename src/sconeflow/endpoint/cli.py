@@ -55,6 +55,14 @@ def deploy(
     threads: Annotated[
         int, typer.Option("--threads", min=0, help="ONNX Runtime threads (0 = CPU cores, max 4).")
     ] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Inference threads taking batches side by side (0 = CPU cores, max 4; 1 = one at a time).",
+        ),
+    ] = 0,
     refill_ms: Annotated[
         float,
         typer.Option(
@@ -82,6 +90,7 @@ def deploy(
         "max_wait_ms": max_wait_ms,
         "max_queue": max_queue,
         "threads": threads,
+        "workers": workers,
         "refill_ms": refill_ms,
         "spin_max_batch": spin_max_batch,
     }

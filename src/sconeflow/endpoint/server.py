@@ -66,6 +66,9 @@ class ServingOptions:
     max_wait_ms: float = 0.0
     max_queue: int = 256
     threads: int = 0  # 0: one per CPU core, at most 4
+    # Inference threads taking batches from the queue (0: one per CPU core, at most 4); with more than one,
+    # large batches run single-threaded side by side (see endpoint/batching.py and endpoint/runtime.py).
+    workers: int = 0
     allow_spinning: bool = False  # ONNX Runtime intra-op spinning for every batch (frees no core: off)
     # Batches of at most this many images run on a second session whose threads spin (0: never): a lightly
     # loaded endpoint then never waits for a sleeping worker thread to wake (see endpoint/runtime.py).
@@ -76,6 +79,10 @@ class ServingOptions:
     @property
     def intra_op_threads(self) -> int:
         return self.threads if self.threads > 0 else max(1, min(4, os.cpu_count() or 1))
+
+    @property
+    def inference_workers(self) -> int:
+        return self.workers if self.workers > 0 else max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -115,6 +122,7 @@ def load_deployment(
             intra_op_threads=options.intra_op_threads,
             allow_spinning=options.allow_spinning,
             spin_max_batch=options.spin_max_batch,
+            workers=options.inference_workers,
         )
         _warm_up(classifier, options.max_batch)
     except SconeflowError as exc:
@@ -188,6 +196,7 @@ class EndpointApp:
             max_wait=options.max_wait_ms / 1000.0,
             max_queue=options.max_queue,
             refill_wait=options.refill_ms / 1000.0,
+            workers=options.inference_workers,
             on_batch=self.metrics.observe_batch,
         )
         self._decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
@@ -306,6 +315,7 @@ class EndpointApp:
                 "Pid": os.getpid(),
                 "TorchLoaded": "torch" in sys.modules,  # serving must never need PyTorch
                 "OnnxRuntimeThreads": self.options.intra_op_threads,
+                "InferenceWorkers": self.options.inference_workers,
                 "HttpServer": "sconeflow.endpoint.httpserver",
             }
             respond(Response(200, json.dumps(info).encode()))
@@ -576,6 +586,7 @@ _OPTION_FIELDS = {
     "max_wait_ms",
     "max_queue",
     "threads",
+    "workers",
     "max_image_pixels",
     "allow_spinning",
     "spin_max_batch",
