@@ -116,6 +116,7 @@ def test_endpoint_agrees_with_sconeflow_predict_and_needs_no_torch(
         info = json.loads(response.read())
     assert info["TorchLoaded"] is False
     assert info["InferenceWorkers"] == ServingOptions().inference_workers >= 1
+    assert info["EventLoop"].startswith("asyncio")  # not uvloop: it starved new connections under overload
 
 
 def test_any_size_jpeg_and_x_image(live: tuple[Settings, str], trained_model: TrainedModel) -> None:

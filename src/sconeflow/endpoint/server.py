@@ -1,7 +1,7 @@
 """The endpoint server: one process per endpoint, like a SageMaker inference container.
 
 :class:`EndpointApp` (this module) is the endpoint's request handling; the HTTP/1.1 wire is
-:mod:`sconeflow.endpoint.httpserver` (asyncio + httptools, uvloop when installed). Routes:
+:mod:`sconeflow.endpoint.httpserver` (asyncio + httptools). Routes:
 
 - ``GET /ping``: 200 once the model is loaded (the container contract's health check);
 - ``POST /invocations`` (container contract) and ``POST /endpoints/{name}/invocations`` (the runtime
@@ -317,6 +317,7 @@ class EndpointApp:
                 "OnnxRuntimeThreads": self.options.intra_op_threads,
                 "InferenceWorkers": self.options.inference_workers,
                 "HttpServer": "sconeflow.endpoint.httpserver",
+                "EventLoop": type(asyncio.get_running_loop()).__module__,
             }
             respond(Response(200, json.dumps(info).encode()))
         else:
@@ -558,12 +559,10 @@ def serve(
     # out of the cyclic collector's sweeps, which would otherwise pause the loop in the middle of a batch.
     gc.collect()
     gc.freeze()
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
+    # The standard asyncio loop, not uvloop: under 10x overload uvloop accepted new connections only a few
+    # at a time while it answered the old ones (some clients' first request waited 1-5 s in the accept
+    # queue), and it served the same load slower (docs/endpoint.md, session 6).
+    runner = asyncio.Runner()
     with runner:
         runner.run(_serve_until_signalled(app, host, port))
 
