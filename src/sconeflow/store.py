@@ -125,6 +125,7 @@ class ObjectStore(Protocol):
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        defer_etag: bool = False,
     ) -> ObjectInfo: ...
     def get_object(
         self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None
@@ -301,7 +302,11 @@ class LocalStore:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        defer_etag: bool = False,
     ) -> ObjectInfo:
+        """Write an object atomically. ``defer_etag``: skip the MD5 now (a writer that republishes growing
+        files, e.g. data capture); the ETag is computed, and cached, the first time the object is listed or
+        headed, and the returned info's ``etag`` is empty."""
         path = self._object_path(bucket, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,17 +319,19 @@ class LocalStore:
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(data, bytes | bytearray | memoryview):
-                    digest.update(data)
+                    if not defer_etag:
+                        digest.update(data)
                     out.write(data)
                 else:
                     while chunk := data.read(_CHUNK):
-                        digest.update(chunk)
+                        if not defer_etag:
+                            digest.update(chunk)
                         out.write(chunk)
                 out.flush()
                 stat = os.fstat(out.fileno())
                 meta = {
                     "content_type": content_type or guess_content_type(key),
-                    "etag": digest.hexdigest(),
+                    "etag": "" if defer_etag else digest.hexdigest(),
                     "size": stat.st_size,
                     "mtime_ns": stat.st_mtime_ns,
                     "metadata": dict(metadata or {}),
@@ -366,7 +373,7 @@ class LocalStore:
         stat = path.stat()
         meta = self._read_meta(bucket, key, path)
         fresh = meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns
-        etag = meta["etag"] if fresh and meta.get("etag") else _md5_file(path)
+        etag = meta["etag"] if fresh and meta.get("etag") else self._hash(path, meta)
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -376,6 +383,19 @@ class LocalStore:
             content_type=meta.get("content_type") or guess_content_type(key),
             metadata=meta.get("metadata") or {},
         )
+
+    def _hash(self, path: Path, meta: dict) -> str:
+        """The object's MD5; kept in its extended attribute when ``meta`` describes this very file (the
+        attribute goes to the inode that was hashed, so a concurrent replacement is never mislabelled)."""
+        digest = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+            etag = digest.hexdigest()
+            if self._xattrs and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns:
+                self._write_xattr(handle.fileno(), {**meta, "etag": etag})
+        return etag
 
     def _read_meta(self, bucket: str, key: str, path: Path) -> dict:
         if _HAS_XATTR:
@@ -532,14 +552,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def open_store(uri: str) -> ObjectStore:

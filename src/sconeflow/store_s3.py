@@ -213,6 +213,7 @@ class S3Store:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        defer_etag: bool = False,  # S3 computes its own ETag; accepted for the protocol
     ) -> ObjectInfo:
         real_bucket, real_key = self._loc(bucket, key)
         if self.root_bucket:

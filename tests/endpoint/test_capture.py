@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -155,6 +156,8 @@ def test_writer_names_rolls_and_flushes_files(tmp_path: Path) -> None:
         first = json.loads(body.splitlines()[0])
         minute, second = key.rsplit("/", 1)[1].split("-")[:2]
         assert first["eventMetadata"]["inferenceTime"][14:19] == f"{minute}:{second}"
+        # the writer skips the MD5; the store computes the ETag (S3's MD5) when the file is listed
+        assert store.head_object("bucket-x", key).etag == hashlib.md5(body).hexdigest()
 
 
 def test_writer_rolls_at_the_hour(tmp_path: Path) -> None:

@@ -202,3 +202,23 @@ def test_killed_writer_leaves_the_old_object_visible(store: LocalStore):
         child.wait(timeout=30)
     assert store.get_object("crash", "big.bin") == b"old"
     assert [o.key for o in store.list_objects("crash").objects] == ["big.bin"]
+
+
+def test_a_deferred_etag_is_computed_when_listed_and_then_kept(store: LocalStore):
+    store.create_bucket("deferred")
+    body = b'{"captureData":{}}\n' * 100
+    info = store.put_object(
+        "deferred", "cap/a.jsonl", body, content_type="application/jsonl", defer_etag=True
+    )
+    assert info.etag == "" and info.size == len(body)
+    path = store.root / "deferred" / "cap" / "a.jsonl"
+    assert not store._read_meta("deferred", "cap/a.jsonl", path).get("etag")  # nothing hashed at write
+    listed = next(iter(store.iter_objects("deferred", "cap/")))
+    assert listed.etag == hashlib.md5(body).hexdigest()
+    assert listed.content_type == "application/jsonl"
+    if store._xattrs:  # cached on the object itself, so later listings do not hash again
+        assert store._read_meta("deferred", "cap/a.jsonl", path)["etag"] == listed.etag
+    store.put_object("deferred", "cap/a.jsonl", body + b"{}\n", defer_etag=True)  # a republished file
+    assert store.head_object("deferred", "cap/a.jsonl").etag == hashlib.md5(body + b"{}\n").hexdigest()
+    store.put_object("deferred", "cap/a.jsonl", b"plain")  # an ordinary write hashes as before
+    assert store._read_meta("deferred", "cap/a.jsonl", path)["etag"] == hashlib.md5(b"plain").hexdigest()
