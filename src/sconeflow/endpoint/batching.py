@@ -27,9 +27,10 @@ thread with intra-op parallelism: measured on the 2-core VM with the default net
 calls at once ran 25-27% more images per second than one two-threaded call, and a third thread taking a
 share of the CPU (the event loop decoding the next requests) no longer stalls the other core at a
 parallel-for barrier. A worker takes at most its share of the requests in flight
-(``ceil((queued, or its last batch's returning callers + other workers' running) / workers)``), so a
-closed loop of 32 callers settles into two alternating batches of 16 rather than one of 32 and an idle
-worker.
+(``ceil((queued, or its last batch's returning callers, + running) / (workers x BATCHES_PER_WORKER))``),
+so a closed loop of 32 callers settles into batches of ~8: two computing while the callers of the other
+two come back, rather than one batch of 32 and an idle worker. Waiting workers are woken last-in
+first-out (a lone caller keeps one warm thread), and a worker that leaves requests queued wakes another.
 
 Results go back to the event loop with one ``call_soon_threadsafe`` per batch; each request is answered
 by a plain callback (``enqueue``) or an asyncio future (``submit``).
@@ -114,8 +115,7 @@ class MicroBatcher:
         self._items: deque[_Item] = deque()
         self._lock = threading.Lock()  # the queue's; each worker waits on a condition of its own over it
         # Waiting workers, the most recent last: a new request wakes the one that idled last (its thread
-        # and the model's memory are warm; with FIFO wake-ups a lone caller alternated between workers and
-        # ran ~20% slower at concurrency 1).
+        # and the model's memory are warm; with FIFO wake-ups a lone caller alternated between workers).
         self._waiters: list[threading.Condition] = []
         self._running = 0  # items in the batches being computed (all workers)
         self._idle_workers = 0  # workers waiting for the queue to have anything at all
