@@ -564,6 +564,17 @@ def main() -> int:
                     f"  capture cost at c={level}: {statistics.median(costs):+.1%} of throughput, median of "
                     f"{len(costs)} paired rounds ({', '.join(f'{c:+.1%}' for c in costs)}) (target <= 5%)"
                 )
+                # The same pairs in server CPU per request (writer thread included): steadier than
+                # throughput on a shared VM, so a run can tell ~4% from 5-6% (information, not a target).
+                cpu = [
+                    on["server"]["cpu_us_per_request"] / off["server"]["cpu_us_per_request"] - 1
+                    for off, on in zip(a, b, strict=True)
+                ]
+                if all(c == c for c in cpu):  # NaN where /proc is absent
+                    print(
+                        f"    (information: capture's server CPU per request at c={level}: "
+                        f"{statistics.median(cpu):+.1%}, median of the same pairs)"
+                    )
 
         if not args.skip_overload:
             name = "bench-overload"
