@@ -394,7 +394,11 @@ class LocalStore:
                 digest.update(chunk)
             etag = digest.hexdigest()
             if self._xattrs and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns:
-                self._write_xattr(handle.fileno(), {**meta, "etag": etag})
+                try:  # a cache only: a reader without write access just hashes again next time
+                    cached = json.dumps({**meta, "etag": etag}, separators=(",", ":")).encode("utf-8")
+                    os.setxattr(handle.fileno(), XATTR_NAME, cached)
+                except OSError:
+                    pass
         return etag
 
     def _read_meta(self, bucket: str, key: str, path: Path) -> dict:

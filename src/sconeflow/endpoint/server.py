@@ -78,11 +78,16 @@ class ServingOptions:
 
     @property
     def intra_op_threads(self) -> int:
-        return self.threads if self.threads > 0 else max(1, min(4, os.cpu_count() or 1))
+        return _per_core(self.threads)
 
     @property
     def inference_workers(self) -> int:
-        return self.workers if self.workers > 0 else max(1, min(4, os.cpu_count() or 1))
+        return _per_core(self.workers)
+
+
+def _per_core(setting: int) -> int:
+    """A thread count option: itself when set, else one per CPU core, at most 4."""
+    return setting if setting > 0 else max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
