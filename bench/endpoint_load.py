@@ -426,6 +426,7 @@ def main() -> int:
         pass
 
     from sconeflow.endpoint.registry import delete, deploy
+    from sconeflow.endpoint.server import ServingOptions
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -451,19 +452,16 @@ def main() -> int:
         generator = f"wrk ({wrk_version(wrk)}, 1 thread)" if wrk else "python asyncio client (uvloop)"
         print(f"load generator: {generator}")
         batches = {1, *levels} | ({args.max_batch} if args.max_batch < max(levels) else set())
-        raw = raw_throughput(artifact.read_bytes(), threads, sorted(batches), min(args.duration, 3.0))
+        artifact_bytes = artifact.read_bytes()
+        raw = raw_throughput(artifact_bytes, threads, sorted(batches), min(args.duration, 3.0))
         print("\nraw in-process OnnxClassifier.predict_proba (baseline, same run):")
         for batch, row in raw.items():
             print(
                 f"  batch {batch:>3}: {row['images_per_s']:8.1f} images/s   "
                 f"p50 {row['p50_ms']:6.2f} ms/batch   CPU {row['cpu_us_per_image']:6.0f} us/image"
             )
-        workers = args.workers or max(1, min(4, os.cpu_count() or 1))
-        side = (
-            raw_side_by_side(artifact.read_bytes(), workers, 16, min(args.duration, 3.0))
-            if workers > 1
-            else None
-        )
+        workers = ServingOptions(workers=args.workers).inference_workers  # as the server counts them
+        side = raw_side_by_side(artifact_bytes, workers, 16, min(args.duration, 3.0)) if workers > 1 else None
         if side:
             print(
                 f"  {workers} single-threaded sessions side by side, batch 16 each (the server's layout; "
@@ -495,7 +493,6 @@ def main() -> int:
         }
         runs: dict[tuple[int, int], list[dict]] = {}
         raw_rounds: dict[int, list[float]] = {}  # raw images/s at batch = level, taken before each round
-        artifact_bytes = artifact.read_bytes()
         for level in levels:
             for round_ in range(args.rounds):
                 if level == 32:
