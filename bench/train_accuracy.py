@@ -151,11 +151,11 @@ def add_latency(row: dict, classifier, baseline) -> None:
     )
 
 
-def job_quantization(settings, job_name: str) -> str:
+def job_metadata(settings, job_name: str) -> dict:
     from sconeflow.model.artifact import read_artifact, resolve_model
 
     _, meta = read_artifact(resolve_model(settings, job_name).data)
-    return meta.get("quantization", {}).get("method", "none")
+    return meta
 
 
 def print_row(row: dict) -> None:
@@ -178,7 +178,8 @@ def print_row(row: dict) -> None:
     print(
         f"seed {row['seed']}: test {row['test_accuracy']:.2%}{extra}  "
         f"val(OOF) {row['val_accuracy'] or 0:.2%}  "
-        f"train {row['wall_s']:.0f} s wall / {row['cpu_s']:.0f} s CPU ({row['threads']} threads)"
+        f"train {row['wall_s']:.0f} s wall / {row['cpu_s']:.0f} s CPU ({row['threads']} threads, "
+        f"{row.get('members', '?')} members, {row.get('precision', 'float32')})"
         f"{job_time}{latency}",
         flush=True,
     )
@@ -227,6 +228,7 @@ def main() -> int:
             job = train(settings, config, on_epoch=on_epoch)
             job_wall_s = time.perf_counter() - job_t0
             metrics = job.final_metrics
+            meta = job_metadata(settings, job.name)
             row = {
                 "seed": seed,
                 "job": job.name,
@@ -239,7 +241,9 @@ def main() -> int:
                 "wall_s": metrics["train_wall_seconds"],
                 "cpu_s": metrics["train_cpu_seconds"],
                 "job_wall_s": job_wall_s,  # the whole job: fit, export, int8 checks, test evaluation
-                "quantization": job_quantization(settings, job.name),
+                "quantization": meta.get("quantization", {}).get("method", "none"),
+                "precision": meta["training"].get("precision", "float32"),  # the training arithmetic
+                "members": config.ensemble_size,
                 "test_accuracy_float32": metrics.get("test_accuracy_float32"),
                 "latency_ms_float32_in_job": metrics.get("latency_ms_batch1_float32"),
             }

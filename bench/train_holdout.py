@@ -7,6 +7,7 @@ changes. The job's "test" figures are then held-out *training* images: safe to c
 
     python bench/train_holdout.py --split 0 --set student_widths=32,128,128
     python bench/train_holdout.py --split 1 --threads 1 --set student_widths=null --json out.json
+    for k in 0 1 2 3 4; do python bench/train_holdout.py --folds 5 --split $k --json cv-$k.json; done
 
 Session 4 chose ``student_widths`` (32,128,128) this way (docs/training.md).
 """
@@ -41,16 +42,37 @@ def parse_change(text: str) -> tuple[str, object]:
         return key, value
 
 
-def hold_out(store, bucket: str, per_class: int, seed: int) -> int:
-    """Replace the bucket's test split by ``per_class`` training images of each class; return how many."""
+FOLD_SEED = 2026  # the cross-validation partition: fixed, so every recipe is judged on the same folds
+
+
+def cross_validation_fold(by_class: dict[str, list[str]], folds: int, fold: int) -> set[str]:
+    """Fold ``fold`` of a stratified ``folds``-way partition of the training lines (classes spread evenly)."""
+    rng = random.Random(FOLD_SEED)
+    held: set[str] = set()
+    for label in sorted(by_class):
+        lines = sorted(by_class[label])
+        rng.shuffle(lines)
+        held.update(line for i, line in enumerate(lines) if i % folds == fold)
+    return held
+
+
+def hold_out(store, bucket: str, per_class: int, seed: int, folds: int = 0) -> int:
+    """Replace the bucket's test split by held-out training images; return how many.
+
+    ``folds=0``: a random sample of ``per_class`` images of each class (drawn with ``seed``). ``folds=K``:
+    fold ``seed`` of a fixed stratified K-way partition, so K jobs hold out every training image once.
+    """
     for info in list(store.iter_objects(bucket, "test/")):
         store.delete_object(bucket, info.key)
     lines = [line for line in store.get_object(bucket, "train.lst").decode().splitlines() if line.strip()]
     by_class: dict[str, list[str]] = {}
     for line in lines:
         by_class.setdefault(line.split("\t")[1], []).append(line)
-    rng = random.Random(1000 + seed)
-    held = {line for members in by_class.values() for line in rng.sample(members, per_class)}
+    if folds:
+        held = cross_validation_fold(by_class, folds, seed)
+    else:
+        rng = random.Random(1000 + seed)
+        held = {line for members in by_class.values() for line in rng.sample(members, per_class)}
     for line in held:
         name = line.split("\t")[2]
         store.put_object(bucket, f"test/{name}", store.get_object(bucket, f"train/{name}"))
@@ -65,6 +87,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=int, default=0, help="seed of the held-out sample (and of the job)")
     parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="hold out fold --split of a fixed stratified K-fold partition instead of a random sample",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="a TrainConfig change (JSON value)"
@@ -77,12 +105,16 @@ def main() -> int:
         return 2
     from sconeflow.model.train import train
 
+    if args.folds and not 0 <= args.split < args.folds:
+        print(f"--split must be a fold number below --folds {args.folds}", file=sys.stderr)
+        return 2
     changes = dict(parse_change(text) for text in args.set)
     with tempfile.TemporaryDirectory(prefix="sconeflow-holdout-") as tmp:
         settings = load_settings(Path(tmp) / "home")
         settings.ensure_dirs()
         prepare_dataset(settings, source=args.source, classes=["bicycle", "motorcycle"])
-        held = hold_out(open_store(settings.resolved_store_uri), settings.bucket, args.per_class, args.split)
+        store = open_store(settings.resolved_store_uri)
+        held = hold_out(store, settings.bucket, args.per_class, args.split, args.folds)
         config = TrainConfig(seed=args.split, num_threads=args.threads, **changes)
         job = train(settings, config)
     metrics = job.final_metrics
@@ -92,6 +124,8 @@ def main() -> int:
         "held_out_images": held,
         "held_out_accuracy": metrics["test_accuracy"],
         "held_out_nll": metrics.get("test_nll"),
+        "held_out_errors": round((1 - metrics["test_accuracy"]) * held),
+        "val_accuracy": metrics.get("val_accuracy"),
         "train_wall_seconds": metrics["train_wall_seconds"],
     }
     print(

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sconeflow.cli import app
 from sconeflow.model.artifact import read_artifact, resolve_model
-from sconeflow.model.errors import ManifestMissing
+from sconeflow.model.errors import InvalidHyperparameter, ManifestMissing
 
 runner = CliRunner()
 
@@ -111,3 +111,20 @@ def test_errors_print_one_line(settings):
         text=True,
     )
     assert out.returncode == 1 and out.stderr.startswith("ModelNotFound: ")
+
+
+def test_precision_option(settings, prepared):
+    home = str(settings.home)
+    args = ["train", "--fast", "--epochs", "1", "--widths", "8,8,8", "--threads", "1", "--home", home]
+    result = invoke(*args, "--precision", "float32")
+    assert result.exit_code == 0, result.output
+    name = json.loads(invoke("train", "list", "--json", "--home", home).output)["TrainingJobSummaries"][0]
+    job = json.loads(invoke("train", "describe", name["TrainingJobName"], "--home", home).output)
+    assert job["HyperParameters"]["precision"] == "float32"
+    _, meta = read_artifact(resolve_model(settings, name["TrainingJobName"]).data)
+    assert meta["training"]["precision"] == "float32"
+    bad = invoke(*args, "--precision", "float16")
+    assert isinstance(bad.exception, InvalidHyperparameter)
+    assert "precision must be one of auto, float32, bfloat16" in str(bad.exception)
+    listed = json.loads(invoke("train", "list", "--json", "--home", home).output)
+    assert len(listed["TrainingJobSummaries"]) == 1  # a bad option records no job

@@ -179,3 +179,58 @@ def test_batch_bounds_cover_every_sample_once() -> None:
         assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
         sizes = [stop - start for start, stop in bounds]
         assert max(sizes) - min(sizes) <= 1
+
+
+PRECISIONS = [("float32", torch.float32), ("bfloat16", torch.bfloat16)]
+
+
+@pytest.mark.parametrize(("precision", "computed"), PRECISIONS)
+def test_training_precision_is_the_arithmetic_of_the_passes(settings, prepared, precision, computed):
+    """bfloat16 runs the training passes under autocast; the weights the optimizer keeps stay float32."""
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    hard = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
+    seen: list[tuple[bool, torch.dtype]] = []
+
+    def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            seen.append((module.training, output.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        config = TrainConfig.tiny()
+        model, _ = fit_network(x, hard, config, 2, seed=0, epochs=2, stage="s", precision=precision)
+    finally:
+        handle.remove()
+    assert {dtype for training, dtype in seen if training} == {computed}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert {b.dtype for b in model.buffers() if b.is_floating_point()} == {torch.float32}
+
+
+def test_bfloat16_training_learns_and_ships_a_float_graph(settings, prepared):
+    job = train(settings, TrainConfig.tiny(seed=1, precision="bfloat16"), store=prepared)
+    assert job.final_metrics["test_accuracy"] >= 0.95
+    assert job.hyperparameters["precision"] == "bfloat16"
+    classifier = load_classifier(job.name, settings=settings)
+    assert classifier.metadata["training"]["precision"] == "bfloat16"
+    assert classifier.metadata["input"]["dtype"] == "float32"
+    # Same seed in float32: a different model (the option is not a no-op), equally good.
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    a = fit(split, TrainConfig.tiny(seed=1, epochs=2, precision="float32"))
+    b = fit(split, TrainConfig.tiny(seed=1, epochs=2, precision="bfloat16"))
+    assert (a.precision, b.precision) == ("float32", "bfloat16")
+    x = to_tensor(split.images[:8], a.mean, a.std, torch.device("cpu"))
+    with torch.no_grad():
+        assert not torch.allclose(a.model(x), b.model(x), atol=1e-6)
+
+
+def test_precision_auto_follows_the_hardware():
+    from sconeflow.model.train import native_bfloat16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bfloat16" if native_bfloat16(cpu) else "float32")
+    assert resolve_precision("float32", cpu) == "float32"
+    assert resolve_precision("bfloat16", cpu) == "bfloat16"
+    assert TrainConfig().precision == "auto"
+    with pytest.raises(InvalidHyperparameter, match="precision"):
+        TrainConfig(precision="float16")

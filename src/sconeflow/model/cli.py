@@ -96,6 +96,13 @@ def train_command(
             "validation image; the default), int8, or none (float32).",
         ),
     ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Training arithmetic: auto (bfloat16 where the hardware has it natively, else "
+            "float32; the default), bfloat16 or float32. The exported graph is float32/int8 either way.",
+        ),
+    ] = "auto",
     fast: Annotated[bool, typer.Option("--fast", help="Short schedule: one small net, 10 epochs.")] = False,
     bucket: Annotated[
         str | None, typer.Option(help="Bucket of the prepared dataset (default: the configured bucket).")
@@ -139,6 +146,7 @@ def train_command(
         "seed": seed,
         "tta": tta,
         "quantize": quantize,
+        "precision": precision,
         "val_fraction": val_fraction,
         "num_threads": threads,
         "device": device,

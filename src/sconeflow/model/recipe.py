@@ -14,6 +14,7 @@ TTA_CHOICES = ("none", "flip", "auto")
 DISTILL_TARGET_CHOICES = ("live", "fixed")
 STUDENT_CALIBRATION_CHOICES = ("members", "holdout")
 QUANTIZE_CHOICES = ("none", "int8", "auto")
+PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class TrainConfig:
     # The shipped graph: "auto" = int8 (about 3-4x faster on x86 with VNNI) when it agrees with the float32
     # graph and loses no held-out image (sconeflow.model.quantize), else float32; "int8"; "none".
     quantize: str = "auto"
+    # Training arithmetic: "bfloat16" runs the forward and backward passes under bf16 autocast (weights,
+    # optimizer and EMA stay float32); "auto" picks it where the hardware has native bf16 (x86 AVX-512
+    # BF16/AMX, CUDA with bf16), else "float32". Inference and export are float32 either way.
+    precision: str = "auto"
     augment: bool = True
     num_threads: int = 2
     device: str = "auto"
@@ -96,6 +101,10 @@ class TrainConfig:
                 f"student_calibration must be one of {', '.join(STUDENT_CALIBRATION_CHOICES)}",
             ),
             (self.quantize in QUANTIZE_CHOICES, f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}"),
+            (
+                self.precision in PRECISION_CHOICES,
+                f"precision must be one of {', '.join(PRECISION_CHOICES)}",
+            ),
             (self.num_threads >= 1, "num_threads must be >= 1"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         ]

@@ -90,6 +90,7 @@ class FitResult:
     calibration: Calibration | None = None  # the fitted temperature (None: not calibrated)
     calibration_images: np.ndarray | None = None  # normalized images the model trained on (int8 ranges)
     heldout: HeldOut | None = None  # a model of this recipe and images it never saw (int8 check)
+    precision: str = "float32"  # the training arithmetic actually used (config "auto" resolved)
 
 
 @dataclass
@@ -105,6 +106,22 @@ class HeldOut:
 
 
 # -- tensors and augmentation ---------------------------------------------------------------------
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matrix arithmetic natively (else autocast only emulates it)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch 2.13: guarded
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` -> ``bfloat16`` on hardware with native bf16, else ``float32``."""
+    if requested == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return requested
 
 
 def pick_device(name: str) -> torch.device:
@@ -236,11 +253,14 @@ def fit_network(
     on_epoch: EpochCallback | None = None,
     teacher: Teacher | None = None,
     widths: tuple[int, int, int] | None = None,
+    precision: str = "float32",
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
     With a ``teacher``, each batch's targets are ``teacher.weight`` x the teacher's probabilities on the
     very augmented images the net sees (consistent distillation) + the rest x ``targets``.
+    ``precision="bfloat16"`` runs the forward/backward passes under bf16 autocast; the weights, the
+    optimizer, the loss and the EMA stay float32.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -275,7 +295,9 @@ def fit_network(
             xb, tb = xa[idx], targets[idx]
             if teacher is not None:
                 tb = teacher.weight * teacher.probabilities(xb) + (1 - teacher.weight) * tb
-            logits = model(xb)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                logits = model(xb)
+            logits = logits.float()
             loss = torch.sum(-tb * F.log_softmax(logits, dim=1), dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -313,6 +335,8 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     torch.set_num_threads(config.num_threads)
     device = pick_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    log.info("training in %s on %s", precision, device)
     classes = list(train.classes)
     num_classes = len(classes)
     if config.num_classes is not None and config.num_classes != num_classes:
@@ -364,6 +388,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
             stage=stage,
             val=val,
             on_epoch=on_epoch,
+            precision=precision,
         )
         reports += member_reports
         members.append(net)
@@ -407,6 +432,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
             epochs=config.distill_epochs or config.epochs,
             stage="student",
             on_epoch=on_epoch,
+            precision=precision,
             teacher=live,
             widths=config.student_widths,
         )
@@ -427,6 +453,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
                 stage="calibration student",
                 val=(x[out], y[out]),
                 on_epoch=on_epoch,
+                precision=precision,
                 teacher=live,
                 widths=config.student_widths,
             )
@@ -492,6 +519,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         calibration=calibration,
         calibration_images=calibration_images,
         heldout=heldout,
+        precision=precision,
     )
 
 
@@ -565,6 +593,7 @@ def build_metadata(
             "job_name": job_name,
             "bucket": bucket,
             "hyperparameters": config.hyperparameters(),
+            "precision": result.precision,
             "wall_seconds": round(result.wall_seconds, 2),
             "cpu_seconds": round(result.cpu_seconds, 2),
         },
