@@ -49,7 +49,7 @@ def train_command(
     image_shape: Annotated[str, typer.Option("--image-shape", help="Input shape C,H,W.")] = "3,32,32",
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data -> same model).")] = 0,
     ensemble_size: Annotated[
-        int | None, typer.Option("--ensemble-size", help="Networks to train (default 3; --fast 1).")
+        int | None, typer.Option("--ensemble-size", help="Networks to train (default 5; --fast 1).")
     ] = None,
     distill: Annotated[
         bool | None,
