@@ -151,13 +151,6 @@ def add_latency(row: dict, classifier, baseline) -> None:
     )
 
 
-def job_metadata(settings, job_name: str) -> dict:
-    from sconeflow.model.artifact import read_artifact, resolve_model
-
-    _, meta = read_artifact(resolve_model(settings, job_name).data)
-    return meta
-
-
 def print_row(row: dict) -> None:
     extra = ""
     if row.get("test_accuracy_teachers") is not None:
@@ -228,7 +221,8 @@ def main() -> int:
             job = train(settings, config, on_epoch=on_epoch)
             job_wall_s = time.perf_counter() - job_t0
             metrics = job.final_metrics
-            meta = job_metadata(settings, job.name)
+            classifier = load_classifier(job.name, settings=settings)  # the artifact, read once
+            meta = classifier.metadata
             row = {
                 "seed": seed,
                 "job": job.name,
@@ -248,12 +242,9 @@ def main() -> int:
                 "latency_ms_float32_in_job": metrics.get("latency_ms_batch1_float32"),
             }
             if args.keep_artifacts:
-                uri = job.model_artifacts.removeprefix("s3://")
-                bucket, _, key = uri.partition("/")
-                data = open_store(settings.resolved_store_uri).get_object(bucket, key)
-                (args.keep_artifacts / f"seed{seed}.model.tar.gz").write_bytes(data)
+                (args.keep_artifacts / f"seed{seed}.model.tar.gz").write_bytes(classifier.artifact_bytes)
             if not args.no_latency:
-                add_latency(row, load_classifier(job.name, settings=settings), baseline)
+                add_latency(row, classifier, baseline)
             print_row(row)
             rows.append(row)
     return summarize(args, rows)
