@@ -254,13 +254,15 @@ def fit_network(
     teacher: Teacher | None = None,
     widths: tuple[int, int, int] | None = None,
     precision: str = "float32",
+    augmenter: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = augment,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
     With a ``teacher``, each batch's targets are ``teacher.weight`` x the teacher's probabilities on the
     very augmented images the net sees (consistent distillation) + the rest x ``targets``.
     ``precision="bfloat16"`` runs the forward/backward passes under bf16 autocast; the weights, the
-    optimizer, the loss and the EMA stay float32.
+    optimizer, the loss and the EMA stay float32. ``augmenter`` draws each epoch's augmented images (when
+    ``config.augment``): the benches try other augmentations through it.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -287,7 +289,7 @@ def fit_network(
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        xa = augment(x, generator) if config.augment else x
+        xa = augmenter(x, generator) if config.augment else x
         order = torch.randperm(n, generator=generator).to(x.device)
         total_loss, correct = 0.0, 0
         for start, stop in bounds:

@@ -1,0 +1,185 @@
+"""Screen augmentations cheaply: single members (no ensemble, no student) in 5-fold cross-validation.
+
+A full job costs ~30 min of both cores per 5-fold cross-validation; one member per fold costs ~1/7 of
+that. Each candidate trains one member per (fold, seed) on the other folds of the 1000 training images of
+the shared mini dataset (the test split is never read) and predicts its held-out fold. The printed table
+is the candidates' held-out errors and NLL summed over folds and seeds, with the paired difference to the
+first candidate. A candidate that wins here is then judged by the full-job cross-validation
+(``bench/train_holdout.py --folds 5``) before any default changes.
+
+    python bench/member_screen.py --seeds 0 1 --candidates crop-flip affine color affine-color
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from sconeflow.config import load_settings  # noqa: E402
+from sconeflow.data.prepare import prepare_dataset  # noqa: E402
+from sconeflow.model.dataload import load_split_data  # noqa: E402
+from sconeflow.model.recipe import TrainConfig  # noqa: E402
+from sconeflow.model.train import (  # noqa: E402
+    augment,
+    fit_network,
+    normalization_stats,
+    predict_logits_probs,
+    resolve_precision,
+    stratified_folds,
+    to_tensor,
+)
+from sconeflow.store import open_store  # noqa: E402
+
+MINI = REPO.parent / "shared" / "datasets" / "cifar-100-vehicles-mini.tar.gz"
+FOLDS = 5
+FOLD_SEED = 2026
+Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Zoom in up to 1.25x, rotate up to 10 degrees, shift up to 4 px, flip half; reflect at the borders."""
+    n = len(x)
+    zoom = 1 / _uniform(n, 1.0, 1.25, generator)
+    angle = _uniform(n, -math.pi / 18, math.pi / 18, generator)
+    shift = _uniform(2 * n, -0.25, 0.25, generator).view(n, 2)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+    ).to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Brightness shift, contrast and saturation jitter (on the normalized images), per image."""
+    n = len(x)
+    brightness = _uniform(n, -0.6, 0.6, generator).view(n, 1, 1, 1).to(x)
+    contrast = _uniform(n, 0.7, 1.3, generator).view(n, 1, 1, 1).to(x)
+    saturation = _uniform(n, 0.6, 1.4, generator).view(n, 1, 1, 1).to(x)
+    gray = x.mean(1, keepdim=True)
+    out = gray + (x - gray) * saturation
+    mean = out.mean((1, 2, 3), keepdim=True)
+    out = mean + (out - mean) * contrast + brightness
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+CANDIDATES: dict[str, Augmenter] = {
+    "crop-flip": augment,
+    "affine": affine,
+    "color": lambda x, g: color(augment(x, g), g),
+    "affine-color": lambda x, g: color(affine(x, g), g),
+}
+
+
+def load_training_images(source: Path, tmp: Path):
+    settings = load_settings(tmp / "home")
+    settings.ensure_dirs()
+    prepare_dataset(settings, source=source, classes=["bicycle", "motorcycle"])
+    store = open_store(settings.resolved_store_uri)
+    return load_split_data(store, settings.bucket, "train", require_classes=2)
+
+
+def screen(name: str, data, seeds: list[int], config: TrainConfig) -> dict:
+    torch.set_num_threads(config.num_threads)
+    device = torch.device("cpu")
+    precision = resolve_precision(config.precision, device)
+    folds = stratified_folds(data.labels, FOLDS, FOLD_SEED)
+    y_all = torch.from_numpy(data.labels)
+    wrong_plain = torch.zeros(len(seeds), len(y_all), dtype=torch.bool)
+    wrong_flip = torch.zeros_like(wrong_plain)
+    nll = 0.0
+    t0 = time.perf_counter()
+    for s, seed in enumerate(seeds):
+        for fold in range(FOLDS):
+            held = torch.from_numpy(folds == fold)
+            mean, std = normalization_stats(data.images[~held.numpy()])
+            x = to_tensor(data.images, mean, std, device)
+            onehot = F.one_hot(y_all, 2).float()
+            smoothed = onehot * (1 - config.label_smoothing) + config.label_smoothing / 2
+            net, _ = fit_network(
+                x[~held],
+                smoothed[~held],
+                config,
+                2,
+                seed * 1000 + fold,
+                epochs=config.epochs,
+                stage=f"{name} seed {seed} fold {fold}",
+                precision=precision,
+                augmenter=CANDIDATES[name],
+            )
+            plain = predict_logits_probs(net, x[held])
+            flip = predict_logits_probs(net, x[held], flip=True)
+            yh = y_all[held]
+            wrong_plain[s, held] = plain.argmax(1) != yh
+            wrong_flip[s, held] = flip.argmax(1) != yh
+            nll += float(-flip[torch.arange(len(yh)), yh].clamp_min(1e-12).log().sum())
+    return {
+        "candidate": name,
+        "precision": precision,
+        "seeds": seeds,
+        "predictions": int(wrong_plain.numel()),
+        "errors": int(wrong_plain.sum()),
+        "errors_flip_tta": int(wrong_flip.sum()),
+        "errors_flip_tta_per_seed": [int(r.sum()) for r in wrong_flip],
+        "nll_flip_tta": nll / wrong_flip.numel(),
+        "wall_seconds": time.perf_counter() - t0,
+        "_wrong_flip": wrong_flip,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--source", type=Path, default=MINI)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not args.source.is_file():
+        print(f"dataset {args.source} is absent", file=sys.stderr)
+        return 2
+    config = TrainConfig(epochs=args.epochs, num_threads=args.threads)
+    with tempfile.TemporaryDirectory(prefix="sconeflow-screen-") as tmp:
+        data = load_training_images(args.source, Path(tmp))
+    rows = []
+    for name in args.candidates:
+        row = screen(name, data, args.seeds, config)
+        base = rows[0]["_wrong_flip"] if rows else row["_wrong_flip"]
+        row["only_base_wrong"] = int((base & ~row["_wrong_flip"]).sum())
+        row["only_candidate_wrong"] = int((row["_wrong_flip"] & ~base).sum())
+        rows.append(row)
+        print(
+            f"{name:13s} errors {row['errors']:4d}  flip TTA {row['errors_flip_tta']:4d} "
+            f"{row['errors_flip_tta_per_seed']} of {row['predictions']}  NLL {row['nll_flip_tta']:.4f}  "
+            f"vs {args.candidates[0]}: -{row['only_base_wrong']} +{row['only_candidate_wrong']}  "
+            f"{row['wall_seconds']:.0f} s",
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
