@@ -82,6 +82,26 @@ def test_auto_rule(agreement, float_errors, int8_errors, ok):
     assert passes([QuantizationCheck(100, 1.0, 0.0, 0.0), check]) is ok
 
 
+@pytest.mark.parametrize(
+    ("errors", "ok"),
+    [
+        ([(13, 14), (10, 9)], True),  # one more on the twin, one fewer on a member: no worse in all
+        ([(13, 14), (10, 10)], False),  # one more in all
+        ([(13, 13), (10, 10), (8, 8)], True),
+        ([(0, 0), (5, 3), (5, 8)], False),
+    ],
+)
+def test_auto_rule_counts_errors_over_all_held_out_checks(errors, ok):
+    checks = [QuantizationCheck(1000, 1.0, 0.0, 0.0, on="training images")]
+    checks += [
+        QuantizationCheck(100, 0.99, 0.1, 0.01, f, q, on=f"fold {i}") for i, (f, q) in enumerate(errors)
+    ]
+    assert passes(checks) is ok
+    # Agreement still binds on every check, whatever the error counts.
+    low = dataclasses.replace(checks[-1], agreement=0.98)
+    assert passes([*checks[:-1], low]) is False
+
+
 def test_auto_ships_float32_when_the_int8_graph_disagrees(fitted):
     config, result, _ = fitted
     # Calibrating on blank images leaves the activation ranges near zero: the int8 graph clips everything.
@@ -128,10 +148,20 @@ def test_distilled_job_checks_the_calibration_student(settings, prepared):
     assert [c["on"] for c in checks] == [
         "training images (the exported model)",
         "calibration student on validation fold 0",
+        "member 1 on its validation fold 0",
+        "member 2 on its validation fold 1",
     ]
-    assert checks[1]["images"] == 8 and checks[1]["float_errors"] is not None
-    # The twin's int8 ranges come from its own training images, never from the fold it is checked on.
+    held = checks[1:]
+    assert all(c["images"] == 8 and c["float_errors"] is not None for c in held)
+    # Each checked model's int8 ranges come from its own training images, never from the fold it is
+    # checked on.
     assert meta["quantization"]["heldout_check_calibration_images"] == 80 - 8
+    assert [c["calibration_images"] for c in held] == [80 - 8] * 3
+    assert checks[0]["calibration_images"] is None
+    float_total, int8_total = (sum(c[k] for c in held) for k in ("float_errors", "int8_errors"))
+    assert (meta["quantization"]["method"] == "int8") is (
+        int8_total <= float_total and all(c["agreement"] >= 0.99 for c in checks)
+    )
 
 
 def test_bad_graph_or_no_calibration_is_a_named_error(fitted):
@@ -175,3 +205,30 @@ def test_auto_falls_back_to_float32_when_quantization_fails_and_int8_fails_the_j
     assert shipped == not_a_graph and doc["method"] == "none" and "could not quantize" in doc["error"]
     with pytest.raises(QuantizationFailed):
         choose_graph(not_a_graph, result, config.with_(quantize="int8"))
+
+
+def test_member_checks_use_each_members_own_held_out_fold(settings, prepared):
+    import torch
+
+    from sconeflow.model.train import stratified_folds
+
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=3, ensemble_size=2, epochs=2)
+    result = fit(split, config)
+    x = to_tensor(split.images, result.mean, result.std, torch.device("cpu")).numpy()
+    folds = stratified_folds(split.labels, 10, config.seed)
+    assert [h.source for h in result.heldout] == [
+        "member 1 on its validation fold 0",
+        "member 2 on its validation fold 1",
+    ]
+    for m, held in enumerate(result.heldout):
+        np.testing.assert_array_equal(held.images, x[folds == m])
+        np.testing.assert_array_equal(held.labels, split.labels[folds == m])
+        np.testing.assert_array_equal(held.calibration, x[folds != m])  # ranges never from the checked fold
+        member = result.teachers[m]
+        expected = torch.softmax(member(torch.from_numpy(held.images)), 1).detach().numpy()
+        if result.flip_tta:
+            flipped = torch.softmax(member(torch.from_numpy(held.images).flip(3)), 1).detach().numpy()
+            expected = (expected + flipped) / 2
+        got = held.model(torch.from_numpy(held.images)).detach().numpy()
+        assert (got.argmax(1) == expected.argmax(1)).all()  # the member itself (up to its temperature)
