@@ -8,6 +8,9 @@ first candidate. A candidate that wins here is then judged by the full-job cross
 (``bench/train_holdout.py --folds 5``) before any default changes.
 
     python bench/member_screen.py --seeds 0 1 --candidates crop-flip affine color affine-color
+    python bench/member_screen.py --candidates crop-flip+mini_batch_size=32 crop-flip+weight_decay=0.001
+
+A candidate is an augmentation, optionally followed by ``+FIELD=VALUE`` changes to the recipe.
 """
 
 from __future__ import annotations
@@ -97,7 +100,20 @@ def load_training_images(source: Path, tmp: Path):
     return load_split_data(store, settings.bucket, "train", require_classes=2)
 
 
-def screen(name: str, data, seeds: list[int], config: TrainConfig) -> dict:
+def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig]:
+    """``affine`` or ``crop-flip+mini_batch_size=32+weight_decay=0.001``: the augmentation and the recipe."""
+    name, *changes = spec.split("+")
+    if name not in CANDIDATES:
+        raise SystemExit(f"unknown augmentation {name!r}: one of {', '.join(CANDIDATES)}")
+    fields = {}
+    for change in changes:
+        key, _, value = change.partition("=")
+        fields[key] = json.loads(value)
+    return name, base.with_(**fields)
+
+
+def screen(spec: str, data, seeds: list[int], base: TrainConfig) -> dict:
+    name, config = parse_candidate(spec, base)
     torch.set_num_threads(config.num_threads)
     device = torch.device("cpu")
     precision = resolve_precision(config.precision, device)
@@ -132,7 +148,7 @@ def screen(name: str, data, seeds: list[int], config: TrainConfig) -> dict:
             wrong_flip[s, held] = flip.argmax(1) != yh
             nll += float(-flip[torch.arange(len(yh)), yh].clamp_min(1e-12).log().sum())
     return {
-        "candidate": name,
+        "candidate": spec,
         "precision": precision,
         "seeds": seeds,
         "predictions": int(wrong_plain.numel()),
@@ -148,7 +164,9 @@ def screen(name: str, data, seeds: list[int], config: TrainConfig) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument(
+        "--candidates", nargs="+", default=list(CANDIDATES), metavar="AUGMENTATION[+FIELD=VALUE]"
+    )
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--source", type=Path, default=MINI)
