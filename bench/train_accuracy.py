@@ -160,6 +160,9 @@ def print_row(row: dict) -> None:
             f" [{row['quantization']} graph; its float32 source: test {row['test_accuracy_float32']:.2%}, "
             f"{row['latency_ms_float32_in_job']:.2f} ms in the job]"
         )
+    if row.get("int8_heldout_check"):
+        images, float_errors, int8_errors = row["int8_heldout_check"]
+        extra += f" [int8 gate: {int8_errors} vs {float_errors} float32 errors on {images} held-out images]"
     job_time = f", whole job {row['job_wall_s']:.0f} s" if "job_wall_s" in row else ""
     latency = ""
     if "latency_ms" in row:
@@ -236,6 +239,8 @@ def main() -> int:
                 "cpu_s": metrics["train_cpu_seconds"],
                 "job_wall_s": job_wall_s,  # the whole job: fit, export, int8 checks, test evaluation
                 "quantization": meta.get("quantization", {}).get("method", "none"),
+                # the int8 gate's held-out evidence: (images, float32 errors, int8 errors) over its checks
+                "int8_heldout_check": heldout_errors(meta.get("quantization", {})),
                 "precision": meta["training"].get("precision", "float32"),  # the training arithmetic
                 "members": config.ensemble_size,
                 "test_accuracy_float32": metrics.get("test_accuracy_float32"),
@@ -248,6 +253,13 @@ def main() -> int:
             print_row(row)
             rows.append(row)
     return summarize(args, rows)
+
+
+def heldout_errors(quantization: dict) -> list[int] | None:
+    held = [c for c in quantization.get("checks", []) if c.get("float_errors") is not None]
+    if not held:
+        return None
+    return [sum(c[k] for c in held) for k in ("images", "float_errors", "int8_errors")]
 
 
 def summarize(args: argparse.Namespace, rows: list[dict]) -> int:
