@@ -232,3 +232,17 @@ def test_member_checks_use_each_members_own_held_out_fold(settings, prepared):
             expected = (expected + flipped) / 2
         got = held.model(torch.from_numpy(held.images)).detach().numpy()
         assert (got.argmax(1) == expected.argmax(1)).all()  # the member itself (up to its temperature)
+
+
+def test_failed_check_is_described_in_one_line():
+    from sconeflow.model.quantize import describe_checks
+
+    checks = [
+        QuantizationCheck(900, 0.995, 0.1, 0.01, on="training images"),
+        QuantizationCheck(100, 0.99, 0.1, 0.01, 13, 14, on="twin"),
+        QuantizationCheck(100, 0.98, 0.1, 0.01, 10, 10, on="member 1"),
+    ]
+    assert describe_checks(checks) == (
+        "lowest agreement 98.00% (needs 99%), 24 int8 vs 23 float32 errors on 200 held-out images"
+    )
+    assert describe_checks(checks[:1]) == "lowest agreement 99.50% (needs 99%)"

@@ -136,6 +136,21 @@ def passes(checks: list[QuantizationCheck]) -> bool:
     ) <= sum(c.float_errors or 0 for c in labelled)
 
 
+def describe_checks(checks: list[QuantizationCheck]) -> str:
+    """One line for logs: the lowest agreement and the held-out errors counted by :func:`passes`."""
+    labelled = [c for c in checks if c.float_errors is not None and c.int8_errors is not None]
+    text = (
+        f"lowest agreement {min((c.agreement for c in checks), default=1.0):.2%} (needs {MIN_AGREEMENT:.0%})"
+    )
+    if labelled:
+        text += (
+            f", {sum(c.int8_errors or 0 for c in labelled)} int8 vs "
+            f"{sum(c.float_errors or 0 for c in labelled)} float32 errors on "
+            f"{sum(c.images for c in labelled)} held-out images"
+        )
+    return text
+
+
 def run_graph(onnx_bytes: bytes, x: np.ndarray, threads: int = 1, input_name: str = "input") -> np.ndarray:
     """Probabilities of a graph on normalized float32 NCHW images (for the checks)."""
     from sconeflow.model.artifact import cpu_session

@@ -40,7 +40,7 @@ from sconeflow.model.errors import InvalidHyperparameter, QuantizationFailed, Tr
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
 from sconeflow.model.jobs import TrainingJob, TrainingJobs
 from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
-from sconeflow.model.quantize import MIN_AGREEMENT, compare, passes, quantize_int8, run_graph
+from sconeflow.model.quantize import MIN_AGREEMENT, compare, describe_checks, passes, quantize_int8, run_graph
 from sconeflow.model.recipe import TrainConfig
 from sconeflow.store import ObjectStore, open_store
 
@@ -748,7 +748,9 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
     for check in checks:
         log.info("int8 vs float32 on %s: %s", check.on, check.as_dict())
     if not accepted:
-        log.warning("the int8 graph failed the check (%s); shipping the float32 graph", checks)
+        log.warning(
+            "the int8 graph failed the check (%s); shipping the float32 graph", describe_checks(checks)
+        )
     doc = {
         "method": "int8" if accepted else "none",
         "requested": config.quantize,
