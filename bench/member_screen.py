@@ -21,7 +21,6 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,10 +34,14 @@ from sconeflow.data.prepare import prepare_dataset  # noqa: E402
 from sconeflow.model.dataload import load_split_data  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
+    Augmenter,
     augment,
+    augment_with_color,
+    color_jitter,
     fit_network,
     normalization_stats,
     predict_logits_probs,
+    random_uniform,
     resolve_precision,
     stratified_folds,
     to_tensor,
@@ -48,19 +51,14 @@ from sconeflow.store import open_store  # noqa: E402
 MINI = REPO.parent / "shared" / "datasets" / "cifar-100-vehicles-mini.tar.gz"
 FOLDS = 5
 FOLD_SEED = 2026
-Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
 
 
 def affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Zoom in up to 1.25x, rotate up to 10 degrees, shift up to 4 px, flip half; reflect at the borders."""
     n = len(x)
-    zoom = 1 / _uniform(n, 1.0, 1.25, generator)
-    angle = _uniform(n, -math.pi / 18, math.pi / 18, generator)
-    shift = _uniform(2 * n, -0.25, 0.25, generator).view(n, 2)
+    zoom = 1 / random_uniform(n, 1.0, 1.25, generator)
+    angle = random_uniform(n, -math.pi / 18, math.pi / 18, generator)
+    shift = random_uniform(2 * n, -0.25, 0.25, generator).view(n, 2)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
     theta = torch.stack(
@@ -71,24 +69,11 @@ def affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.contiguous(memory_format=torch.channels_last)
 
 
-def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Brightness shift, contrast and saturation jitter (on the normalized images), per image."""
-    n = len(x)
-    brightness = _uniform(n, -0.6, 0.6, generator).view(n, 1, 1, 1).to(x)
-    contrast = _uniform(n, 0.7, 1.3, generator).view(n, 1, 1, 1).to(x)
-    saturation = _uniform(n, 0.6, 1.4, generator).view(n, 1, 1, 1).to(x)
-    gray = x.mean(1, keepdim=True)
-    out = gray + (x - gray) * saturation
-    mean = out.mean((1, 2, 3), keepdim=True)
-    out = mean + (out - mean) * contrast + brightness
-    return out.contiguous(memory_format=torch.channels_last)
-
-
 CANDIDATES: dict[str, Augmenter] = {
     "crop-flip": augment,
     "affine": affine,
-    "color": lambda x, g: color(augment(x, g), g),
-    "affine-color": lambda x, g: color(affine(x, g), g),
+    "color": augment_with_color,  # the product's --color-jitter
+    "affine-color": lambda x, g: color_jitter(affine(x, g), g),
 }
 
 

@@ -126,6 +126,11 @@ def main() -> int:
         "held_out_nll": metrics.get("test_nll"),
         "held_out_errors": round((1 - metrics["test_accuracy"]) * held),
         "val_accuracy": metrics.get("val_accuracy"),
+        # the shipped graph (int8 or float32) and, when int8 shipped, its float32 source's errors
+        "shipped_graph": "int8" if "test_accuracy_float32" in metrics else "float32",
+        "held_out_errors_float32": round(
+            (1 - metrics.get("test_accuracy_float32", metrics["test_accuracy"])) * held
+        ),
         "train_wall_seconds": metrics["train_wall_seconds"],
     }
     print(

@@ -128,3 +128,12 @@ def test_precision_option(settings, prepared):
     assert "precision must be one of auto, float32, bfloat16" in str(bad.exception)
     listed = json.loads(invoke("train", "list", "--json", "--home", home).output)
     assert len(listed["TrainingJobSummaries"]) == 1  # a bad option records no job
+
+
+def test_color_jitter_option(settings, prepared):
+    home = str(settings.home)
+    args = ["train", "--fast", "--epochs", "1", "--widths", "8,8,8", "--threads", "1", "--home", home]
+    assert invoke(*args, "--color-jitter").exit_code == 0
+    name = json.loads(invoke("train", "list", "--json", "--home", home).output)["TrainingJobSummaries"][0]
+    job = json.loads(invoke("train", "describe", name["TrainingJobName"], "--home", home).output)
+    assert job["HyperParameters"]["color_jitter"] == "true"

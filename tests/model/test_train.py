@@ -234,3 +234,36 @@ def test_precision_auto_follows_the_hardware():
     assert TrainConfig().precision == "auto"
     with pytest.raises(InvalidHyperparameter, match="precision"):
         TrainConfig(precision="float16")
+
+
+def test_color_jitter_shifts_brightness_and_scales_contrast_per_image():
+    from sconeflow.model.train import augment, augment_with_color, color_jitter
+
+    x = torch.randn(64, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    out = color_jitter(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    # Saturation and contrast keep each image's mean; brightness adds one shift per image, within +-0.6.
+    shift = out.mean((1, 2, 3)) - x.mean((1, 2, 3))
+    assert shift.abs().max() <= 0.6 + 1e-5 and shift.std() > 0.1
+    # On gray images saturation does nothing: the spread is scaled by the contrast factor, 0.7-1.3.
+    gray = x[:, :1].expand(-1, 3, -1, -1).contiguous()
+    ratio = color_jitter(gray, torch.Generator().manual_seed(1)).std((1, 2, 3)) / gray.std((1, 2, 3))
+    assert ratio.min() >= 0.7 - 1e-4 and ratio.max() <= 1.3 + 1e-4 and ratio.std() > 0.05
+    # Same generator state, same images; the crop-and-flip draws come first, then the jitter.
+    a = augment_with_color(x, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    torch.testing.assert_close(a, color_jitter(augment(x, g), g))
+
+
+def test_color_jitter_option_changes_the_model_and_is_recorded(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    plain = fit(split, TrainConfig.tiny(seed=1, epochs=2))
+    jittered = fit(split, TrainConfig.tiny(seed=1, epochs=2, color_jitter=True))
+    x = to_tensor(split.images[:8], plain.mean, plain.std, torch.device("cpu"))
+    with torch.no_grad():
+        assert not torch.allclose(plain.model(x), jittered.model(x), atol=1e-6)
+    job = train(settings, TrainConfig.tiny(seed=1, color_jitter=True), store=prepared)
+    assert job.final_metrics["test_accuracy"] >= 0.95  # still learns the synthetic task
+    assert job.hyperparameters["color_jitter"] == "true"
+    meta = load_classifier(job.name, settings=settings).metadata
+    assert meta["training"]["hyperparameters"]["color_jitter"] == "true"

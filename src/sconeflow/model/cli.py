@@ -65,6 +65,13 @@ def train_command(
             "every augmented batch the student sees (~1.8x slower student, no better on validation).",
         ),
     ] = None,
+    color_jitter: Annotated[
+        bool | None,
+        typer.Option(
+            "--color-jitter/--no-color-jitter",
+            help="Per-image brightness, contrast and saturation jitter on top of the crops and flips.",
+        ),
+    ] = None,
     distill_epochs: Annotated[
         int | None, typer.Option("--distill-epochs", help="Student epochs (default: same as --epochs).")
     ] = None,
@@ -164,6 +171,7 @@ def train_command(
         ("distill", distill),
         ("distill_targets", distill_targets),
         ("distill_epochs", distill_epochs),
+        ("color_jitter", color_jitter),
     ):
         if value is not None:
             changes[key] = value

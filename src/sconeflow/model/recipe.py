@@ -62,7 +62,9 @@ class TrainConfig:
     # optimizer and EMA stay float32); "auto" picks it where the hardware has native bf16 (x86 AVX-512
     # BF16/AMX, CUDA with bf16), else "float32". Inference and export are float32 either way.
     precision: str = "auto"
-    augment: bool = True
+    augment: bool = True  # random crops (4 px reflect padding) and horizontal flips
+    # Per-image brightness/contrast/saturation jitter after the crops and flips (train.color_jitter).
+    color_jitter: bool = False
     num_threads: int = 2
     device: str = "auto"
     bucket: str | None = None

@@ -157,6 +157,36 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.contiguous(memory_format=torch.channels_last)
 
 
+def random_uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def color_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-image saturation (x0.6-1.4), contrast (x0.7-1.3) and brightness (+-0.6 in normalized units,
+    about +-0.15 of the 0-1 pixel range) jitter of normalized NCHW images."""
+    n = len(x)
+    brightness = random_uniform(n, -0.6, 0.6, generator).view(n, 1, 1, 1).to(x)
+    contrast = random_uniform(n, 0.7, 1.3, generator).view(n, 1, 1, 1).to(x)
+    saturation = random_uniform(n, 0.6, 1.4, generator).view(n, 1, 1, 1).to(x)
+    gray = x.mean(1, keepdim=True)
+    out = gray + (x - gray) * saturation
+    mean = out.mean((1, 2, 3), keepdim=True)
+    out = mean + (out - mean) * contrast + brightness
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def augment_with_color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """:func:`augment`, then :func:`color_jitter`."""
+    return color_jitter(augment(x, generator), generator)
+
+
+Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def augmenter_for(config: TrainConfig) -> Augmenter:
+    return augment_with_color if config.color_jitter else augment
+
+
 def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """A fold id per sample; each class is spread evenly over the folds."""
     rng = np.random.default_rng(seed)
@@ -256,7 +286,7 @@ def fit_network(
     teacher: Teacher | None = None,
     widths: tuple[int, int, int] | None = None,
     precision: str = "float32",
-    augmenter: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = augment,
+    augmenter: Augmenter | None = None,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
@@ -264,10 +294,11 @@ def fit_network(
     very augmented images the net sees (consistent distillation) + the rest x ``targets``.
     ``precision="bfloat16"`` runs the forward/backward passes under bf16 autocast; the weights, the
     optimizer, the loss and the EMA stay float32. ``augmenter`` draws each epoch's augmented images (when
-    ``config.augment``): the benches try other augmentations through it.
+    ``config.augment``; default :func:`augmenter_for` the config): the benches try others through it.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    augmenter = augmenter or augmenter_for(config)
     model = AirbenchNet(num_classes, widths or config.widths).to(x.device)
     model.init_whitening(x)
     model = model.to(memory_format=torch.channels_last)
