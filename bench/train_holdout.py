@@ -117,6 +117,9 @@ def main() -> int:
         held = hold_out(store, settings.bucket, args.per_class, args.split, args.folds)
         config = TrainConfig(seed=args.split, num_threads=args.threads, **changes)
         job = train(settings, config)
+        from sconeflow.model.artifact import read_artifact, resolve_model
+
+        _, meta = read_artifact(resolve_model(settings, job.name).data)
     metrics = job.final_metrics
     row = {
         "split": args.split,
@@ -132,6 +135,7 @@ def main() -> int:
             (1 - metrics.get("test_accuracy_float32", metrics["test_accuracy"])) * held
         ),
         "train_wall_seconds": metrics["train_wall_seconds"],
+        "int8_checks": meta.get("quantization", {}).get("checks", []),
     }
     print(
         f"split {args.split} {row['changes'] or 'default'}: held-out accuracy {row['held_out_accuracy']:.2%} "
