@@ -97,9 +97,23 @@ def test_auto_rule_counts_errors_over_all_held_out_checks(errors, ok):
         QuantizationCheck(100, 0.99, 0.1, 0.01, f, q, on=f"fold {i}") for i, (f, q) in enumerate(errors)
     ]
     assert passes(checks) is ok
-    # Agreement still binds on every check, whatever the error counts.
+    # Agreement binds on the held-out images together, whatever the error counts.
     low = dataclasses.replace(checks[-1], agreement=0.98)
     assert passes([*checks[:-1], low]) is False
+    # On the training images on their own.
+    assert passes([dataclasses.replace(checks[0], agreement=0.98), *checks[1:]]) is False
+
+
+def test_one_disagreement_in_a_small_check_is_judged_with_the_other_held_out_images():
+    # 80-image folds (800 training images): one disagreement is 98.75%, under 99% on its own.
+    train_check = QuantizationCheck(800, 1.0, 0.0, 0.0, on="training images")
+    small = QuantizationCheck(80, 79 / 80, 0.1, 0.01, 8, 8, on="twin")
+    others = [QuantizationCheck(80, 1.0, 0.1, 0.01, 8, 8, on=f"member {i}") for i in range(5)]
+    assert passes([train_check, small, *others]) is True  # 479 of 480 agree
+    assert passes([train_check, small]) is False  # alone it is 98.75%
+    three_small = [small, dataclasses.replace(small, on="m"), dataclasses.replace(small, on="n")]
+    assert passes([train_check, *three_small]) is False  # 237 of 240 agree: 98.75%
+    assert passes([train_check, *three_small, *others]) is True  # 477 of 480: 99.38%
 
 
 def test_auto_ships_float32_when_the_int8_graph_disagrees(fitted):
@@ -243,6 +257,7 @@ def test_failed_check_is_described_in_one_line():
         QuantizationCheck(100, 0.98, 0.1, 0.01, 10, 10, on="member 1"),
     ]
     assert describe_checks(checks) == (
-        "lowest agreement 98.00% (needs 99%), 24 int8 vs 23 float32 errors on 200 held-out images"
+        "agreement 99.50% on training images, agreement 98.50% on the held-out images (needs 99%); "
+        "24 int8 vs 23 float32 errors on 200 held-out images"
     )
-    assert describe_checks(checks[:1]) == "lowest agreement 99.50% (needs 99%)"
+    assert describe_checks(checks[:1]) == "agreement 99.50% on training images (needs 99%)"
