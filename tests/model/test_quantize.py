@@ -12,7 +12,14 @@ from sconeflow.model.artifact import OnnxClassifier, load_classifier, read_artif
 from sconeflow.model.dataload import load_split_data
 from sconeflow.model.errors import QuantizationFailed
 from sconeflow.model.export import export_onnx
-from sconeflow.model.quantize import QuantizationCheck, compare, passes, quantize_int8, run_graph
+from sconeflow.model.quantize import (
+    QuantizationCheck,
+    compare,
+    passes,
+    quantize_int8,
+    run_graph,
+    worse_p_value,
+)
 from sconeflow.model.recipe import TrainConfig
 from sconeflow.model.train import build_metadata, choose_graph, fit, to_tensor, train
 
@@ -61,6 +68,7 @@ def test_compare_counts_agreement_and_errors():
     check = compare(a, b, np.array([0, 1, 0, 0]), on="x")
     assert check.images == 4 and check.agreement == 0.75 and check.on == "x"
     assert check.float_errors == 1 and check.int8_errors == 2
+    assert (check.int8_only_errors, check.float_only_errors) == (1, 0)
     assert check.max_abs_diff == pytest.approx(0.2, abs=1e-6) and check.mean_abs_diff == pytest.approx(
         0.1, abs=1e-6
     )
@@ -68,38 +76,72 @@ def test_compare_counts_agreement_and_errors():
 
 
 @pytest.mark.parametrize(
-    ("agreement", "float_errors", "int8_errors", "ok"),
+    ("agreement", "errors", "ok"),
     [
-        (1.0, 3, 3, True),
-        (0.995, 3, 2, True),
-        (0.98, 3, 3, False),
-        (1.0, 3, 4, False),
-        (1.0, None, None, True),
+        (1.0, (3, 3, 0, 0), True),
+        (0.995, (3, 2, 0, 1), True),
+        (0.98, (3, 3, 1, 1), False),  # too little agreement, whatever the errors
+        (0.999, (3, 4, 1, 0), True),  # one more error: p = 0.5
+        (0.994, (1, 7, 6, 0), False),  # six more, none fewer: p = 1/64
+        (0.993, (2, 7, 6, 1), True),  # six more, one fewer: p = 8/128 = 0.0625
+        (1.0, (None, None, None, None), True),
     ],
 )
-def test_auto_rule(agreement, float_errors, int8_errors, ok):
-    check = QuantizationCheck(100, agreement, 0.1, 0.01, float_errors, int8_errors)
-    assert passes([QuantizationCheck(100, 1.0, 0.0, 0.0), check]) is ok
+def test_auto_rule(agreement, errors, ok):
+    check = QuantizationCheck(1000, agreement, 0.1, 0.01, *errors)
+    assert passes([QuantizationCheck(1000, 1.0, 0.0, 0.0), check]) is ok
+
+
+def test_sign_test_p_value():
+    from sconeflow.model.quantize import worse_p_value
+
+    def held(int8_only, float_only):
+        return QuantizationCheck(100, 0.95, 0.1, 0.01, 10, 10 + int8_only - float_only, int8_only, float_only)
+
+    assert worse_p_value([QuantizationCheck(100, 1.0, 0.0, 0.0)]) is None  # no labelled check
+    assert worse_p_value([held(0, 0)]) == 1.0
+    assert worse_p_value([held(5, 0)]) == pytest.approx(1 / 32)
+    assert worse_p_value([held(5, 1)]) == pytest.approx(7 / 64)
+    assert worse_p_value([held(3, 0), held(2, 1)]) == pytest.approx(7 / 64)  # pooled over the checks
+    assert worse_p_value([held(0, 4)]) == 1.0
+    # Checks that only know their totals (recorded before session 8): the smallest split they allow.
+    totals = QuantizationCheck(100, 0.95, 0.1, 0.01, 10, 15)
+    assert worse_p_value([totals]) == pytest.approx(1 / 32)
 
 
 @pytest.mark.parametrize(
-    ("errors", "ok"),
+    ("discordant", "ok"),
     [
-        ([(13, 14), (10, 9)], True),  # one more on the twin, one fewer on a member: no worse in all
-        ([(13, 14), (10, 10)], False),  # one more in all
-        ([(13, 13), (10, 10), (8, 8)], True),
-        ([(0, 0), (5, 3), (5, 8)], False),
+        ([(1, 0), (0, 0)], True),  # one more on the twin
+        ([(3, 0), (2, 0)], False),  # five more in all, none fewer: p = 1/32
+        ([(3, 0), (2, 0), (0, 1)], True),  # five more, one fewer: p = 7/64
+        ([(2, 0), (0, 0), (0, 0)], True),
     ],
 )
-def test_auto_rule_counts_errors_over_all_held_out_checks(errors, ok):
+def test_auto_rule_counts_errors_over_all_held_out_checks(discordant, ok):
     checks = [QuantizationCheck(1000, 1.0, 0.0, 0.0, on="training images")]
     checks += [
-        QuantizationCheck(100, 0.99, 0.1, 0.01, f, q, on=f"fold {i}") for i, (f, q) in enumerate(errors)
+        QuantizationCheck(200, 0.99, 0.1, 0.01, 10, 10 + b - c, b, c, on=f"fold {i}")
+        for i, (b, c) in enumerate(discordant)
     ]
     assert passes(checks) is ok
-    # Agreement still binds on every check, whatever the error counts.
+    # Agreement binds on the held-out images together, whatever the error counts.
     low = dataclasses.replace(checks[-1], agreement=0.98)
     assert passes([*checks[:-1], low]) is False
+    # On the training images on their own.
+    assert passes([dataclasses.replace(checks[0], agreement=0.98), *checks[1:]]) is False
+
+
+def test_one_disagreement_in_a_small_check_is_judged_with_the_other_held_out_images():
+    # 80-image folds (800 training images): one disagreement is 98.75%, under 99% on its own.
+    train_check = QuantizationCheck(800, 1.0, 0.0, 0.0, on="training images")
+    small = QuantizationCheck(80, 79 / 80, 0.1, 0.01, 8, 8, on="twin")
+    others = [QuantizationCheck(80, 1.0, 0.1, 0.01, 8, 8, on=f"member {i}") for i in range(5)]
+    assert passes([train_check, small, *others]) is True  # 479 of 480 agree
+    assert passes([train_check, small]) is False  # alone it is 98.75%
+    three_small = [small, dataclasses.replace(small, on="m"), dataclasses.replace(small, on="n")]
+    assert passes([train_check, *three_small]) is False  # 237 of 240 agree: 98.75%
+    assert passes([train_check, *three_small, *others]) is True  # 477 of 480: 99.38%
 
 
 def test_auto_ships_float32_when_the_int8_graph_disagrees(fitted):
@@ -158,10 +200,11 @@ def test_distilled_job_checks_the_calibration_student(settings, prepared):
     assert meta["quantization"]["heldout_check_calibration_images"] == 80 - 8
     assert [c["calibration_images"] for c in held] == [80 - 8] * 3
     assert checks[0]["calibration_images"] is None
-    float_total, int8_total = (sum(c[k] for c in held) for k in ("float_errors", "int8_errors"))
-    assert (meta["quantization"]["method"] == "int8") is (
-        int8_total <= float_total and all(c["agreement"] >= 0.99 for c in checks)
-    )
+    assert all(c["int8_only_errors"] is not None and c["float_only_errors"] is not None for c in held)
+    recorded = [QuantizationCheck(**c) for c in checks]
+    assert (meta["quantization"]["method"] == "int8") is passes(recorded)
+    assert meta["quantization"]["heldout_worse_p_value"] == pytest.approx(worse_p_value(recorded))
+    assert 0 <= meta["quantization"]["heldout_agreement"] <= 1
 
 
 def test_bad_graph_or_no_calibration_is_a_named_error(fitted):
@@ -243,6 +286,8 @@ def test_failed_check_is_described_in_one_line():
         QuantizationCheck(100, 0.98, 0.1, 0.01, 10, 10, on="member 1"),
     ]
     assert describe_checks(checks) == (
-        "lowest agreement 98.00% (needs 99%), 24 int8 vs 23 float32 errors on 200 held-out images"
+        "agreement 99.50% on training images, agreement 98.50% on the held-out images (needs 99%); "
+        "24 int8 vs 23 float32 errors on 200 held-out images (1 only int8 gets wrong, 0 only float32; "
+        "p = 0.500, needs >= 0.05)"
     )
-    assert describe_checks(checks[:1]) == "lowest agreement 99.50% (needs 99%)"
+    assert describe_checks(checks[:1]) == "agreement 99.50% on training images (needs 99%)"

@@ -40,7 +40,17 @@ from sconeflow.model.errors import InvalidHyperparameter, QuantizationFailed, Tr
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
 from sconeflow.model.jobs import TrainingJob, TrainingJobs
 from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
-from sconeflow.model.quantize import MIN_AGREEMENT, compare, describe_checks, passes, quantize_int8, run_graph
+from sconeflow.model.quantize import (
+    HELD_OUT_ALPHA,
+    MIN_AGREEMENT,
+    compare,
+    describe_checks,
+    heldout_agreement,
+    passes,
+    quantize_int8,
+    run_graph,
+    worse_p_value,
+)
 from sconeflow.model.recipe import TrainConfig
 from sconeflow.store import ObjectStore, open_store
 
@@ -794,9 +804,12 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
         # training images only (0: no held-out check); every check records its own count
         "heldout_check_calibration_images": checks[1].calibration_images if len(checks) > 1 else 0,
         "rule": (
-            f"auto: agreement >= {MIN_AGREEMENT} on every check and no more errors than float32 "
-            "summed over the held-out checks"
+            f"auto: agreement >= {MIN_AGREEMENT} on the training images and on the held-out images "
+            f"together, and int8 not worse than float32 on the held-out images by a one-sided exact sign "
+            f"test at {HELD_OUT_ALPHA}"
         ),
+        "heldout_agreement": heldout_agreement(checks),
+        "heldout_worse_p_value": worse_p_value(checks),
         "checks": [check.as_dict() for check in checks],
         "float32_graph_bytes": len(float_bytes),
         "int8_graph_bytes": len(int8_bytes),
