@@ -47,10 +47,9 @@ from sconeflow.model.train import (  # noqa: E402
     to_tensor,
 )
 from sconeflow.store import open_store  # noqa: E402
+from train_holdout import FOLD_SEED, add_run_options, source_missing  # noqa: E402  (bench/, beside this file)
 
-MINI = REPO.parent / "shared" / "datasets" / "cifar-100-vehicles-mini.tar.gz"
 FOLDS = 5
-FOLD_SEED = 2026
 
 
 def affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -153,12 +152,9 @@ def main() -> int:
         "--candidates", nargs="+", default=list(CANDIDATES), metavar="AUGMENTATION[+FIELD=VALUE]"
     )
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--source", type=Path, default=MINI)
-    parser.add_argument("--json", type=Path)
+    add_run_options(parser)
     args = parser.parse_args()
-    if not args.source.is_file():
-        print(f"dataset {args.source} is absent", file=sys.stderr)
+    if source_missing(args.source):
         return 2
     config = TrainConfig(epochs=args.epochs, num_threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="sconeflow-screen-") as tmp:

@@ -83,6 +83,20 @@ def hold_out(store, bucket: str, per_class: int, seed: int, folds: int = 0) -> i
     return len(held)
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """--threads, --source and --json, shared with bench/member_screen.py."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--source", type=Path, default=MINI)
+    parser.add_argument("--json", type=Path)
+
+
+def source_missing(source: Path) -> bool:
+    if source.is_file():
+        return False
+    print(f"dataset {source} is absent", file=sys.stderr)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=int, default=0, help="seed of the held-out sample (and of the job)")
@@ -93,15 +107,12 @@ def main() -> int:
         default=0,
         help="hold out fold --split of a fixed stratified K-fold partition instead of a random sample",
     )
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="a TrainConfig change (JSON value)"
     )
-    parser.add_argument("--source", type=Path, default=MINI)
-    parser.add_argument("--json", type=Path)
+    add_run_options(parser)
     args = parser.parse_args()
-    if not args.source.is_file():
-        print(f"dataset {args.source} is absent", file=sys.stderr)
+    if source_missing(args.source):
         return 2
     from sconeflow.model.train import train
 
