@@ -56,7 +56,8 @@ class TrainConfig:
     # validation fold 0, predicts that fold: costs one more training) or "members" (their out-of-fold T).
     student_calibration: str = "holdout"
     # The shipped graph: "auto" = int8 (about 3-4x faster on x86 with VNNI) when it agrees with the float32
-    # graph and loses no held-out image (sconeflow.model.quantize), else float32; "int8"; "none".
+    # graph and is not significantly worse on held-out images (sconeflow.model.quantize.passes), else
+    # float32; "int8"; "none".
     quantize: str = "auto"
     # Training arithmetic: "bfloat16" runs the forward and backward passes under bf16 autocast (weights,
     # optimizer and EMA stay float32); "auto" picks it where the hardware has native bf16 (x86 AVX-512
