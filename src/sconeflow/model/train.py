@@ -554,7 +554,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
         heldout.append(HeldOut(None, images, train.labels[first], "the model on validation fold 0"))
         # The model never trained on fold 0: its int8 ranges must not come from it either.
         calibration_images = _calibration_sample(x[~held_mask], config.seed)
-    if len(members) > 1:
+    if len(members) > 1 and config.quantize != "none":
         # Each member, quantized with ranges from its own training images, on the fold it never saw: the
         # members share the exported model's architecture and recipe, and together they give the int8
         # check ~5x more held-out images than the calibration student alone.
