@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from sconeflow.model.artifact import OnnxClassifier, load_classifier, read_artifact, resolve_model
 from sconeflow.model.dataload import load_split_data
@@ -60,6 +61,42 @@ def test_int8_graph_quantizes_the_convolutions_and_keeps_float_probabilities(fit
     assert not np.allclose(np.round(int8_probs * 255), int8_probs * 255, atol=1e-4)  # not rounded to 1/255
     assert np.abs(int8_probs - float_probs).max() < 0.1
     assert (int8_probs.argmax(1) == float_probs.argmax(1)).mean() >= 0.95
+
+
+def weight_sources(graph: bytes) -> dict[str, str]:
+    """Each Conv/MatMul node's name -> the op type producing its weight ("" for a plain initializer)."""
+    nodes = onnx.load_from_string(graph).graph.node
+    producer = {o: n.op_type for n in nodes for o in n.output}
+    return {n.name: producer.get(n.input[1], "") for n in nodes if n.op_type in ("Conv", "MatMul")}
+
+
+def test_keep_float_leaves_the_named_nodes_unquantized(fitted):
+    _, result, _ = fitted
+    float_graph = export_onnx(result.model)
+    whiten = "/members.0/whiten/Conv"
+    assert whiten in weight_sources(float_graph)
+    default = weight_sources(quantize_int8(float_graph, result.calibration_images))
+    kept = weight_sources(quantize_int8(float_graph, result.calibration_images, keep_float=(whiten,)))
+    assert default[whiten] == "DequantizeLinear" and kept[whiten] == ""
+    assert {k: v for k, v in kept.items() if k != whiten} == {k: v for k, v in default.items() if k != whiten}
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_other_calibration_methods_give_a_close_int8_graph(fitted, method):
+    _, result, test = fitted
+    float_graph = export_onnx(result.model)
+    x = to_tensor(test.images, result.mean, result.std, torch.device("cpu")).contiguous().numpy()
+    int8_graph = quantize_int8(float_graph, result.calibration_images, calibrate_method=method)
+    if method == "percentile":  # clips the widest activations: other ranges than min/max
+        assert int8_graph != quantize_int8(float_graph, result.calibration_images)
+    float_probs, int8_probs = run_graph(float_graph, x), run_graph(int8_graph, x)
+    assert np.abs(int8_probs - float_probs).max() < 0.1
+
+
+def test_unknown_calibration_method_is_a_named_error(fitted):
+    _, result, _ = fitted
+    with pytest.raises(QuantizationFailed, match="calibration method 'median'"):
+        quantize_int8(export_onnx(result.model), result.calibration_images, calibrate_method="median")
 
 
 def test_compare_counts_agreement_and_errors():

@@ -40,8 +40,22 @@ MIN_AGREEMENT = 0.99
 HELD_OUT_ALPHA = 0.05
 
 
-def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray, input_name: str = "input") -> bytes:
-    """The float32 graph as an int8 QDQ graph; ``calibration`` is normalized float32 NCHW images."""
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def quantize_int8(
+    onnx_bytes: bytes,
+    calibration: np.ndarray,
+    input_name: str = "input",
+    *,
+    calibrate_method: str = "minmax",
+    keep_float: tuple[str, ...] = (),
+) -> bytes:
+    """The float32 graph as an int8 QDQ graph; ``calibration`` is normalized float32 NCHW images.
+
+    ``calibrate_method`` picks how activation ranges are fitted (min/max by default; ``percentile`` or
+    ``entropy`` clip outliers); ``keep_float`` names graph nodes left in float32.
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -53,6 +67,15 @@ def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray, input_name: str = 
 
     if len(calibration) == 0:
         raise QuantizationFailed("quantization needs at least one calibration image")
+    if calibrate_method not in CALIBRATION_METHODS:
+        raise QuantizationFailed(
+            f"unknown calibration method {calibrate_method!r}: one of {', '.join(CALIBRATION_METHODS)}"
+        )
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[calibrate_method]
     batches = [
         np.ascontiguousarray(calibration[i : i + CALIBRATION_BATCH], dtype=np.float32)
         for i in range(0, len(calibration), CALIBRATION_BATCH)
@@ -80,7 +103,8 @@ def quantize_int8(onnx_bytes: bytes, calibration: np.ndarray, input_name: str = 
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 reduce_range=True,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=method,
+                nodes_to_exclude=list(keep_float),
                 # Only the multiply-heavy ops: quantizing Softmax would round probabilities to 1/255.
                 op_types_to_quantize=list(QUANTIZED_OPS),
             )

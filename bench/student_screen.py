@@ -1,0 +1,135 @@
+"""Screen changes to the distilled student cheaply: the teachers are trained once per fold and cached.
+
+A full-job cross-validation retrains 5 members per fold (~5 min of both cores) although a change to the
+student leaves them alone. This bench caches, per fold of the 5-fold partition of
+``bench/train_holdout.py`` (the real test split is never read), the members' soft labels of the 800
+training images and the default student's held-out probabilities; each candidate then costs one student
+training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the student is trained with.
+
+    python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=45
+    python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=60 --splits 0 1
+
+The table is paired against the default student (flip TTA, untempered probabilities): errors of 1000,
+NLL, and the images only one of the two gets wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from sconeflow.model.recipe import TrainConfig  # noqa: E402
+from sconeflow.model.train import fit, fit_network, predict_logits_probs, to_tensor  # noqa: E402
+from student_views import FOLDS, load_fold, probabilities, score  # noqa: E402  (bench/, beside this file)
+from train_holdout import add_run_options, parse_change, source_missing  # noqa: E402
+
+
+def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> dict:
+    """The fold's cached members' soft labels and default student, trained and saved when absent."""
+    path = cache / f"fold-{split}.pt"
+    entry = torch.load(path) if path.is_file() else None
+    if entry is not None and "student_state" in entry:
+        return entry
+    train, held = load_fold(source, split)
+    if entry is None:
+        members = fit(train, base.with_(distill=False, quantize="none"))  # the default job's 5 members
+        x = to_tensor(train.images, members.mean, members.std, torch.device("cpu"))
+        teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members.teachers]).mean(0)
+        entry = {"teacher": teacher, "mean": members.mean, "std": members.std, "precision": members.precision}
+    student = train_student(train, entry, base)
+    xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
+    probs = probabilities([student], xh, "flip")
+    if "student_flip" in entry:  # cached by student_views.py: the same seed must give the same student
+        print(
+            f"split {split}: retrained default student differs by {float((probs - entry['student_flip']).abs().max()):.2e}"
+        )
+    entry["student_flip"] = probs
+    entry["student_state"] = student.state_dict()
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(entry, path)
+    return entry
+
+
+def train_student(train, entry: dict, config: TrainConfig) -> torch.nn.Module:
+    """The job's student (same seed, targets and schedule) trained with ``config``."""
+    x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
+    y = torch.from_numpy(train.labels)
+    smoothed = F.one_hot(y, 2).float() * (1 - config.label_smoothing) + config.label_smoothing / 2
+    targets = config.distill_weight * entry["teacher"] + (1 - config.distill_weight) * smoothed
+    student, _ = fit_network(
+        x,
+        targets,
+        config,
+        2,
+        config.seed * 1000 + 999,
+        epochs=config.distill_epochs or config.epochs,
+        stage="student",
+        precision=entry.get("precision", "bfloat16"),
+        widths=config.student_widths,
+    )
+    return student.cpu()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True, help="folder of the per-fold teachers")
+    parser.add_argument("--candidate", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--splits", type=int, nargs="+", default=list(range(FOLDS)))
+    add_run_options(parser)
+    args = parser.parse_args()
+    if source_missing(args.source):
+        return 2
+    changes = dict(parse_change(text) for text in args.candidate)
+    totals = {"errors": 0, "base_errors": 0, "nll": 0.0, "base_nll": 0.0, "only_base": 0, "only_new": 0}
+    per_fold, images, t0 = [], 0, time.perf_counter()
+    for split in args.splits:
+        base = TrainConfig(seed=split, num_threads=args.threads)
+        entry = teachers_for(args.source, split, base, args.cache)
+        train, held = load_fold(args.source, split)
+        student = train_student(train, entry, base.with_(**changes))
+        xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
+        yh = torch.from_numpy(held.labels)
+        new, old = score(probabilities([student], xh, "flip"), yh), score(entry["student_flip"], yh)
+        only_base, only_new = set(old["wrong"]) - set(new["wrong"]), set(new["wrong"]) - set(old["wrong"])
+        for key, value in (
+            ("errors", new["errors"]),
+            ("base_errors", old["errors"]),
+            ("nll", new["nll_sum"]),
+            ("base_nll", old["nll_sum"]),
+            ("only_base", len(only_base)),
+            ("only_new", len(only_new)),
+        ):
+            totals[key] += value
+        images += len(yh)
+        per_fold.append(new["errors"])
+        print(f"split {split}: {new['errors']} errors (default student {old['errors']})", flush=True)
+    row = {
+        "candidate": changes,
+        "splits": args.splits,
+        "images": images,
+        "errors_per_fold": per_fold,
+        **{k: v / images if "nll" in k else v for k, v in totals.items()},
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(
+        f"{' '.join(args.candidate) or 'default'}: {row['errors']} errors of {images} "
+        f"({'/'.join(map(str, per_fold))}), NLL {row['nll']:.4f}; default student {row['base_errors']} "
+        f"(NLL {row['base_nll']:.4f}); only default wrong {row['only_base']}, only candidate wrong "
+        f"{row['only_new']}; {row['wall_seconds']:.0f} s"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(row, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
