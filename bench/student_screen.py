@@ -4,7 +4,8 @@ A full-job cross-validation retrains 5 members per fold (~5 min of both cores) a
 student leaves them alone. This bench caches, per fold of the 5-fold partition of
 ``bench/train_holdout.py`` (the real test split is never read), the members' soft labels of the 800
 training images and the default student's held-out probabilities; each candidate then costs one student
-training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the student is trained with.
+training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the student is trained with, or
+``mixup_alpha=A`` (mixup on the student's batches).
 
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=45
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=60 --splits 0 1
@@ -49,9 +50,8 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
     probs = probabilities([student], xh, "flip")
     if "student_flip" in entry:  # cached by student_views.py: the same seed must give the same student
-        print(
-            f"split {split}: retrained default student differs by {float((probs - entry['student_flip']).abs().max()):.2e}"
-        )
+        drift = float((probs - entry["student_flip"]).abs().max())
+        print(f"split {split}: retrained default student differs by {drift:.2e}")
     entry["student_flip"] = probs
     entry["student_state"] = student.state_dict()
     cache.mkdir(parents=True, exist_ok=True)
@@ -59,8 +59,8 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     return entry
 
 
-def train_student(train, entry: dict, config: TrainConfig) -> torch.nn.Module:
-    """The job's student (same seed, targets and schedule) trained with ``config``."""
+def train_student(train, entry: dict, config: TrainConfig, mixup_alpha: float = 0.0) -> torch.nn.Module:
+    """The job's student (same seed, targets and schedule) trained with ``config`` (and mixup)."""
     x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
     y = torch.from_numpy(train.labels)
     smoothed = F.one_hot(y, 2).float() * (1 - config.label_smoothing) + config.label_smoothing / 2
@@ -75,6 +75,7 @@ def train_student(train, entry: dict, config: TrainConfig) -> torch.nn.Module:
         stage="student",
         precision=entry.get("precision", "bfloat16"),
         widths=config.student_widths,
+        mixup_alpha=mixup_alpha,
     )
     return student.cpu()
 
@@ -89,13 +90,14 @@ def main() -> int:
     if source_missing(args.source):
         return 2
     changes = dict(parse_change(text) for text in args.candidate)
+    mixup_alpha = float(changes.pop("mixup_alpha", 0.0))  # a fit_network option, not a recipe field
     totals = {"errors": 0, "base_errors": 0, "nll": 0.0, "base_nll": 0.0, "only_base": 0, "only_new": 0}
     per_fold, images, t0 = [], 0, time.perf_counter()
     for split in args.splits:
         base = TrainConfig(seed=split, num_threads=args.threads)
         entry = teachers_for(args.source, split, base, args.cache)
         train, held = load_fold(args.source, split)
-        student = train_student(train, entry, base.with_(**changes))
+        student = train_student(train, entry, base.with_(**changes), mixup_alpha)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
         yh = torch.from_numpy(held.labels)
         new, old = score(probabilities([student], xh, "flip"), yh), score(entry["student_flip"], yh)
@@ -113,7 +115,7 @@ def main() -> int:
         per_fold.append(new["errors"])
         print(f"split {split}: {new['errors']} errors (default student {old['errors']})", flush=True)
     row = {
-        "candidate": changes,
+        "candidate": {**changes, **({"mixup_alpha": mixup_alpha} if mixup_alpha else {})},
         "splits": args.splits,
         "images": images,
         "errors_per_fold": per_fold,

@@ -267,3 +267,30 @@ def test_color_jitter_option_changes_the_model_and_is_recorded(settings, prepare
     assert job.hyperparameters["color_jitter"] == "true"
     meta = load_classifier(job.name, settings=settings).metadata
     assert meta["training"]["hyperparameters"]["color_jitter"] == "true"
+
+
+def test_mixup_blends_images_and_targets_with_one_weight_per_batch():
+    from sconeflow.model.train import mixup
+
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 3, 2, 2).contiguous()
+    targets = torch.nn.functional.one_hot(torch.arange(8) % 2, 2).float()
+    mixed_x, mixed_t = mixup(x, targets, 0.4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mixed_t.sum(1), torch.ones(8))  # still distributions
+    # Each image is lam * itself + (1 - lam) * a partner from a permutation of the batch, so the batch's
+    # totals (pixels and labels) are kept while the images change.
+    assert not torch.equal(mixed_x, x) and (mixed_t.max(1).values < 1).any()
+    torch.testing.assert_close(mixed_x.sum(), x.sum())
+    torch.testing.assert_close(mixed_t.sum(0), targets.sum(0))
+    again = mixup(x, targets, 0.4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again[0], mixed_x)  # deterministic for a generator state
+
+
+def test_mixup_alpha_changes_the_fitted_net(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=1, epochs=2)
+    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    targets = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
+    plain, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s")
+    mixed, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", mixup_alpha=0.4)
+    with torch.no_grad():
+        assert not torch.allclose(plain(x[:8]), mixed(x[:8]), atol=1e-6)

@@ -167,6 +167,16 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.contiguous(memory_format=torch.channels_last)
 
 
+def mixup(
+    x: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lam * batch + (1 - lam) * shuffled batch`` for images and targets, ``lam ~ Beta(alpha, alpha)``."""
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]
+
+
 def random_uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 
@@ -297,6 +307,7 @@ def fit_network(
     widths: tuple[int, int, int] | None = None,
     precision: str = "float32",
     augmenter: Augmenter | None = None,
+    mixup_alpha: float = 0.0,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
@@ -305,6 +316,8 @@ def fit_network(
     ``precision="bfloat16"`` runs the forward/backward passes under bf16 autocast; the weights, the
     optimizer, the loss and the EMA stay float32. ``augmenter`` draws each epoch's augmented images (when
     ``config.augment``; default :func:`augmenter_for` the config): the benches try others through it.
+    ``mixup_alpha > 0`` blends each batch with a shuffled copy of itself, images and targets alike, with
+    a weight drawn from Beta(alpha, alpha) per batch (mixup; the benches screen it).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -340,6 +353,8 @@ def fit_network(
             xb, tb = xa[idx], targets[idx]
             if teacher is not None:
                 tb = teacher.weight * teacher.probabilities(xb) + (1 - teacher.weight) * tb
+            if mixup_alpha > 0:
+                xb, tb = mixup(xb, tb, mixup_alpha, generator)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 logits = model(xb)
             logits = logits.float()
