@@ -33,12 +33,13 @@ from student_views import FOLDS, load_fold  # noqa: E402  (bench/, beside this f
 from train_holdout import add_run_options, source_missing  # noqa: E402
 
 FIRST = "/members.0/block1/conv1/Conv"
+WHITEN = "/members.0/whiten/Conv"
 SETTINGS: dict[str, dict] = {
-    "minmax": {},  # the job's setting
-    "percentile": {"calibrate_method": "percentile"},
-    "entropy": {"calibrate_method": "entropy"},
-    "minmax-whiten-float": {"keep_float": ("/members.0/whiten/Conv",)},
-    "minmax-block1-float": {"keep_float": ("/members.0/whiten/Conv", FIRST)},
+    "minmax": {"keep_float": ()},  # every Conv and MatMul in int8: the job's setting until session 9
+    "percentile": {"calibrate_method": "percentile", "keep_float": ()},
+    "entropy": {"calibrate_method": "entropy", "keep_float": ()},
+    "minmax-whiten-float": {"keep_float": (WHITEN,)},  # the job's setting since session 9
+    "minmax-block1-float": {"keep_float": (WHITEN, FIRST)},
     "minmax-head-float": {"keep_float": ("/members.0/head/MatMul",)},
 }
 

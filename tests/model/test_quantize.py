@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -13,9 +14,11 @@ from sconeflow.model.artifact import OnnxClassifier, load_classifier, read_artif
 from sconeflow.model.dataload import load_split_data
 from sconeflow.model.errors import QuantizationFailed
 from sconeflow.model.export import export_onnx
+from sconeflow.model.net import ProbabilityModel
 from sconeflow.model.quantize import (
     QuantizationCheck,
     compare,
+    default_float_nodes,
     passes,
     quantize_int8,
     run_graph,
@@ -70,15 +73,30 @@ def weight_sources(graph: bytes) -> dict[str, str]:
     return {n.name: producer.get(n.input[1], "") for n in nodes if n.op_type in ("Conv", "MatMul")}
 
 
-def test_keep_float_leaves_the_named_nodes_unquantized(fitted):
+def test_the_whitening_conv_stays_float_and_keep_float_names_the_float_nodes(fitted):
     _, result, _ = fitted
     float_graph = export_onnx(result.model)
-    whiten = "/members.0/whiten/Conv"
-    assert whiten in weight_sources(float_graph)
+    whiten, first = "/members.0/whiten/Conv", "/members.0/block1/conv1/Conv"
+    assert default_float_nodes(float_graph) == (whiten,)
     default = weight_sources(quantize_int8(float_graph, result.calibration_images))
-    kept = weight_sources(quantize_int8(float_graph, result.calibration_images, keep_float=(whiten,)))
-    assert default[whiten] == "DequantizeLinear" and kept[whiten] == ""
-    assert {k: v for k, v in kept.items() if k != whiten} == {k: v for k, v in default.items() if k != whiten}
+    everything = weight_sources(quantize_int8(float_graph, result.calibration_images, keep_float=()))
+    chosen = weight_sources(quantize_int8(float_graph, result.calibration_images, keep_float=(first,)))
+    assert default[whiten] == "" and everything[whiten] == "DequantizeLinear"
+    assert chosen[whiten] == "DequantizeLinear" and chosen[first] == ""
+    others = {k for k in default if k not in (whiten, first)}
+    assert others and all(g[k] == "DequantizeLinear" for g in (default, everything, chosen) for k in others)
+
+
+def test_every_nets_whitening_conv_stays_float_in_an_ensemble_graph(fitted):
+    _, result, _ = fitted
+    net = result.model.members[0]
+    other = copy.deepcopy(net)
+    other.init_whitening(torch.randn(16, 3, 32, 32))  # distinct weights: no node is merged away
+    ensemble = export_onnx(ProbabilityModel([net, other], flip_tta=True))
+    names = default_float_nodes(ensemble)
+    assert names == ("/members.0/whiten/Conv", "/members.1/whiten/Conv")
+    sources = weight_sources(quantize_int8(ensemble, result.calibration_images))
+    assert [sources[n] for n in names] == ["", ""]
 
 
 @pytest.mark.parametrize("method", ["percentile", "entropy"])

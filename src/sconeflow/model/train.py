@@ -44,6 +44,7 @@ from sconeflow.model.quantize import (
     HELD_OUT_ALPHA,
     MIN_AGREEMENT,
     compare,
+    default_float_nodes,
     describe_checks,
     heldout_agreement,
     passes,
@@ -812,8 +813,9 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
         "requested": config.quantize,
         "scheme": (
             "ONNX Runtime static QDQ: Conv/MatMul on uint8 activations (min/max calibration) x int8 "
-            "per-channel 7-bit weights; other ops float32"
+            "per-channel 7-bit weights; the whitening conv and all other ops float32"
         ),
+        "float_nodes": list(default_float_nodes(float_bytes)),
         "calibration_images": len(calibration),
         # the first held-out check's model (the calibration student or the single model): its own
         # training images only (0: no held-out check); every check records its own count
