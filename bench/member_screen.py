@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +28,13 @@ sys.path.insert(0, str(REPO / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from sconeflow.config import load_settings  # noqa: E402
-from sconeflow.data.prepare import prepare_dataset  # noqa: E402
-from sconeflow.model.dataload import load_split_data  # noqa: E402
+from holdout_data import (  # noqa: E402  (bench/, beside this file)
+    FOLD_SEED,
+    FOLDS,
+    add_run_options,
+    load_training_images,
+    source_missing,
+)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
     Augmenter,
@@ -46,10 +49,6 @@ from sconeflow.model.train import (  # noqa: E402
     stratified_folds,
     to_tensor,
 )
-from sconeflow.store import open_store  # noqa: E402
-from train_holdout import FOLD_SEED, add_run_options, source_missing  # noqa: E402  (bench/, beside this file)
-
-FOLDS = 5
 
 
 def affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -74,14 +73,6 @@ CANDIDATES: dict[str, Augmenter] = {
     "color": augment_with_color,  # the product's --color-jitter
     "affine-color": lambda x, g: color_jitter(affine(x, g), g),
 }
-
-
-def load_training_images(source: Path, tmp: Path):
-    settings = load_settings(tmp / "home")
-    settings.ensure_dirs()
-    prepare_dataset(settings, source=source, classes=["bicycle", "motorcycle"])
-    store = open_store(settings.resolved_store_uri)
-    return load_split_data(store, settings.bucket, "train", require_classes=2)
 
 
 def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig]:
@@ -157,8 +148,7 @@ def main() -> int:
     if source_missing(args.source):
         return 2
     config = TrainConfig(epochs=args.epochs, num_threads=args.threads)
-    with tempfile.TemporaryDirectory(prefix="sconeflow-screen-") as tmp:
-        data = load_training_images(args.source, Path(tmp))
+    data = load_training_images(args.source)
     rows = []
     for name in args.candidates:
         row = screen(name, data, args.seeds, config)

@@ -24,13 +24,12 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
+from holdout_data import FOLDS, add_run_options, load_fold, source_missing  # noqa: E402  (bench/, beside this file)
 from sconeflow.model.export import INPUT_NAME, export_onnx  # noqa: E402
 from sconeflow.model.net import AirbenchNet, ProbabilityModel  # noqa: E402
 from sconeflow.model.quantize import compare, quantize_int8  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import to_tensor  # noqa: E402
-from student_views import FOLDS, load_fold  # noqa: E402  (bench/, beside this file)
-from train_holdout import add_run_options, source_missing  # noqa: E402
 
 FIRST = "/members.0/block1/conv1/Conv"
 WHITEN = "/members.0/whiten/Conv"

@@ -28,10 +28,10 @@ sys.path.insert(0, str(REPO / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from holdout_data import FOLDS, add_run_options, load_fold, parse_change, source_missing  # noqa: E402  (bench/)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import fit, fit_network, predict_logits_probs, to_tensor  # noqa: E402
-from student_views import FOLDS, load_fold, probabilities, score  # noqa: E402  (bench/, beside this file)
-from train_holdout import add_run_options, parse_change, source_missing  # noqa: E402
+from student_views import probabilities, score  # noqa: E402
 
 
 def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> dict:

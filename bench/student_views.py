@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,15 +31,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from sconeflow.config import load_settings  # noqa: E402
-from sconeflow.data.prepare import prepare_dataset  # noqa: E402
-from sconeflow.model.dataload import SplitData, load_split_data  # noqa: E402
+from holdout_data import add_run_options, load_fold, source_missing  # noqa: E402  (bench/, beside this file)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import fit, fit_network, predict_logits_probs, to_tensor  # noqa: E402
-from sconeflow.store import open_store  # noqa: E402
-from train_holdout import add_run_options, hold_out, source_missing  # noqa: E402  (bench/, beside this file)
 
-FOLDS = 5
 SECOND_STUDENT_SEED = 997  # the job's student uses seed*1000+999, the calibration twin +998
 
 
@@ -96,20 +90,6 @@ def score(probs: torch.Tensor, y: torch.Tensor) -> dict:
     wrong = probs.argmax(1) != y
     nll = float(-probs[torch.arange(len(y)), y].clamp_min(1e-12).log().sum())
     return {"errors": int(wrong.sum()), "nll_sum": nll, "wrong": wrong.nonzero().flatten().tolist()}
-
-
-def load_fold(source: Path, split: int) -> tuple[SplitData, SplitData]:
-    """The 800 training and 200 held-out images of fold ``split`` (train_holdout's partition)."""
-    with tempfile.TemporaryDirectory(prefix="sconeflow-views-") as tmp:
-        settings = load_settings(Path(tmp) / "home")
-        settings.ensure_dirs()
-        prepare_dataset(settings, source=source, classes=["bicycle", "motorcycle"])
-        store = open_store(settings.resolved_store_uri)
-        hold_out(store, settings.bucket, 0, split, FOLDS)
-        return (
-            load_split_data(store, settings.bucket, "train", require_classes=2),
-            load_split_data(store, settings.bucket, "test"),
-        )
 
 
 def run_fold(source: Path, split: int, threads: int, epochs: int, cache: Path | None = None) -> dict:
