@@ -218,6 +218,8 @@ def test_the_job_ships_int8_and_records_the_checks(settings, prepared):
     assert "DequantizeLinear" in op_types(graph)
     quant = meta["quantization"]
     assert quant["method"] == "int8" and quant["requested"] == "int8"
+    assert quant["float_nodes"] == ["/members.0/whiten/Conv"]  # and the shipped graph keeps it float:
+    assert weight_sources(graph)["/members.0/whiten/Conv"] == ""
     assert quant["calibration_images"] == 2 * 40 - 8  # the training images the model trained on (not fold 0)
     sources = [c["on"] for c in quant["checks"]]
     assert sources == ["training images (the exported model)", "the model on validation fold 0"]
