@@ -1,4 +1,4 @@
-"""bench/train_holdout.py's cross-validation folds: the partition recipes are chosen on."""
+"""The training benches' cross-validation folds (bench/holdout_data.py): recipes are chosen on them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import importlib.util
 from collections import Counter
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "train_holdout.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "holdout_data.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("train_holdout", BENCH)
+    spec = importlib.util.spec_from_file_location("holdout_data", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
