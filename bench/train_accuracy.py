@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from sconeflow.config import load_settings  # noqa: E402
 from sconeflow.model.artifact import load_classifier  # noqa: E402
+from sconeflow.model.dataload import load_split_data  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.store import open_store  # noqa: E402
 
@@ -210,6 +211,7 @@ def main() -> int:
         prepare(settings, args.source)
         print(f"prepared the dataset in {time.perf_counter() - t0:.1f} s", flush=True)
         baseline = baseline_session()
+        test = load_split_data(open_store(settings.resolved_store_uri), settings.bucket, "test")
         rows = []
         for seed in args.seeds:
             config = TrainConfig.fast(seed=seed) if args.fast else TrainConfig(seed=seed)
@@ -245,6 +247,8 @@ def main() -> int:
                 "members": config.ensemble_size,
                 "test_accuracy_float32": metrics.get("test_accuracy_float32"),
                 "latency_ms_float32_in_job": metrics.get("latency_ms_batch1_float32"),
+                # per test image, in the split's order: 1 when the shipped graph is right (the interval)
+                "test_correct": test_correct(classifier, test),
             }
             if args.keep_artifacts:
                 (args.keep_artifacts / f"seed{seed}.model.tar.gz").write_bytes(classifier.artifact_bytes)
@@ -253,6 +257,25 @@ def main() -> int:
             print_row(row)
             rows.append(row)
     return summarize(args, rows)
+
+
+def test_correct(classifier, test) -> list[int]:
+    return [int(v) for v in classifier.predict_proba(test.images).argmax(1) == test.labels]
+
+
+def bootstrap_interval(correct: np.ndarray, resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean accuracy over seeds when the test images are redrawn.
+
+    ``correct`` is [seeds, images] of 0/1. Each resample draws the images with replacement, the same
+    draw for every seed (the seeds are judged on one test split), and averages over seeds and images: the
+    spread says how far the mean could move with another test split of the same size.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, correct.shape[1], size=(resamples, correct.shape[1]))
+    means = correct.mean(axis=0)[draws].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def heldout_errors(quantization: dict) -> list[int] | None:
@@ -282,6 +305,10 @@ def summarize(args: argparse.Namespace, rows: list[dict]) -> int:
         "max_latency_ms_1thread": max(r.get("latency_ms_1thread", float("nan")) for r in rows),
         "seeds": rows,
     }
+    if all(r.get("test_correct") for r in rows):
+        summary["mean_test_accuracy_interval_95"] = bootstrap_interval(
+            np.array([r["test_correct"] for r in rows])
+        )
     summary["goals"] = {
         "mean >= 96%": summary["mean_test_accuracy"] >= GOAL_MEAN,
         "every seed >= 94.5%": summary["min_test_accuracy"] >= GOAL_MIN,
@@ -297,6 +324,12 @@ def summarize(args: argparse.Namespace, rows: list[dict]) -> int:
         f"worst single-image latency {summary['max_latency_ms']:.2f} ms "
         f"({summary['max_latency_ms_1thread']:.2f} ms with 1 thread, for information)"
     )
+    if "mean_test_accuracy_interval_95" in summary:
+        low, high = summary["mean_test_accuracy_interval_95"]
+        print(
+            f"  the mean's 95% bootstrap interval over the {len(rows[0]['test_correct'])} test images: "
+            f"{low:.2%} - {high:.2%} (another test split of this size could move it that far)"
+        )
     for goal, ok in summary["goals"].items():
         print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
     if args.json:
