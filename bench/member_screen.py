@@ -46,6 +46,7 @@ from sconeflow.model.train import (  # noqa: E402
     predict_logits_probs,
     random_uniform,
     resolve_precision,
+    smoothed_labels,
     stratified_folds,
     to_tensor,
 )
@@ -103,8 +104,7 @@ def screen(spec: str, data, seeds: list[int], base: TrainConfig) -> dict:
             held = torch.from_numpy(folds == fold)
             mean, std = normalization_stats(data.images[~held.numpy()])
             x = to_tensor(data.images, mean, std, device)
-            onehot = F.one_hot(y_all, 2).float()
-            smoothed = onehot * (1 - config.label_smoothing) + config.label_smoothing / 2
+            smoothed = smoothed_labels(y_all, 2, config.label_smoothing)
             net, _ = fit_network(
                 x[~held],
                 smoothed[~held],

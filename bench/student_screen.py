@@ -26,12 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from holdout_data import FOLDS, add_run_options, load_fold, parse_change, source_missing  # noqa: E402  (bench/)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
-from sconeflow.model.train import fit, fit_network, predict_logits_probs, to_tensor  # noqa: E402
-from student_views import probabilities, score  # noqa: E402
+from sconeflow.model.train import fit, teacher_probabilities, to_tensor  # noqa: E402
+from student_views import probabilities, score, train_student  # noqa: E402
 
 
 def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> dict:
@@ -44,9 +43,9 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     if entry is None:
         members = fit(train, base.with_(distill=False, quantize="none"))  # the default job's 5 members
         x = to_tensor(train.images, members.mean, members.std, torch.device("cpu"))
-        teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members.teachers]).mean(0)
+        teacher = teacher_probabilities(members.teachers, x)
         entry = {"teacher": teacher, "mean": members.mean, "std": members.std, "precision": members.precision}
-    student = train_student(train, entry, base)
+    student = student_for(train, entry, base)
     xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
     probs = probabilities([student], xh, "flip")
     if "student_flip" in entry:  # cached by student_views.py: the same seed must give the same student
@@ -59,25 +58,11 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     return entry
 
 
-def train_student(train, entry: dict, config: TrainConfig, mixup_alpha: float = 0.0) -> torch.nn.Module:
-    """The job's student (same seed, targets and schedule) trained with ``config`` (and mixup)."""
+def student_for(train, entry: dict, config: TrainConfig, mixup_alpha: float = 0.0) -> torch.nn.Module:
+    """The job's student (same seed, targets and schedule) on the fold's cached teachers, with ``config``."""
     x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
-    y = torch.from_numpy(train.labels)
-    smoothed = F.one_hot(y, 2).float() * (1 - config.label_smoothing) + config.label_smoothing / 2
-    targets = config.distill_weight * entry["teacher"] + (1 - config.distill_weight) * smoothed
-    student, _ = fit_network(
-        x,
-        targets,
-        config,
-        2,
-        config.seed * 1000 + 999,
-        epochs=config.distill_epochs or config.epochs,
-        stage="student",
-        precision=entry.get("precision", "bfloat16"),
-        widths=config.student_widths,
-        mixup_alpha=mixup_alpha,
-    )
-    return student.cpu()
+    precision = entry.get("precision", "bfloat16")
+    return train_student(x, train.labels, entry["teacher"], config, precision, mixup_alpha=mixup_alpha)
 
 
 def main() -> int:
@@ -97,7 +82,7 @@ def main() -> int:
         base = TrainConfig(seed=split, num_threads=args.threads)
         entry = teachers_for(args.source, split, base, args.cache)
         train, held = load_fold(args.source, split)
-        student = train_student(train, entry, base.with_(**changes), mixup_alpha)
+        student = student_for(train, entry, base.with_(**changes), mixup_alpha)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
         yh = torch.from_numpy(held.labels)
         new, old = score(probabilities([student], xh, "flip"), yh), score(entry["student_flip"], yh)

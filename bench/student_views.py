@@ -27,15 +27,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from holdout_data import add_run_options, load_fold, source_missing  # noqa: E402  (bench/, beside this file)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
-from sconeflow.model.train import fit, fit_network, predict_logits_probs, to_tensor  # noqa: E402
+from sconeflow.model.train import (  # noqa: E402
+    distillation_targets,
+    fit,
+    fit_network,
+    smoothed_labels,
+    teacher_probabilities,
+    to_tensor,
+)
 
-SECOND_STUDENT_SEED = 997  # the job's student uses seed*1000+999, the calibration twin +998
+STUDENT_SEED = 999  # the job's student: config.seed * 1000 + 999 (its calibration twin: + 998)
+SECOND_STUDENT_SEED = 997
 
 
 def shifted(x: torch.Tensor, offset: int) -> torch.Tensor:
@@ -92,6 +101,34 @@ def score(probs: torch.Tensor, y: torch.Tensor) -> dict:
     return {"errors": int(wrong.sum()), "nll_sum": nll, "wrong": wrong.nonzero().flatten().tolist()}
 
 
+def train_student(
+    x: torch.Tensor,
+    labels: np.ndarray,
+    teacher: torch.Tensor,
+    config: TrainConfig,
+    precision: str,
+    *,
+    seed: int = STUDENT_SEED,
+    mixup_alpha: float = 0.0,
+) -> nn.Module:
+    """A student trained as the job trains its own (targets, schedule, widths); ``seed`` is the offset the
+    job adds to ``config.seed * 1000``."""
+    smoothed = smoothed_labels(torch.from_numpy(labels), 2, config.label_smoothing)
+    student, _ = fit_network(
+        x,
+        distillation_targets(teacher, smoothed, config.distill_weight),
+        config,
+        2,
+        config.seed * 1000 + seed,
+        epochs=config.distill_epochs or config.epochs,
+        stage="student",
+        precision=precision,
+        widths=config.student_widths,
+        mixup_alpha=mixup_alpha,
+    )
+    return student.cpu()
+
+
 def run_fold(source: Path, split: int, threads: int, epochs: int, cache: Path | None = None) -> dict:
     train, held = load_fold(source, split)
     config = TrainConfig(
@@ -102,29 +139,16 @@ def run_fold(source: Path, split: int, threads: int, epochs: int, cache: Path | 
     fit_seconds = time.perf_counter() - t0
     device = torch.device("cpu")
     x = to_tensor(train.images, result.mean, result.std, device)
-    y = torch.from_numpy(train.labels)
-    smoothed = F.one_hot(y, 2).float() * (1 - config.label_smoothing) + config.label_smoothing / 2
-    teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in result.teachers]).mean(0)
-    targets = config.distill_weight * teacher + (1 - config.distill_weight) * smoothed
+    teacher = teacher_probabilities(result.teachers, x)
     t1 = time.perf_counter()
-    second, _ = fit_network(
-        x,
-        targets,
-        config,
-        2,
-        config.seed * 1000 + SECOND_STUDENT_SEED,
-        epochs=config.distill_epochs or config.epochs,
-        stage="student 2",
-        precision=result.precision,
-        widths=config.student_widths,
-    )
+    second = train_student(x, train.labels, teacher, config, result.precision, seed=SECOND_STUDENT_SEED)
     second_seconds = time.perf_counter() - t1
     student = result.model.members[0]
     xh = to_tensor(held.images, result.mean, result.std, device)
     yh = torch.from_numpy(held.labels)
     rows = {name: score(probabilities([student], xh, name), yh) for name in VIEW_SETS}
-    rows["two-students"] = score(probabilities([student, second.cpu()], xh, "flip"), yh)
-    rows["two-students-shift4"] = score(probabilities([student, second.cpu()], xh, "shift4"), yh)
+    rows["two-students"] = score(probabilities([student, second], xh, "flip"), yh)
+    rows["two-students-shift4"] = score(probabilities([student, second], xh, "shift4"), yh)
     rows["teachers"] = score(probabilities(list(result.teachers), xh, "flip"), yh)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -134,7 +158,7 @@ def run_fold(source: Path, split: int, threads: int, epochs: int, cache: Path | 
                 "mean": result.mean,
                 "std": result.std,
                 "student_flip": probabilities([student], xh, "flip"),
-                "second_flip": probabilities([second.cpu()], xh, "flip"),
+                "second_flip": probabilities([second], xh, "flip"),
                 "teachers_flip": probabilities(list(result.teachers), xh, "flip"),
                 "precision": result.precision,
                 "student_state": student.state_dict(),

@@ -40,7 +40,8 @@ MIN_AGREEMENT = 0.99
 HELD_OUT_ALPHA = 0.05
 
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# --calibrate_method names -> ONNX Runtime's CalibrationMethod members
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 # Graph nodes left in float32 by default: the frozen 2x2 whitening convs (one per net). Their filters
 # are eigenvectors scaled by 1/sqrt(eigenvalue), so each output channel's 12 weights span a wide range
 # that 7-bit weights resolve poorly; in float32 they cost ~0.3M of the ~118M multiply-adds of a
@@ -92,11 +93,7 @@ def quantize_int8(
         )
     if keep_float is None:
         keep_float = default_float_nodes(onnx_bytes)
-    method = {
-        "minmax": CalibrationMethod.MinMax,
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-    }[calibrate_method]
+    method = getattr(CalibrationMethod, CALIBRATION_METHODS[calibrate_method])
     batches = [
         np.ascontiguousarray(calibration[i : i + CALIBRATION_BATCH], dtype=np.float32)
         for i in range(0, len(calibration), CALIBRATION_BATCH)

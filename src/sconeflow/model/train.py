@@ -272,6 +272,21 @@ def predict_logits_probs(
     return torch.cat(outs)
 
 
+def smoothed_labels(y: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    """One-hot labels [N, C] with ``smoothing`` of the mass spread evenly over the classes."""
+    return F.one_hot(y, num_classes).float() * (1 - smoothing) + smoothing / num_classes
+
+
+def teacher_probabilities(members: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The members' mean probabilities over each image and its mirror: the student's soft labels."""
+    return torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
+
+
+def distillation_targets(teacher: torch.Tensor, smoothed: torch.Tensor, weight: float) -> torch.Tensor:
+    """What the student learns: ``weight`` x the teachers' probabilities + the rest x the smoothed label."""
+    return weight * teacher + (1 - weight) * smoothed
+
+
 def batch_bounds(n: int, steps: int) -> list[tuple[int, int]]:
     """``steps`` batches of near-equal size covering ``n`` samples (sizes differ by at most one).
 
@@ -408,8 +423,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     mean, std = normalization_stats(train.images)
     x = to_tensor(train.images, mean, std, device)
     y = torch.from_numpy(train.labels).to(device)
-    onehot = F.one_hot(y, num_classes).float()
-    smoothed = onehot * (1 - config.label_smoothing) + config.label_smoothing / num_classes
+    smoothed = smoothed_labels(y, num_classes, config.label_smoothing)
 
     use_val = config.val_fraction > 0
     n_folds = min(N_FOLDS_MAX, max(2, round(1 / config.val_fraction))) if use_val else 1
@@ -477,14 +491,11 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     student_heldout: tuple[torch.Tensor, torch.Tensor] | None = None
     twin: nn.Module | None = None
     if config.uses_student:
-        with torch.no_grad():
-            teacher = torch.stack([predict_logits_probs(net, x, flip=True) for net in members]).mean(0)
+        teacher = teacher_probabilities(members, x)
         val_metrics["teacher_train_accuracy"] = float((teacher.argmax(1) == y).float().mean())
         live = Teacher(members, config.distill_weight) if config.distill_targets == "live" else None
         targets = (
-            smoothed
-            if live is not None
-            else config.distill_weight * teacher + (1 - config.distill_weight) * smoothed
+            smoothed if live is not None else distillation_targets(teacher, smoothed, config.distill_weight)
         )
         student, student_reports = fit_network(
             x,
@@ -770,8 +781,9 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
     if config.quantize == "none" or result.calibration_images is None:
         return float_bytes, {"method": "none"}
     calibration = result.calibration_images
+    float_nodes = default_float_nodes(float_bytes)
     try:
-        int8_bytes = quantize_int8(float_bytes, calibration, INPUT_NAME)
+        int8_bytes = quantize_int8(float_bytes, calibration, INPUT_NAME, keep_float=float_nodes)
     except QuantizationFailed as exc:
         if config.quantize == "int8":
             raise  # asked for explicitly: the job fails with the reason
@@ -815,7 +827,7 @@ def choose_graph(float_bytes: bytes, result: FitResult, config: TrainConfig) -> 
             "ONNX Runtime static QDQ: Conv/MatMul on uint8 activations (min/max calibration) x int8 "
             "per-channel 7-bit weights; the whitening conv and all other ops float32"
         ),
-        "float_nodes": list(default_float_nodes(float_bytes)),
+        "float_nodes": list(float_nodes),
         "calibration_images": len(calibration),
         # the first held-out check's model (the calibration student or the single model): its own
         # training images only (0: no held-out check); every check records its own count
