@@ -5,7 +5,7 @@ student leaves them alone. This bench caches, per fold of the 5-fold partition o
 ``bench/train_holdout.py`` (the real test split is never read), the members' soft labels of the 800
 training images and the default student's held-out probabilities; each candidate then costs one student
 training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the student is trained with, or
-``mixup_alpha=A`` (mixup on the student's batches).
+``mixup_alpha=A`` (mixup on the student's batches) or ``sam_rho=R`` (sharpness-aware steps).
 
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=45
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=60 --splits 0 1
@@ -58,11 +58,15 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     return entry
 
 
-def student_for(train, entry: dict, config: TrainConfig, mixup_alpha: float = 0.0) -> torch.nn.Module:
-    """The job's student (same seed, targets and schedule) on the fold's cached teachers, with ``config``."""
+FIT_OPTIONS = ("mixup_alpha", "sam_rho")  # fit_network options, not recipe fields
+
+
+def student_for(train, entry: dict, config: TrainConfig, **fit_options: float) -> torch.nn.Module:
+    """The job's student (same seed, targets and schedule) on the fold's cached teachers, with ``config``
+    and the ``fit_network`` options named in :data:`FIT_OPTIONS`."""
     x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
     precision = entry.get("precision", "bfloat16")
-    return train_student(x, train.labels, entry["teacher"], config, precision, mixup_alpha=mixup_alpha)
+    return train_student(x, train.labels, entry["teacher"], config, precision, **fit_options)
 
 
 def main() -> int:
@@ -75,14 +79,14 @@ def main() -> int:
     if source_missing(args.source):
         return 2
     changes = dict(parse_change(text) for text in args.candidate)
-    mixup_alpha = float(changes.pop("mixup_alpha", 0.0))  # a fit_network option, not a recipe field
+    fit_options = {name: float(changes.pop(name)) for name in FIT_OPTIONS if name in changes}
     totals = {"errors": 0, "base_errors": 0, "nll": 0.0, "base_nll": 0.0, "only_base": 0, "only_new": 0}
     per_fold, images, t0 = [], 0, time.perf_counter()
     for split in args.splits:
         base = TrainConfig(seed=split, num_threads=args.threads)
         entry = teachers_for(args.source, split, base, args.cache)
         train, held = load_fold(args.source, split)
-        student = student_for(train, entry, base.with_(**changes), mixup_alpha)
+        student = student_for(train, entry, base.with_(**changes), **fit_options)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
         yh = torch.from_numpy(held.labels)
         new, old = score(probabilities([student], xh, "flip"), yh), score(entry["student_flip"], yh)
@@ -100,7 +104,7 @@ def main() -> int:
         per_fold.append(new["errors"])
         print(f"split {split}: {new['errors']} errors (default student {old['errors']})", flush=True)
     row = {
-        "candidate": {**changes, **({"mixup_alpha": mixup_alpha} if mixup_alpha else {})},
+        "candidate": {**changes, **fit_options},
         "splits": args.splits,
         "images": images,
         "errors_per_fold": per_fold,

@@ -110,6 +110,7 @@ def train_student(
     *,
     seed: int = STUDENT_SEED,
     mixup_alpha: float = 0.0,
+    sam_rho: float = 0.0,
 ) -> nn.Module:
     """A student trained as the job trains its own (targets, schedule, widths); ``seed`` is the offset the
     job adds to ``config.seed * 1000``."""
@@ -125,6 +126,7 @@ def train_student(
         precision=precision,
         widths=config.student_widths,
         mixup_alpha=mixup_alpha,
+        sam_rho=sam_rho,
     )
     return student.cpu()
 

@@ -294,3 +294,58 @@ def test_mixup_alpha_changes_the_fitted_net(settings, prepared):
     mixed, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", mixup_alpha=0.4)
     with torch.no_grad():
         assert not torch.allclose(plain(x[:8]), mixed(x[:8]), atol=1e-6)
+
+
+def _tiny_net_and_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    from sconeflow.model.net import AirbenchNet
+
+    torch.manual_seed(3)
+    x = torch.randn(16, 3, 32, 32)
+    net = AirbenchNet(2, (8, 16, 16))
+    net.init_whitening(x)
+    targets = torch.nn.functional.one_hot(torch.arange(16) % 2, 2).float()
+    return net.train(), x, targets
+
+
+def test_sharpness_aware_gradient_is_taken_at_the_moved_weights_and_restores_them():
+    from sconeflow.model.train import _sharpness_aware_gradient, soft_cross_entropy
+
+    net, x, targets = _tiny_net_and_batch()
+    params = [p for p in net.parameters() if p.requires_grad]
+    soft_cross_entropy(net(x), targets).backward()
+    plain = [p.grad.clone() for p in params]
+    weights = [p.detach().clone() for p in params]
+    stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    _sharpness_aware_gradient(net, params, x, targets, 0.5, "float32")
+    for p, w in zip(params, weights, strict=True):
+        torch.testing.assert_close(p.detach(), w, rtol=0, atol=1e-6)  # the weights are back where they were
+    assert any(not torch.allclose(p.grad, g) for p, g in zip(params, plain, strict=True))
+    for name, value in stats.items():  # the second pass leaves BatchNorm's running statistics alone
+        torch.testing.assert_close(net.state_dict()[name], value, rtol=0, atol=0)
+
+    # The new gradient is the plain gradient of a copy moved rho * g / ||g|| along the old one.
+    moved, _, _ = _tiny_net_and_batch()
+    moved.load_state_dict(net.state_dict())
+    moved_params = [p for p in moved.parameters() if p.requires_grad]
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in plain]))
+    with torch.no_grad():
+        for p, g in zip(moved_params, plain, strict=True):
+            p.add_(g * 0.5 / norm)
+    soft_cross_entropy(moved(x), targets).backward()
+    for p, q in zip(params, moved_params, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_sam_rho_changes_the_fitted_net_deterministically_and_rejects_negative_values(settings, prepared):
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=1, epochs=2)
+    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    targets = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
+    plain, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s")
+    sam, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", sam_rho=0.05)
+    again, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", sam_rho=0.05)
+    with torch.no_grad():
+        assert not torch.allclose(plain(x[:8]), sam(x[:8]), atol=1e-6)
+        torch.testing.assert_close(sam(x[:8]), again(x[:8]))
+    with pytest.raises(InvalidHyperparameter, match="sam_rho"):
+        fit_network(x, targets, config, 2, 7, epochs=1, stage="s", sam_rho=-0.1)

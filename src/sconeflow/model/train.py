@@ -287,6 +287,11 @@ def distillation_targets(teacher: torch.Tensor, smoothed: torch.Tensor, weight: 
     return weight * teacher + (1 - weight) * smoothed
 
 
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The batch's mean cross-entropy against soft ``targets`` [N, C]."""
+    return torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+
+
 def batch_bounds(n: int, steps: int) -> list[tuple[int, int]]:
     """``steps`` batches of near-equal size covering ``n`` samples (sizes differ by at most one).
 
@@ -324,6 +329,7 @@ def fit_network(
     precision: str = "float32",
     augmenter: Augmenter | None = None,
     mixup_alpha: float = 0.0,
+    sam_rho: float = 0.0,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
@@ -333,8 +339,12 @@ def fit_network(
     optimizer, the loss and the EMA stay float32. ``augmenter`` draws each epoch's augmented images (when
     ``config.augment``; default :func:`augmenter_for` the config): the benches try others through it.
     ``mixup_alpha > 0`` blends each batch with a shuffled copy of itself, images and targets alike, with
-    a weight drawn from Beta(alpha, alpha) per batch (mixup; the benches screen it).
+    a weight drawn from Beta(alpha, alpha) per batch (mixup; the benches screen it). ``sam_rho > 0``
+    takes each step with the gradient at the weights moved ``sam_rho`` along the normalized gradient
+    (sharpness-aware minimization; two passes per batch; the benches screen it).
     """
+    if sam_rho < 0:
+        raise InvalidHyperparameter(f"sam_rho must be >= 0, got {sam_rho}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     augmenter = augmenter or augmenter_for(config)
@@ -374,9 +384,11 @@ def fit_network(
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 logits = model(xb)
             logits = logits.float()
-            loss = torch.sum(-tb * F.log_softmax(logits, dim=1), dim=1).mean()
+            loss = soft_cross_entropy(logits, tb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if sam_rho > 0:
+                _sharpness_aware_gradient(model, params, xb, tb, sam_rho, precision)
             optimizer.step()
             scheduler.step()
             if ema is not None:
@@ -396,6 +408,45 @@ def fit_network(
             on_epoch(report)
     final = ema.model if ema is not None else model
     return final.eval(), reports
+
+
+def _sharpness_aware_gradient(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    xb: torch.Tensor,
+    tb: torch.Tensor,
+    rho: float,
+    precision: str,
+) -> None:
+    """Replace the gradients in ``params`` (taken at w) by those at w + rho * g / ||g||, then restore w.
+
+    The second pass leaves the BatchNorm running statistics alone: they describe the weights, not the
+    perturbed point.
+    """
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        scale = rho / (torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) + 1e-12)
+        moves = [p.grad * scale if p.grad is not None else None for p in params]
+        for p, move in zip(params, moves, strict=True):
+            if move is not None:
+                p.add_(move)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        for p in params:
+            p.grad = None
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            logits = model(xb)
+        soft_cross_entropy(logits.float(), tb).backward()
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        with torch.no_grad():
+            for p, move in zip(params, moves, strict=True):
+                if move is not None:
+                    p.sub_(move)
 
 
 def total_epochs(config: TrainConfig) -> int:
