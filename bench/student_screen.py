@@ -29,7 +29,15 @@ import torch  # noqa: E402
 
 from holdout_data import FOLDS, add_run_options, load_fold, parse_change, source_missing  # noqa: E402  (bench/)
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
-from sconeflow.model.train import fit, teacher_probabilities, to_tensor  # noqa: E402
+from sconeflow.model.train import (  # noqa: E402
+    fit,
+    fit_member,
+    smoothed_labels,
+    stratified_folds,
+    teacher_probabilities,
+    to_tensor,
+    validation_fold_count,
+)
 from student_views import probabilities, score, train_student  # noqa: E402
 
 
@@ -58,6 +66,38 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     return entry
 
 
+def teachers_with_members(source: Path, split: int, base: TrainConfig, entry: dict, count: int, cache: Path):
+    """The fold's soft labels from ``count`` members: the cached ensemble's plus members
+    ``base.ensemble_size`` .. ``count - 1``, each trained exactly as a job with ``ensemble_size=count``
+    would train it (its own validation fold and seed) and cached by index."""
+    cached = base.ensemble_size
+    if count <= cached:
+        raise SystemExit(f"--members must exceed the cached ensemble's {cached}")
+    train, _ = load_fold(source, split)
+    x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
+    y = torch.from_numpy(train.labels)
+    config = base.with_(ensemble_size=count)
+    folds = stratified_folds(train.labels, validation_fold_count(config), config.seed)
+    total = entry["teacher"] * cached
+    for m in range(cached, count):
+        key = f"member_{m}_teacher"
+        if key not in entry:
+            net, _, _, _ = fit_member(
+                x,
+                y,
+                smoothed_labels(y, 2, config.label_smoothing),
+                folds,
+                m,
+                config,
+                n_folds=validation_fold_count(config),
+                precision=entry.get("precision", "bfloat16"),
+            )
+            entry[key] = teacher_probabilities([net], x)
+            torch.save(entry, cache / f"fold-{split}.pt")
+        total = total + entry[key]
+    return total / count
+
+
 FIT_OPTIONS = ("mixup_alpha", "sam_rho")  # fit_network options, not recipe fields
 
 
@@ -74,6 +114,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, required=True, help="folder of the per-fold teachers")
     parser.add_argument("--candidate", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--splits", type=int, nargs="+", default=list(range(FOLDS)))
+    parser.add_argument(
+        "--members", type=int, default=None, help="teach with this many members (more than the cached 5)"
+    )
     add_run_options(parser)
     args = parser.parse_args()
     if source_missing(args.source):
@@ -86,6 +129,9 @@ def main() -> int:
         base = TrainConfig(seed=split, num_threads=args.threads)
         entry = teachers_for(args.source, split, base, args.cache)
         train, held = load_fold(args.source, split)
+        if args.members is not None:
+            teacher = teachers_with_members(args.source, split, base, entry, args.members, args.cache)
+            entry = {**entry, "teacher": teacher}
         student = student_for(train, entry, base.with_(**changes), **fit_options)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
         yh = torch.from_numpy(held.labels)
@@ -104,7 +150,7 @@ def main() -> int:
         per_fold.append(new["errors"])
         print(f"split {split}: {new['errors']} errors (default student {old['errors']})", flush=True)
     row = {
-        "candidate": {**changes, **fit_options},
+        "candidate": {**changes, **fit_options, **({"members": args.members} if args.members else {})},
         "splits": args.splits,
         "images": images,
         "errors_per_fold": per_fold,
@@ -112,7 +158,8 @@ def main() -> int:
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     print(
-        f"{' '.join(args.candidate) or 'default'}: {row['errors']} errors of {images} "
+        f"{' '.join(args.candidate + ([f'members={args.members}'] if args.members else [])) or 'default'}: "
+        f"{row['errors']} errors of {images} "
         f"({'/'.join(map(str, per_fold))}), NLL {row['nll']:.4f}; default student {row['base_errors']} "
         f"(NLL {row['base_nll']:.4f}); only default wrong {row['only_base']}, only candidate wrong "
         f"{row['only_new']}; {row['wall_seconds']:.0f} s"

@@ -349,3 +349,33 @@ def test_sam_rho_changes_the_fitted_net_deterministically_and_rejects_negative_v
         torch.testing.assert_close(sam(x[:8]), again(x[:8]))
     with pytest.raises(InvalidHyperparameter, match="sam_rho"):
         fit_network(x, targets, config, 2, 7, epochs=1, stage="s", sam_rho=-0.1)
+
+
+def test_fit_member_trains_the_member_a_job_would(settings, prepared):
+    """The benches add members to a cached ensemble through fit_member: it must be the job's member m."""
+    from sconeflow.model.train import (
+        fit_member,
+        normalization_stats,
+        smoothed_labels,
+        stratified_folds,
+        validation_fold_count,
+    )
+
+    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
+    config = TrainConfig.tiny(seed=4, epochs=2, ensemble_size=2, val_fraction=0.25, quantize="none")
+    result = fit(split, config)
+    mean, std = normalization_stats(split.images)
+    x = to_tensor(split.images, mean, std, torch.device("cpu"))
+    y = torch.from_numpy(split.labels)
+    n_folds = validation_fold_count(config)
+    assert n_folds == 4
+    folds = stratified_folds(split.labels, n_folds, config.seed)
+    smoothed = smoothed_labels(y, 2, config.label_smoothing)
+    net, reports, train_idx, val_idx = fit_member(
+        x, y, smoothed, folds, 1, config, n_folds=n_folds, precision=result.precision
+    )
+    assert sorted(val_idx.tolist()) == np.flatnonzero(folds == 1).tolist()
+    assert len(train_idx) + len(val_idx) == len(y) and reports[-1].stage == "member 2/2"
+    with torch.no_grad():
+        torch.testing.assert_close(net(x[:8]), result.teachers[1](x[:8]), rtol=0, atol=0)
+        assert not torch.allclose(net(x[:8]), result.teachers[0](x[:8]))

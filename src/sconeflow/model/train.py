@@ -449,6 +449,48 @@ def _sharpness_aware_gradient(
                     p.sub_(move)
 
 
+def validation_fold_count(config: TrainConfig) -> int:
+    """How many validation folds the members' held-out images are drawn from (``val_fraction`` > 0)."""
+    return min(N_FOLDS_MAX, max(2, round(1 / config.val_fraction)))
+
+
+def fit_member(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    smoothed: torch.Tensor,
+    folds: np.ndarray | None,
+    m: int,
+    config: TrainConfig,
+    *,
+    n_folds: int,
+    precision: str,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[nn.Module, list[EpochReport], torch.Tensor, torch.Tensor | None]:
+    """Ensemble member ``m`` as the job trains it: on every image but validation fold ``m % n_folds``
+    of the fold ids ``folds`` (all images when ``folds`` is None), seed ``config.seed * 1000 + m``.
+    Returns the net, its epoch reports and the indices it trained on and held out."""
+    stage = f"member {m + 1}/{config.ensemble_size}" if config.ensemble_size > 1 else "model"
+    if folds is not None:
+        held = torch.from_numpy(folds == (m % n_folds)).to(x.device)
+        train_idx, val_idx = (~held).nonzero().flatten(), held.nonzero().flatten()
+        val = (x[val_idx], y[val_idx])
+    else:
+        train_idx, val_idx, val = torch.arange(len(y), device=x.device), None, None
+    net, reports = fit_network(
+        x[train_idx],
+        smoothed[train_idx],
+        config,
+        smoothed.shape[1],
+        config.seed * 1000 + m,
+        epochs=config.epochs,
+        stage=stage,
+        val=val,
+        on_epoch=on_epoch,
+        precision=precision,
+    )
+    return net, reports, train_idx, val_idx
+
+
 def total_epochs(config: TrainConfig) -> int:
     """How many epochs a job runs in all (members plus student), for progress bars."""
     extra = (config.distill_epochs or config.epochs) if config.uses_student else 0
@@ -477,7 +519,7 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     smoothed = smoothed_labels(y, num_classes, config.label_smoothing)
 
     use_val = config.val_fraction > 0
-    n_folds = min(N_FOLDS_MAX, max(2, round(1 / config.val_fraction))) if use_val else 1
+    n_folds = validation_fold_count(config) if use_val else 1
     min_class = int(np.bincount(train.labels, minlength=num_classes).min())
     if use_val and min_class < n_folds:
         log.warning(
@@ -498,24 +540,16 @@ def fit(train: SplitData, config: TrainConfig, on_epoch: EpochCallback | None = 
     member_val: list[float] = []
     member_splits: list[tuple[torch.Tensor, torch.Tensor]] = []
     for m in range(config.ensemble_size):
-        stage = f"member {m + 1}/{config.ensemble_size}" if config.ensemble_size > 1 else "model"
-        if use_val:
-            held = torch.from_numpy(folds == (m % n_folds)).to(device)
-            train_idx, val_idx = (~held).nonzero().flatten(), held.nonzero().flatten()
-            val = (x[val_idx], y[val_idx])
-        else:
-            train_idx, val_idx, val = torch.arange(len(y), device=device), None, None
-        net, member_reports = fit_network(
-            x[train_idx],
-            smoothed[train_idx],
+        net, member_reports, train_idx, val_idx = fit_member(
+            x,
+            y,
+            smoothed,
+            folds if use_val else None,
+            m,
             config,
-            num_classes,
-            config.seed * 1000 + m,
-            epochs=config.epochs,
-            stage=stage,
-            val=val,
-            on_epoch=on_epoch,
+            n_folds=n_folds,
             precision=precision,
+            on_epoch=on_epoch,
         )
         reports += member_reports
         members.append(net)
