@@ -9,6 +9,12 @@ training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the stud
 
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=45
     python bench/student_screen.py --cache /tmp/student-cache --candidate distill_epochs=60 --splits 0 1
+    python bench/student_screen.py --cache /tmp/student-cache --candidate sam_rho=0.05
+    python bench/student_screen.py --cache /tmp/student-cache --members 7
+
+``--members N`` teaches the default student with N members: the cached 5 plus members 6..N, each trained
+(and cached) exactly as an N-member job would train it. ``--candidate seed=S`` changes nothing but the
+student's random stream: a null candidate that shows the screen's own noise.
 
 The table is paired against the default student (flip TTA, untempered probabilities): errors of 1000,
 NLL, and the images only one of the two gets wrong.

@@ -285,15 +285,18 @@ def test_mixup_blends_images_and_targets_with_one_weight_per_batch():
     torch.testing.assert_close(again[0], mixed_x)  # deterministic for a generator state
 
 
-def test_mixup_alpha_changes_the_fitted_net(settings, prepared):
+@pytest.mark.parametrize("option", [{"mixup_alpha": 0.4}, {"sam_rho": 0.05}], ids=["mixup", "sam"])
+def test_a_fit_network_option_changes_the_fitted_net_deterministically(settings, prepared, option):
     split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
     config = TrainConfig.tiny(seed=1, epochs=2)
     x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
     targets = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
     plain, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s")
-    mixed, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", mixup_alpha=0.4)
+    changed, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", **option)
+    again, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", **option)
     with torch.no_grad():
-        assert not torch.allclose(plain(x[:8]), mixed(x[:8]), atol=1e-6)
+        assert not torch.allclose(plain(x[:8]), changed(x[:8]), atol=1e-6)
+        torch.testing.assert_close(changed(x[:8]), again(x[:8]))
 
 
 def _tiny_net_and_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -336,19 +339,10 @@ def test_sharpness_aware_gradient_is_taken_at_the_moved_weights_and_restores_the
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
 
 
-def test_sam_rho_changes_the_fitted_net_deterministically_and_rejects_negative_values(settings, prepared):
-    split = load_split_data(prepared, settings.bucket, "train", require_classes=2)
-    config = TrainConfig.tiny(seed=1, epochs=2)
-    x = to_tensor(split.images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
-    targets = torch.nn.functional.one_hot(torch.from_numpy(split.labels), 2).float()
-    plain, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s")
-    sam, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", sam_rho=0.05)
-    again, _ = fit_network(x, targets, config, 2, 7, epochs=2, stage="s", sam_rho=0.05)
-    with torch.no_grad():
-        assert not torch.allclose(plain(x[:8]), sam(x[:8]), atol=1e-6)
-        torch.testing.assert_close(sam(x[:8]), again(x[:8]))
+def test_a_negative_sam_rho_is_an_invalid_hyperparameter():
+    _, x, targets = _tiny_net_and_batch()
     with pytest.raises(InvalidHyperparameter, match="sam_rho"):
-        fit_network(x, targets, config, 2, 7, epochs=1, stage="s", sam_rho=-0.1)
+        fit_network(x, targets, TrainConfig.tiny(), 2, 7, epochs=1, stage="s", sam_rho=-0.1)
 
 
 def test_fit_member_trains_the_member_a_job_would(settings, prepared):
