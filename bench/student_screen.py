@@ -123,6 +123,11 @@ def main() -> int:
     parser.add_argument(
         "--members", type=int, default=None, help="teach with this many members (more than the cached 5)"
     )
+    parser.add_argument(
+        "--average-with-default",
+        action="store_true",
+        help="score the mean of the candidate's and the default student's probabilities (two students)",
+    )
     add_run_options(parser)
     args = parser.parse_args()
     if source_missing(args.source):
@@ -141,7 +146,10 @@ def main() -> int:
         student = student_for(train, entry, base.with_(**changes), **fit_options)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))
         yh = torch.from_numpy(held.labels)
-        new, old = score(probabilities([student], xh, "flip"), yh), score(entry["student_flip"], yh)
+        candidate = probabilities([student], xh, "flip")
+        if args.average_with_default:  # a two-student graph: the candidate's and the default's mean
+            candidate = (candidate + entry["student_flip"]) / 2
+        new, old = score(candidate, yh), score(entry["student_flip"], yh)
         only_base, only_new = set(old["wrong"]) - set(new["wrong"]), set(new["wrong"]) - set(old["wrong"])
         for key, value in (
             ("errors", new["errors"]),
@@ -157,6 +165,7 @@ def main() -> int:
         print(f"split {split}: {new['errors']} errors (default student {old['errors']})", flush=True)
     row = {
         "candidate": {**changes, **fit_options, **({"members": args.members} if args.members else {})},
+        "averaged_with_default": args.average_with_default,
         "splits": args.splits,
         "images": images,
         "errors_per_fold": per_fold,
