@@ -72,36 +72,28 @@ def teachers_for(source: Path, split: int, base: TrainConfig, cache: Path) -> di
     return entry
 
 
-def teachers_with_members(source: Path, split: int, base: TrainConfig, entry: dict, count: int, cache: Path):
+def teachers_with_members(train, split: int, base: TrainConfig, entry: dict, count: int, cache: Path):
     """The fold's soft labels from ``count`` members: the cached ensemble's plus members
     ``base.ensemble_size`` .. ``count - 1``, each trained exactly as a job with ``ensemble_size=count``
     would train it (its own validation fold and seed) and cached by index."""
     cached = base.ensemble_size
     if count <= cached:
         raise SystemExit(f"--members must exceed the cached ensemble's {cached}")
-    train, _ = load_fold(source, split)
-    x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
-    y = torch.from_numpy(train.labels)
     config = base.with_(ensemble_size=count)
-    folds = stratified_folds(train.labels, validation_fold_count(config), config.seed)
-    total = entry["teacher"] * cached
-    for m in range(cached, count):
-        key = f"member_{m}_teacher"
-        if key not in entry:
-            net, _, _, _ = fit_member(
-                x,
-                y,
-                smoothed_labels(y, 2, config.label_smoothing),
-                folds,
-                m,
-                config,
-                n_folds=validation_fold_count(config),
-                precision=entry.get("precision", "bfloat16"),
-            )
-            entry[key] = teacher_probabilities([net], x)
+    missing = [m for m in range(cached, count) if f"member_{m}_teacher" not in entry]
+    if missing:
+        x = to_tensor(train.images, entry["mean"], entry["std"], torch.device("cpu"))
+        y = torch.from_numpy(train.labels)
+        n_folds = validation_fold_count(config)
+        folds = stratified_folds(train.labels, n_folds, config.seed)
+        smoothed = smoothed_labels(y, 2, config.label_smoothing)
+        precision = entry.get("precision", "bfloat16")
+        for m in missing:
+            net, _, _, _ = fit_member(x, y, smoothed, folds, m, config, n_folds=n_folds, precision=precision)
+            entry[f"member_{m}_teacher"] = teacher_probabilities([net], x)
             torch.save(entry, cache / f"fold-{split}.pt")
-        total = total + entry[key]
-    return total / count
+    extra = sum(entry[f"member_{m}_teacher"] for m in range(cached, count))
+    return (entry["teacher"] * cached + extra) / count
 
 
 FIT_OPTIONS = ("mixup_alpha", "sam_rho")  # fit_network options, not recipe fields
@@ -141,7 +133,7 @@ def main() -> int:
         entry = teachers_for(args.source, split, base, args.cache)
         train, held = load_fold(args.source, split)
         if args.members is not None:
-            teacher = teachers_with_members(args.source, split, base, entry, args.members, args.cache)
+            teacher = teachers_with_members(train, split, base, entry, args.members, args.cache)
             entry = {**entry, "teacher": teacher}
         student = student_for(train, entry, base.with_(**changes), **fit_options)
         xh = to_tensor(held.images, entry["mean"], entry["std"], torch.device("cpu"))

@@ -109,11 +109,10 @@ def train_student(
     precision: str,
     *,
     seed: int = STUDENT_SEED,
-    mixup_alpha: float = 0.0,
-    sam_rho: float = 0.0,
+    **fit_options: float,
 ) -> nn.Module:
     """A student trained as the job trains its own (targets, schedule, widths); ``seed`` is the offset the
-    job adds to ``config.seed * 1000``."""
+    job adds to ``config.seed * 1000``; ``fit_options`` (``mixup_alpha``, ``sam_rho``) go to fit_network."""
     smoothed = smoothed_labels(torch.from_numpy(labels), 2, config.label_smoothing)
     student, _ = fit_network(
         x,
@@ -125,8 +124,7 @@ def train_student(
         stage="student",
         precision=precision,
         widths=config.student_widths,
-        mixup_alpha=mixup_alpha,
-        sam_rho=sam_rho,
+        **fit_options,
     )
     return student.cpu()
 
