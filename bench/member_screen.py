@@ -9,13 +9,17 @@ first candidate. A candidate that wins here is then judged by the full-job cross
 
     python bench/member_screen.py --seeds 0 1 --candidates crop-flip affine color affine-color
     python bench/member_screen.py --candidates crop-flip+mini_batch_size=32 crop-flip+weight_decay=0.001
+    python bench/member_screen.py --candidates crop-flip crop-flip+input_size=64+widths=[32,128,128]
 
-A candidate is an augmentation, optionally followed by ``+FIELD=VALUE`` changes to the recipe.
+A candidate is an augmentation, optionally followed by ``+FIELD=VALUE`` changes to the recipe, or by
+``+input_size=S``: the member upsamples its 32x32 input to SxS (bilinear) inside the net, so augmentation
+and the endpoint's input stay 32x32 (:class:`UpsampledNet`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -35,9 +39,11 @@ from holdout_data import (  # noqa: E402  (bench/, beside this file)
     load_training_images,
     source_missing,
 )
+from sconeflow.model.net import AirbenchNet  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
     Augmenter,
+    NetFactory,
     augment,
     augment_with_color,
     color_jitter,
@@ -76,8 +82,27 @@ CANDIDATES: dict[str, Augmenter] = {
 }
 
 
-def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig]:
-    """``affine`` or ``crop-flip+mini_batch_size=32+weight_decay=0.001``: the augmentation and the recipe."""
+class UpsampledNet(AirbenchNet):
+    """The airbench net on its input upsampled to ``size`` x ``size`` (bilinear), whitening fitted there."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, int, int], size: int) -> None:
+        super().__init__(num_classes, widths)
+        self.size = size
+
+    def upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return out.contiguous(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor) -> None:
+        super().init_whitening(self.upsampled(images.float()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.upsampled(x))
+
+
+def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig, NetFactory]:
+    """``affine`` or ``crop-flip+mini_batch_size=32+input_size=64``: the augmentation, the recipe, the net."""
     name, *changes = spec.split("+")
     if name not in CANDIDATES:
         raise SystemExit(f"unknown augmentation {name!r}: one of {', '.join(CANDIDATES)}")
@@ -85,11 +110,15 @@ def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig]:
     for change in changes:
         key, _, value = change.partition("=")
         fields[key] = json.loads(value)
-    return name, base.with_(**fields)
+    size = fields.pop("input_size", None)
+    factory: NetFactory = AirbenchNet
+    if size is not None:
+        factory = functools.partial(UpsampledNet, size=int(size))
+    return name, base.with_(**fields), factory
 
 
 def screen(spec: str, data, seeds: list[int], base: TrainConfig) -> dict:
-    name, config = parse_candidate(spec, base)
+    name, config, factory = parse_candidate(spec, base)
     torch.set_num_threads(config.num_threads)
     device = torch.device("cpu")
     precision = resolve_precision(config.precision, device)
@@ -115,6 +144,7 @@ def screen(spec: str, data, seeds: list[int], base: TrainConfig) -> dict:
                 stage=f"{name} seed {seed} fold {fold}",
                 precision=precision,
                 augmenter=CANDIDATES[name],
+                net_factory=factory,
             )
             plain = predict_logits_probs(net, x[held])
             flip = predict_logits_probs(net, x[held], flip=True)

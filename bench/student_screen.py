@@ -17,7 +17,11 @@ training per fold. Candidates are ``FIELD=VALUE`` changes to the recipe the stud
 student's random stream: a null candidate that shows the screen's own noise.
 
 The table is paired against the default student (flip TTA, untempered probabilities): errors of 1000,
-NLL, and the images only one of the two gets wrong.
+NLL, and the images only one of the two gets wrong. ``--report-png PATH`` draws the candidate's pooled
+held-out predictions as ``sconeflow evaluate`` draws a test split (confusion matrix, reliability diagram,
+the first 64 misclassified images): what its errors look like.
+
+    python bench/student_screen.py --cache /tmp/student-cache --report-png default-student-cv.png
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from holdout_data import FOLDS, add_run_options, load_fold, parse_change, source_missing  # noqa: E402  (bench/)
+from sconeflow.model.evaluate import MAX_GRID, metrics_from_probs, render_png  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
     fit,
@@ -120,10 +126,12 @@ def main() -> int:
         action="store_true",
         help="score the mean of the candidate's and the default student's probabilities (two students)",
     )
+    parser.add_argument("--report-png", type=Path, help="draw the candidate's held-out errors here")
     add_run_options(parser)
     args = parser.parse_args()
     if source_missing(args.source):
         return 2
+    pooled: list[tuple[np.ndarray, object]] = []  # each split's candidate probabilities and held-out fold
     changes = dict(parse_change(text) for text in args.candidate)
     fit_options = {name: float(changes.pop(name)) for name in FIT_OPTIONS if name in changes}
     totals = {"errors": 0, "base_errors": 0, "nll": 0.0, "base_nll": 0.0, "only_base": 0, "only_new": 0}
@@ -141,6 +149,7 @@ def main() -> int:
         candidate = probabilities([student], xh, "flip")
         if args.average_with_default:  # a two-student graph: the candidate's and the default's mean
             candidate = (candidate + entry["student_flip"]) / 2
+        pooled.append((candidate.numpy(), held))
         new, old = score(candidate, yh), score(entry["student_flip"], yh)
         only_base, only_new = set(old["wrong"]) - set(new["wrong"]), set(new["wrong"]) - set(old["wrong"])
         for key, value in (
@@ -173,7 +182,19 @@ def main() -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(row, indent=2))
+    if args.report_png:
+        args.report_png.write_bytes(held_out_report(pooled, " ".join(args.candidate) or "default student"))
     return 0
+
+
+def held_out_report(pooled: list[tuple[np.ndarray, object]], name: str) -> bytes:
+    """``render_png`` of the held-out folds' predictions pooled, as ``sconeflow evaluate`` draws a split."""
+    probs = np.concatenate([p for p, _ in pooled])
+    labels = np.concatenate([held.labels for _, held in pooled])
+    report = metrics_from_probs(probs, labels, pooled[0][1].classes, [k for _, h in pooled for k in h.keys])
+    images = np.concatenate([held.images for _, held in pooled])
+    report.images = images[np.flatnonzero(probs.argmax(1) != labels)[:MAX_GRID]]
+    return render_png(report, f"{name}: {len(labels)} held-out training images (5-fold CV, flip TTA)")
 
 
 if __name__ == "__main__":

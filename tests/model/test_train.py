@@ -339,6 +339,29 @@ def test_sharpness_aware_gradient_is_taken_at_the_moved_weights_and_restores_the
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
 
 
+def test_fit_network_trains_the_net_its_factory_builds():
+    """The benches screen architectures through ``net_factory``: the net it builds is the one trained."""
+    from sconeflow.model.net import AirbenchNet
+
+    built: list[tuple[int, tuple[int, int, int]]] = []
+
+    class Marked(AirbenchNet):
+        pass
+
+    def factory(num_classes: int, widths: tuple[int, int, int]) -> AirbenchNet:
+        built.append((num_classes, widths))
+        return Marked(num_classes, widths)
+
+    _, x, targets = _tiny_net_and_batch()
+    config = TrainConfig.tiny()
+    net, _ = fit_network(x, targets, config, 2, 7, epochs=1, stage="s", net_factory=factory)
+    assert isinstance(net, Marked) and built == [(2, config.widths)]
+    default, _ = fit_network(x, targets, config, 2, 7, epochs=1, stage="s")
+    assert type(default) is AirbenchNet
+    with torch.no_grad():  # same seed, same class of net: the factory changes nothing else
+        torch.testing.assert_close(net(x), default(x))
+
+
 def test_a_negative_sam_rho_is_an_invalid_hyperparameter():
     _, x, targets = _tiny_net_and_batch()
     with pytest.raises(InvalidHyperparameter, match="sam_rho"):

@@ -202,6 +202,7 @@ def augment_with_color(x: torch.Tensor, generator: torch.Generator) -> torch.Ten
 
 
 Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+NetFactory = Callable[[int, tuple[int, int, int]], AirbenchNet]  # (num_classes, widths) -> a fresh net
 
 
 def augmenter_for(config: TrainConfig) -> Augmenter:
@@ -330,6 +331,7 @@ def fit_network(
     augmenter: Augmenter | None = None,
     mixup_alpha: float = 0.0,
     sam_rho: float = 0.0,
+    net_factory: NetFactory = AirbenchNet,
 ) -> tuple[nn.Module, list[EpochReport]]:
     """Train one net on ``x`` with soft ``targets`` [N, C]; return its EMA copy (eval mode).
 
@@ -341,14 +343,15 @@ def fit_network(
     ``mixup_alpha > 0`` blends each batch with a shuffled copy of itself, images and targets alike, with
     a weight drawn from Beta(alpha, alpha) per batch (mixup; the benches screen it). ``sam_rho > 0``
     takes each step with the gradient at the weights moved ``sam_rho`` along the normalized gradient
-    (sharpness-aware minimization; two passes per batch; the benches screen it).
+    (sharpness-aware minimization; two passes per batch; the benches screen it). ``net_factory`` builds
+    the untrained net (an :class:`AirbenchNet` or a subclass: the benches screen architectures through it).
     """
     if sam_rho < 0:
         raise InvalidHyperparameter(f"sam_rho must be >= 0, got {sam_rho}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     augmenter = augmenter or augmenter_for(config)
-    model = AirbenchNet(num_classes, widths or config.widths).to(x.device)
+    model = net_factory(num_classes, widths or config.widths).to(x.device)
     model.init_whitening(x)
     model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
