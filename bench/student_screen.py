@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from holdout_data import FOLDS, add_run_options, load_fold, parse_change, source_missing  # noqa: E402  (bench/)
+from sconeflow.model.dataload import SplitData  # noqa: E402
 from sconeflow.model.evaluate import MAX_GRID, metrics_from_probs, render_png  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
@@ -131,7 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     if source_missing(args.source):
         return 2
-    pooled: list[tuple[np.ndarray, object]] = []  # each split's candidate probabilities and held-out fold
+    pooled: list[tuple[np.ndarray, SplitData]] = []  # each split's candidate probabilities and held-out fold
     changes = dict(parse_change(text) for text in args.candidate)
     fit_options = {name: float(changes.pop(name)) for name in FIT_OPTIONS if name in changes}
     totals = {"errors": 0, "base_errors": 0, "nll": 0.0, "base_nll": 0.0, "only_base": 0, "only_new": 0}
@@ -187,7 +188,7 @@ def main() -> int:
     return 0
 
 
-def held_out_report(pooled: list[tuple[np.ndarray, object]], name: str) -> bytes:
+def held_out_report(pooled: list[tuple[np.ndarray, SplitData]], name: str) -> bytes:
     """``render_png`` of the held-out folds' predictions pooled, as ``sconeflow evaluate`` draws a split."""
     probs = np.concatenate([p for p, _ in pooled])
     labels = np.concatenate([held.labels for _, held in pooled])
