@@ -230,6 +230,36 @@ def test_wait_state_seconds_timestamp_and_paths() -> None:
     assert bad.cause.endswith("The SecondsPath parameter cannot be parsed as a long value: $.s == 1.5")
 
 
+def test_wait_timestamps_count_whole_seconds_as_aws_does() -> None:
+    """AWS "considers the time value up to seconds and truncates milliseconds" (the Wait state's docs)."""
+    clock = RecordingClock()  # starts at 2025-01-01T00:00:00Z
+    definition = {
+        "StartAt": "W1",
+        "States": {
+            "W1": {"Type": "Wait", "Timestamp": "2025-01-01T00:00:05.900Z", "Next": "W2"},
+            "W2": {"Type": "Wait", "TimestampPath": "$.until", "End": True},
+        },
+    }
+    run(definition, {"until": "2025-01-01T00:00:10.5Z"}, clock=clock)
+    assert clock.sleeps == [5.0, 5.0]
+
+
+@pytest.mark.parametrize("seconds", [1.5, -1, "2"])
+def test_a_jsonata_wait_seconds_must_be_a_non_negative_integer(seconds) -> None:
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": "{% $states.input.s %}", "End": True}},
+    }
+    result = run(definition, {"s": seconds})
+    assert result.error == "States.QueryEvaluationError"
+    assert "specified for the field 'Seconds' returned an unexpected result type. Expected 'integer'" in (
+        result.cause
+    )
+    clock = RecordingClock()
+    assert run(definition, {"s": 2.0}, clock=clock).status == "SUCCEEDED" and clock.sleeps == [2.0]
+
+
 def test_choice_operators_and_combinators() -> None:
     definition = {
         "StartAt": "C",

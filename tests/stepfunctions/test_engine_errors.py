@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .engine_helpers import Functions, RaisedError, RecordingClock, details, invoke_task, output, run, types
 
 
@@ -224,6 +226,46 @@ def test_no_choice_matched_and_oversized_state_output() -> None:
         "The state/task 'P' returned a result with a size exceeding the maximum number of "
         "bytes service limit."
     )
+
+
+def _choice(rule: dict) -> dict:
+    return {
+        "StartAt": "C",
+        "States": {
+            "C": {"Type": "Choice", "Choices": [{**rule, "Next": "Yes"}], "Default": "No"},
+            "Yes": {"Type": "Pass", "Result": "yes", "End": True},
+            "No": {"Type": "Pass", "Result": "no", "End": True},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "path"),
+    [
+        ({"Variable": "$.approved", "BooleanEquals": True}, "$.approved"),
+        ({"Not": {"Variable": "$.approved", "BooleanEquals": True}}, "$.approved"),  # not "true by Not"
+        ({"Variable": "$.approved", "IsNull": True}, "$.approved"),
+        ({"Variable": "$.a", "NumericEqualsPath": "$.b"}, "$.b"),  # a missing ...Path operand
+        ({"And": [{"Variable": "$.a", "NumericEquals": 1}, {"Variable": "$.x", "IsString": True}]}, "$.x"),
+    ],
+)
+def test_a_choice_rule_on_a_missing_path_fails_with_states_runtime(rule: dict, path: str) -> None:
+    """AWS never reads a missing Variable as false: every operator but IsPresent fails the execution."""
+    result = run(_choice(rule), {"a": 1, "status": "PENDING"})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert result.cause == (
+        "An error occurred while executing the state 'C' (entered at the event id #2). "
+        f"Invalid path '{path}': The choice state's condition path references an invalid value."
+    )
+
+
+def test_a_choice_rule_reads_no_path_once_its_and_or_or_is_decided() -> None:
+    present = {"Variable": "$.a", "IsPresent": False}
+    assert output(run(_choice(present), {})) == "yes"  # IsPresent is the one operator made for this
+    decided_and = {"And": [{"Variable": "$.a", "NumericEquals": 2}, {"Variable": "$.x", "IsNull": True}]}
+    decided_or = {"Or": [{"Variable": "$.a", "NumericEquals": 1}, {"Variable": "$.x", "IsNull": True}]}
+    assert output(run(_choice(decided_and), {"a": 1})) == "no"
+    assert output(run(_choice(decided_or), {"a": 1})) == "yes"
 
 
 def test_map_tolerated_failures() -> None:

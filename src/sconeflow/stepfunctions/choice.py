@@ -137,6 +137,15 @@ def string_matches(value: str, pattern: str) -> bool:
 _MISSING = object()
 
 
+class ConditionPathMissing(Exception):
+    """A rule's ``Variable`` (or ``...Path`` operand) selects nothing. AWS fails the Choice state with
+    ``States.Runtime`` for every operator but ``IsPresent``; it never reads a missing value as false."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 def compare(operator: str, value: Any, operand: Any) -> bool:
     """Apply one operator; ``value`` is ``_MISSING`` when the Variable selects nothing."""
     if operator == "IsPresent":
@@ -193,14 +202,20 @@ def evaluate_rule(
     lookup: Callable[[str], Any],
     condition: Callable[[Any], bool],
 ) -> bool:
-    """Evaluate a rule tree; ``lookup(path)`` returns the value or ``MISSING``."""
+    """Evaluate a rule tree; ``lookup(path)`` returns the value or ``MISSING``.
+
+    Raises :class:`ConditionPathMissing` when a comparison other than ``IsPresent`` meets a missing path.
+    ``And`` and ``Or`` stop at the first rule that decides them, so a later rule's path is not read.
+    """
     if isinstance(rule, Compare):
         value = lookup(rule.variable)
+        if value is _MISSING and rule.operator != "IsPresent":
+            raise ConditionPathMissing(rule.variable)
         operand = rule.operand
         if rule.operand_is_path:
             operand = lookup(operand)
             if operand is _MISSING:
-                return False
+                raise ConditionPathMissing(rule.operand)
         return compare(rule.operator, value, operand)
     if isinstance(rule, And):
         return all(evaluate_rule(r, lookup, condition) for r in rule.rules)

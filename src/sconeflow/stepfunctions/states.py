@@ -128,7 +128,15 @@ class BasicStates:
                 return MISSING
 
         for rule in state.choices:
-            if choice_mod.evaluate_rule(rule.rule, lookup, lambda expr: bool(expr)):
+            try:
+                matched = choice_mod.evaluate_rule(rule.rule, lookup, lambda expr: bool(expr))
+            except choice_mod.ConditionPathMissing as missing:
+                raise self.runtime_error(
+                    sctx,
+                    f"Invalid path '{missing.path}': The choice state's condition path references an "
+                    "invalid value.",
+                ) from None
+            if matched:
                 assigned = self.assign(sctx, rule.assign, effective, None)
                 return self.apply_path(sctx, state.output_path, effective), rule.next, assigned
         if state.default is None:
@@ -145,7 +153,8 @@ class BasicStates:
             value = state.seconds
             if states is not None and jsonata_eval.is_expression(value):
                 value = self.jsonata(sctx, value, states, "Seconds")
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+                if isinstance(value, bool) or not whole or value < 0:  # AWS: "must evaluate to an integer"
                     raise self.query_error(
                         sctx,
                         f"The JSONata expression '{jsonata_eval.expression_body(state.seconds)}' "
@@ -206,7 +215,8 @@ class BasicStates:
                         "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
                         f"date-time format string: {state.timestamp_path} == {plain(value)}",
                     )
-            seconds = (moment - self.clock.now()).total_seconds()
+            # AWS "considers the time value up to seconds and truncates milliseconds" (state-wait docs)
+            seconds = (moment.replace(microsecond=0) - self.clock.now()).total_seconds()
         self.sleep(seconds, sctx.frame)
         if state.is_jsonata:
             assigned = self.assign(sctx, state.assign, data, states)
