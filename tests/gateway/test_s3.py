@@ -275,3 +275,44 @@ def test_error_document_shape(gateway: InProcessGateway, store: LocalStore) -> N
         r"<RequestId>[0-9A-F]{16}</RequestId><HostId>[A-Za-z0-9+/=]+</HostId></Error>",
         body,
     ), body
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s3: s3.put_object_tagging(
+            Bucket="scones", Key="t.txt", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+        ),
+        lambda s3: s3.put_object_acl(Bucket="scones", Key="t.txt", ACL="private"),
+        lambda s3: s3.delete_object_tagging(Bucket="scones", Key="t.txt"),
+        lambda s3: s3.get_object_tagging(Bucket="scones", Key="t.txt"),
+        lambda s3: s3.delete_bucket_policy(Bucket="scones"),
+        lambda s3: s3.put_bucket_versioning(Bucket="scones", VersioningConfiguration={"Status": "Enabled"}),
+        lambda s3: s3.get_bucket_versioning(Bucket="scones"),
+        lambda s3: s3.list_multipart_uploads(Bucket="scones"),
+        lambda s3: s3.get_object(Bucket="scones", Key="t.txt", VersionId="3HL4kqtJlcpXroDTDmJ"),
+    ],
+    ids=[
+        "put-tagging",
+        "put-acl",
+        "delete-tagging",
+        "get-tagging",
+        "delete-bucket-policy",
+        "put-versioning",
+        "get-versioning",
+        "list-multipart-uploads",
+        "get-version",
+    ],
+)
+def test_an_operation_the_gateway_lacks_is_501_and_touches_nothing(s3: Any, store: LocalStore, call) -> None:
+    """A sub-resource call must not run as the plain object or bucket call it resembles: before this was
+    guarded, PutObjectTagging overwrote the object with its Tagging XML, DeleteObjectTagging deleted the
+    object and DeleteBucketPolicy the bucket."""
+    s3.create_bucket(Bucket="scones")
+    s3.put_object(Bucket="scones", Key="t.txt", Body=b"precious")
+    with pytest.raises(ClientError) as exc:
+        call(s3)
+    assert _code(exc) == ("NotImplemented", 501)
+    assert "not implemented" in exc.value.response["Error"]["Message"]
+    assert store.get_object("scones", "t.txt") == b"precious"
+    assert s3.get_object(Bucket="scones", Key="t.txt", VersionId="null")["Body"].read() == b"precious"

@@ -2,7 +2,9 @@
 
 Operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, PutObject,
 GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects,
-and multipart uploads (Create, UploadPart, Complete, Abort).
+and multipart uploads (Create, UploadPart, Complete, Abort). A request naming any other operation through a
+query sub-resource (``?tagging``, ``?acl``, ``?policy``, ``?versioning``, ``?uploads`` on a bucket, ...)
+answers 501 NotImplemented and touches nothing.
 Errors are S3's XML error documents with S3's codes and statuses; HEAD errors carry no body, as on S3.
 """
 
@@ -40,6 +42,18 @@ XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 OWNER_ID = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
 MAX_KEYS = 1000
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Query sub-resources that name another S3 operation (PutObjectTagging, GetBucketPolicy, ...). None is
+# implemented; answering them as the plain object or bucket call would overwrite an object with a
+# Tagging document, delete the object on DeleteObjectTagging or the bucket on DeleteBucketPolicy.
+UNSUPPORTED_SUBRESOURCES = frozenset(
+    {
+        "accelerate", "acl", "analytics", "attributes", "cors", "encryption", "intelligent-tiering",
+        "inventory", "legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock",
+        "ownershipControls", "policy", "policyStatus", "publicAccessBlock", "replication",
+        "requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
+        "versioning", "versions", "website",
+    }
+)  # fmt: skip
 
 
 class S3Error(Exception):
@@ -49,6 +63,16 @@ class S3Error(Exception):
         self.message = message
         self.status = status
         self.extra = extra
+
+
+def not_implemented(what: str) -> S3Error:
+    """S3's 501 for a request naming an operation this gateway does not have; nothing is touched."""
+    return S3Error(
+        "NotImplemented",
+        f"A header or query you provided implies functionality that is not implemented: {what} is not "
+        "supported by the sconeflow gateway",
+        501,
+    )
 
 
 def _iso(ts: datetime) -> str:
@@ -162,7 +186,14 @@ class S3Handler:
             raise S3Error(
                 "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
             )
+        asked = sorted(UNSUPPORTED_SUBRESOURCES.intersection(request.query))
+        if asked:
+            raise not_implemented(f"the ?{asked[0]} sub-resource")
+        if request.query_one("versionId") not in (None, "null"):  # no versioning: only the null version
+            raise not_implemented("object versions (?versionId)")
         if not key:
+            if "uploads" in request.query:
+                raise not_implemented("ListMultipartUploads (?uploads on a bucket)")
             if method == "PUT":
                 return self.create_bucket(bucket)
             if method == "DELETE":
@@ -184,6 +215,8 @@ class S3Handler:
                 "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
             )
         upload_id = request.query_one("uploadId")
+        if method == "GET" and upload_id is not None:
+            raise not_implemented("ListParts (?uploadId on GET)")
         if method == "POST" and "uploads" in request.query:
             return self.create_multipart_upload(request, bucket, key)
         if upload_id is not None:
