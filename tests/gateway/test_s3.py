@@ -316,3 +316,62 @@ def test_an_operation_the_gateway_lacks_is_501_and_touches_nothing(s3: Any, stor
     assert "not implemented" in exc.value.response["Error"]["Message"]
     assert store.get_object("scones", "t.txt") == b"precious"
     assert s3.get_object(Bucket="scones", Key="t.txt", VersionId="null")["Body"].read() == b"precious"
+
+
+def test_conditional_reads_follow_s3s_rules(s3: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    s3.create_bucket(Bucket="scones")
+    etag = s3.put_object(Bucket="scones", Key="k", Body=b"v1")["ETag"]
+    modified = s3.head_object(Bucket="scones", Key="k")["LastModified"]
+    later, earlier = modified + timedelta(days=1), modified - timedelta(days=1)
+    for call in (s3.get_object, s3.head_object):
+        assert call(Bucket="scones", Key="k", IfModifiedSince=earlier)["ETag"] == etag
+        assert call(Bucket="scones", Key="k", IfUnmodifiedSince=later)["ETag"] == etag
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="scones", Key="k", IfModifiedSince=later)
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="scones", Key="k", IfUnmodifiedSince=datetime(2000, 1, 1, tzinfo=UTC))
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+        # A true If-Match overrides a false If-Unmodified-Since; If-None-Match overrides If-Modified-Since.
+        assert call(Bucket="scones", Key="k", IfMatch=etag, IfUnmodifiedSince=earlier)["ETag"] == etag
+        assert call(Bucket="scones", Key="k", IfNoneMatch='"other"', IfModifiedSince=later)["ETag"] == etag
+
+
+def test_conditional_writes_refuse_to_overwrite_and_lose_nothing(s3: Any) -> None:
+    s3.create_bucket(Bucket="scones")
+    etag = s3.put_object(Bucket="scones", Key="k", Body=b"v1", IfNoneMatch="*")["ETag"]  # key was absent
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="scones", Key="k", Body=b"v2", IfNoneMatch="*")
+    assert _code(exc) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="scones", Key="k", Body=b"v2", IfMatch='"0000"')
+    assert _code(exc) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="scones", Key="absent", Body=b"v2", IfMatch=etag)
+    assert _code(exc) == ("NoSuchKey", 404)
+    assert s3.get_object(Bucket="scones", Key="k")["Body"].read() == b"v1"
+    s3.put_object(Bucket="scones", Key="k", Body=b"v2", IfMatch=etag)  # the ETag still matches
+    assert s3.get_object(Bucket="scones", Key="k")["Body"].read() == b"v2"
+
+
+def test_copy_source_preconditions_fail_with_412(s3: Any) -> None:
+    from datetime import timedelta
+
+    s3.create_bucket(Bucket="scones")
+    etag = s3.put_object(Bucket="scones", Key="src", Body=b"v1")["ETag"]
+    modified = s3.head_object(Bucket="scones", Key="src")["LastModified"]
+    source = {"Bucket": "scones", "Key": "src"}
+    for condition in (
+        {"CopySourceIfMatch": '"deadbeef"'},
+        {"CopySourceIfNoneMatch": etag},
+        {"CopySourceIfModifiedSince": modified + timedelta(days=1)},
+        {"CopySourceIfUnmodifiedSince": modified - timedelta(days=1)},
+    ):
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket="scones", Key="dst", CopySource=source, **condition)
+        assert _code(exc) == ("PreconditionFailed", 412), condition
+    assert "Contents" not in s3.list_objects_v2(Bucket="scones", Prefix="dst")
+    s3.copy_object(Bucket="scones", Key="dst", CopySource=source, CopySourceIfMatch=etag)
+    assert s3.get_object(Bucket="scones", Key="dst")["Body"].read() == b"v1"

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 import uuid
-from datetime import datetime
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -45,6 +46,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # Query sub-resources that name another S3 operation (PutObjectTagging, GetBucketPolicy, ...). None is
 # implemented; answering them as the plain object or bucket call would overwrite an object with a
 # Tagging document, delete the object on DeleteObjectTagging or the bucket on DeleteBucketPolicy.
+_CONDITIONAL_WRITES = threading.Lock()
 UNSUPPORTED_SUBRESOURCES = frozenset(
     {
         "accelerate", "acl", "analytics", "attributes", "cors", "encryption", "intelligent-tiering",
@@ -81,6 +83,56 @@ def _iso(ts: datetime) -> str:
 
 def _http_date(ts: datetime) -> str:
     return format_datetime(ts.replace(microsecond=0), usegmt=True)
+
+
+def _http_date_or_none(value: str | None) -> datetime | None:
+    """An HTTP date header as an aware datetime; None when absent or unparsable (RFC 7232: ignore it)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _etag_listed(etag: str, header: str) -> bool:
+    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+
+
+def failed_precondition(
+    info: ObjectInfo,
+    *,
+    if_match: str | None,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    if_unmodified_since: str | None,
+) -> tuple[int, str] | None:
+    """S3's conditional-request rules for an existing object: ``(412, header)`` or ``(304, header)``
+    when a condition fails, else None. A true If-Match overrides If-Unmodified-Since, and If-None-Match
+    overrides If-Modified-Since (GetObject reference); dates compare to the second."""
+    etag = f'"{info.etag}"'
+    modified = info.last_modified.replace(microsecond=0)
+    if if_match:
+        if not _etag_listed(etag, if_match):
+            return 412, "If-Match"
+    elif (since := _http_date_or_none(if_unmodified_since)) is not None and modified > since:
+        return 412, "If-Unmodified-Since"
+    if if_none_match:
+        if _etag_listed(etag, if_none_match):
+            return 304, "If-None-Match"
+    elif (since := _http_date_or_none(if_modified_since)) is not None and modified <= since:
+        return 304, "If-Modified-Since"
+    return None
+
+
+def precondition_failed(condition: str) -> S3Error:
+    return S3Error(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        412,
+        Condition=condition,
+    )
 
 
 def _xml(body: str, status: int = 200, headers: dict[str, str] | None = None) -> WireResponse:
@@ -444,14 +496,41 @@ class S3Handler:
 
     def put_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
         body = self._body(request)
-        info = self.store.put_object(
-            bucket,
-            key,
-            body,
-            content_type=request.header("content-type") or None,
-            metadata=self._metadata(request),
-        )
+        if_match, if_none_match = request.header("if-match"), request.header("if-none-match")
+        if if_none_match is not None and if_none_match.strip() != "*":
+            raise S3Error(
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+                501,
+                Header="If-None-Match",
+            )
+        with _CONDITIONAL_WRITES:  # the check and the write as one step for this gateway's threads
+            if if_match is not None or if_none_match is not None:
+                self._check_write_conditions(bucket, key, if_match, if_none_match)
+            info = self.store.put_object(
+                bucket,
+                key,
+                body,
+                content_type=request.header("content-type") or None,
+                metadata=self._metadata(request),
+            )
         return WireResponse(200, {"ETag": f'"{info.etag}"'})
+
+    def _check_write_conditions(
+        self, bucket: str, key: str, if_match: str | None, if_none_match: str | None
+    ) -> None:
+        """S3's conditional writes: ``If-None-Match: *`` refuses to overwrite an existing key, ``If-Match``
+        writes only over the object with that ETag (and a missing key is NoSuchKey)."""
+        try:
+            info = self.store.head_object(bucket, key)
+        except NoSuchKey:
+            if if_match is not None:
+                raise
+            return
+        if if_none_match is not None:
+            raise precondition_failed("If-None-Match")
+        if if_match is not None and not _etag_listed(f'"{info.etag}"', if_match):
+            raise precondition_failed("If-Match")
 
     def copy_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
         source = unquote((request.header("x-amz-copy-source") or "").split("?versionId=")[0]).lstrip("/")
@@ -466,6 +545,18 @@ class S3Handler:
             )
         if not self.store.bucket_exists(src_bucket):  # name the source, not the destination
             raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=src_bucket)
+        conditions = {
+            name: request.header(f"x-amz-copy-source-{name.replace('_', '-')}")
+            for name in ("if_match", "if_none_match", "if_modified_since", "if_unmodified_since")
+        }
+        if any(conditions.values()):
+            try:
+                source_info = self.store.head_object(src_bucket, src_key)
+            except NoSuchKey:
+                raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
+            failed = failed_precondition(source_info, **conditions)
+            if failed is not None:  # CopyObject answers 412 where GetObject would answer 304
+                raise precondition_failed(f"x-amz-copy-source-{failed[1]}")
         if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
             data = self.store.get_object(src_bucket, src_key)
             info = self.store.put_object(
@@ -496,18 +587,18 @@ class S3Handler:
     def get_object(self, request: WireRequest, bucket: str, key: str, *, head: bool) -> WireResponse:
         info = self.store.head_object(bucket, key)
         headers = self._object_headers(info)
-        etag = f'"{info.etag}"'
-        if_none = request.header("if-none-match")
-        if if_none and etag in [t.strip() for t in if_none.split(",")]:
-            return WireResponse(304, {"ETag": etag, "Last-Modified": headers["Last-Modified"]})
-        if_match = request.header("if-match")
-        if if_match and etag not in [t.strip() for t in if_match.split(",")] and if_match.strip() != "*":
-            raise S3Error(
-                "PreconditionFailed",
-                "At least one of the pre-conditions you specified did not hold",
-                412,
-                Condition="If-Match",
-            )
+        failed = failed_precondition(
+            info,
+            if_match=request.header("if-match"),
+            if_none_match=request.header("if-none-match"),
+            if_modified_since=request.header("if-modified-since"),
+            if_unmodified_since=request.header("if-unmodified-since"),
+        )
+        if failed is not None:
+            status, condition = failed
+            if status == 304:
+                return WireResponse(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+            raise precondition_failed(condition)
         byte_range = self._parse_range(request.header("range"), info.size)
         if byte_range is None:
             headers["Content-Length"] = str(info.size)
