@@ -375,3 +375,21 @@ def test_copy_source_preconditions_fail_with_412(s3: Any) -> None:
     assert "Contents" not in s3.list_objects_v2(Bucket="scones", Prefix="dst")
     s3.copy_object(Bucket="scones", Key="dst", CopySource=source, CopySourceIfMatch=etag)
     assert s3.get_object(Bucket="scones", Key="dst")["Body"].read() == b"v1"
+
+
+def test_a_body_over_the_gateways_limit_is_s3s_entity_too_large_and_writes_nothing(
+    s3: Any, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sconeflow.gateway import server
+
+    monkeypatch.setattr(server, "MAX_BODY", 4096)
+    s3.create_bucket(Bucket="scones")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="scones", Key="big.bin", Body=b"\0" * 5000)
+    assert _code(exc) == ("EntityTooLarge", 400)
+    error = exc.value.response["Error"]
+    assert (error["MaxSizeAllowed"], error["ProposedSize"]) == ("4096", "5000")
+    assert "multipart" in error["Message"]
+    assert [info.key for info in store.iter_objects("scones")] == []
+    s3.put_object(Bucket="scones", Key="small.bin", Body=b"\0" * 4096)  # the next request is served
+    assert store.get_object("scones", "small.bin") == b"\0" * 4096

@@ -103,6 +103,20 @@ class Router:
                 headers={"x-amzn-ErrorType": "InternalFailure", "x-amzn-RequestId": str(uuid.uuid4())},
             )
 
+    def too_large(self, request: WireRequest, limit: int) -> WireResponse:
+        """The answer to a request whose body exceeds ``limit`` bytes, in its service's error shape
+        (``request`` carries the method, path and headers; its body was never read)."""
+        if detect_service(request) == "s3":
+            from sconeflow.gateway.s3_responses import entity_too_large
+
+            return entity_too_large(request, limit)
+        message = f"Request must be smaller than {limit} bytes for this local gateway"
+        return WireResponse.json(
+            {"__type": "RequestTooLargeException", "message": message},
+            status=413,
+            headers={"x-amzn-ErrorType": "RequestTooLargeException"},
+        )
+
     def close(self) -> None:
         lambda_handler = self._handlers.get("lambda")
         if lambda_handler is not None:

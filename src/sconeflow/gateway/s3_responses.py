@@ -166,6 +166,20 @@ def error_response(error: S3Error, request: WireRequest) -> WireResponse:
     return _xml(body, error.status, headers)
 
 
+def entity_too_large(request: WireRequest, limit: int) -> WireResponse:
+    """S3's EntityTooLarge for a body over the gateway's in-memory ``limit``; multipart has no such cap."""
+    proposed = request.header("content-length") or "unknown"
+    error = S3Error(
+        "EntityTooLarge",
+        f"Your proposed upload exceeds the maximum allowed size: this local gateway takes at most {limit} "
+        "bytes in one request; upload larger objects with multipart (boto3's upload_file, aws s3 cp)",
+        400,
+        ProposedSize=proposed,
+        MaxSizeAllowed=str(limit),
+    )
+    return error_response(error, request)
+
+
 def _translate(exc: StoreError, bucket: str, key: str | None) -> S3Error:
     if isinstance(exc, NoSuchBucket):
         return S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=bucket)

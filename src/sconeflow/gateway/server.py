@@ -9,6 +9,7 @@ when no gateway is up, and by tests).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import socket
@@ -27,7 +28,9 @@ from sconeflow.gateway.wire import WireRequest, WireResponse
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024 * 1024  # nothing we serve takes more in one request (multipart is not supported)
+# The largest body read into memory. S3 takes up to 5 GB in one PutObject; above this a client must use
+# multipart uploads (boto3's upload_file and the AWS CLI do from 8 MB). Lambda and SageMaker cap at 6 MB.
+MAX_BODY = 64 * 1024 * 1024
 MAX_LINE = 64 * 1024
 MAX_HEADERS = 200
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -51,6 +54,17 @@ class InvalidListenAddress(GatewayError):
 
 class _BadRequest(Exception):
     pass
+
+
+class _TooLarge(_BadRequest):
+    pass
+
+
+def _declared_length(headers: dict[str, str]) -> int:
+    try:
+        return int(headers.get("content-length") or 0)
+    except ValueError:
+        raise _BadRequest("malformed Content-Length") from None
 
 
 def _reason(status: int) -> str:
@@ -93,13 +107,6 @@ class _Handler(socketserver.StreamRequestHandler):
             return False
         connection = headers.get("connection", "").lower()
         keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-        if headers.get("expect", "").lower() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        try:
-            body = self._read_body(headers)
-        except _BadRequest as exc:
-            self._send(method, WireResponse.json({"message": str(exc)}, status=413), False)
-            return False
         path, _, query = target.partition("?")
         if path.startswith(("http://", "https://")):  # absolute-form request target
             path = "/" + path.split("/", 3)[-1] if path.count("/") >= 3 else "/"
@@ -108,8 +115,20 @@ class _Handler(socketserver.StreamRequestHandler):
             path=unquote(path),
             query=parse_qs(query, keep_blank_values=True),
             headers=headers,
-            body=body,
+            body=b"",
         )
+        try:
+            if _declared_length(headers) > MAX_BODY:  # answer before the client sends it (no 100 Continue)
+                raise _TooLarge
+            if headers.get("expect", "").lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request = dataclasses.replace(request, body=self._read_body(headers))
+        except _TooLarge:
+            self._send(method, self.server.router.too_large(request, MAX_BODY), False)
+            return False
+        except _BadRequest as exc:
+            self._send(method, WireResponse.json({"message": str(exc)}, status=400), False)
+            return False
         self._send(method, self.server.router.dispatch(request), keep_alive)
         log.debug("%s %s %s", method, target, version)
         return keep_alive
@@ -146,15 +165,10 @@ class _Handler(socketserver.StreamRequestHandler):
                     return b"".join(chunks)
                 total += size
                 if total > MAX_BODY:
-                    raise _BadRequest("request body too large")
+                    raise _TooLarge
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(MAX_LINE + 1)
-        try:
-            length = int(headers.get("content-length") or 0)
-        except ValueError:
-            raise _BadRequest("malformed Content-Length") from None
-        if length > MAX_BODY:
-            raise _BadRequest("request body too large")
+        length = _declared_length(headers)
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, method: str, response: WireResponse, keep_alive: bool) -> None:
