@@ -41,6 +41,7 @@ XATTR_NAME = "user.sconeflow.meta"
 _HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
 MAX_SEGMENT_BYTES = 255
 META_DIR = ".meta"
+BUCKET_RECORD = "bucket.json"  # in META_DIR/<bucket>/, beside the two-hex-digit folders of object metadata
 _CHUNK = 1 << 20
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -272,6 +273,26 @@ class LocalStore:
             path.mkdir(parents=True, exist_ok=exist_ok)
         except FileExistsError:
             raise BucketAlreadyExists(f"bucket {bucket!r} already exists") from None
+        self._record_creation(bucket, datetime.now(UTC))
+
+    def _record_creation(self, bucket: str, created: datetime) -> None:
+        record = self.root / META_DIR / bucket / BUCKET_RECORD
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(record, json.dumps({"created": created.isoformat()}))
+        except OSError:  # a read-only home: the folder's time stands in
+            pass
+
+    def _created(self, bucket: str, folder: Path) -> datetime:
+        """When the bucket was created: recorded by create_bucket, so writes into the bucket's folder (which
+        move its mtime) never change it. A folder made by hand gets its mtime recorded the first time."""
+        try:
+            record = json.loads((self.root / META_DIR / bucket / BUCKET_RECORD).read_text())
+            return datetime.fromisoformat(record["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            created = _utc_from_timestamp(folder.stat().st_mtime)
+            self._record_creation(bucket, created)
+            return created
 
     def delete_bucket(self, bucket: str) -> None:
         path = self._existing_bucket_dir(bucket)
@@ -290,7 +311,7 @@ class LocalStore:
         buckets = []
         for entry in sorted(self.root.iterdir()):
             if entry.is_dir() and not entry.is_symlink() and self.bucket_exists(entry.name):
-                buckets.append(BucketInfo(entry.name, _utc_from_timestamp(entry.stat().st_mtime)))
+                buckets.append(BucketInfo(entry.name, self._created(entry.name, entry)))
         return buckets
 
     # -- objects -----------------------------------------------------------------------------

@@ -393,3 +393,19 @@ def test_a_body_over_the_gateways_limit_is_s3s_entity_too_large_and_writes_nothi
     assert [info.key for info in store.iter_objects("scones")] == []
     s3.put_object(Bucket="scones", Key="small.bin", Body=b"\0" * 4096)  # the next request is served
     assert store.get_object("scones", "small.bin") == b"\0" * 4096
+
+
+def test_an_object_put_without_a_content_type_is_binary_octet_stream_as_on_s3(s3: Any) -> None:
+    """S3 never guesses from the key (boto3 sends no Content-Type unless given one)."""
+    s3.create_bucket(Bucket="scones")
+    s3.put_object(Bucket="scones", Key="a.csv", Body=b"x")
+    assert s3.head_object(Bucket="scones", Key="a.csv")["ContentType"] == "binary/octet-stream"
+    s3.copy_object(
+        Bucket="scones",
+        Key="b.txt",
+        CopySource={"Bucket": "scones", "Key": "a.csv"},
+        MetadataDirective="REPLACE",
+    )
+    assert s3.head_object(Bucket="scones", Key="b.txt")["ContentType"] == "binary/octet-stream"
+    s3.put_object(Bucket="scones", Key="c.csv", Body=b"x", ContentType="text/csv")
+    assert s3.head_object(Bucket="scones", Key="c.csv")["ContentType"] == "text/csv"

@@ -126,6 +126,23 @@ def test_delete_removes_empty_folders_and_bucket_with_leftover_temp_file(store: 
     assert not store.bucket_exists("cleanup")
 
 
+def test_a_buckets_creation_date_does_not_move_when_objects_are_written(store: LocalStore):
+    store.create_bucket("dated")
+    (created,) = [b.created for b in store.list_buckets() if b.name == "dated"]
+    folder = store.root / "dated"
+    store.put_object("dated", "top.json", b"{}")  # a write into the bucket's folder moves its mtime
+    os.utime(folder, (folder.stat().st_atime + 3600, folder.stat().st_mtime + 3600))
+    assert [b.created for b in store.list_buckets() if b.name == "dated"] == [created]
+    (store.root / "byhand").mkdir()  # a folder made outside sconeflow: its time, recorded once
+    (first,) = [b.created for b in store.list_buckets() if b.name == "byhand"]
+    os.utime(store.root / "byhand", (0, 3600))
+    assert [b.created for b in store.list_buckets() if b.name == "byhand"] == [first]
+    store.delete_object("dated", "top.json")
+    store.delete_bucket("dated")
+    store.create_bucket("dated")  # a new bucket of the same name is a new creation
+    assert [b.created for b in store.list_buckets() if b.name == "dated"] != [created]
+
+
 def test_open_store_and_object_uris(tmp_path):
     local = open_store((tmp_path / "s").as_uri())
     assert isinstance(local, LocalStore) and local.root == (tmp_path / "s").resolve()

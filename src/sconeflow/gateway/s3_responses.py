@@ -67,6 +67,12 @@ class S3Error(Exception):
         self.extra = extra
 
 
+def _content_type(request: WireRequest) -> str:
+    """The Content-Type to store: the request's, else S3's default. Unlike ``sconeflow store cp`` (and the
+    AWS CLI, which guess from the file name before sending), S3 never guesses from the key."""
+    return request.header("content-type") or "binary/octet-stream"
+
+
 def not_implemented(what: str) -> S3Error:
     """S3's 501 for a request naming an operation this gateway does not have; nothing is touched."""
     return S3Error(
@@ -303,9 +309,7 @@ class S3Handler:
         return MultipartUploads(self.settings.cache_dir / "s3-multipart", self.store)
 
     def create_multipart_upload(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
-        upload = self._uploads().create(
-            bucket, key, request.header("content-type") or None, self._metadata(request)
-        )
+        upload = self._uploads().create(bucket, key, _content_type(request), self._metadata(request))
         return _xml(
             f'<InitiateMultipartUploadResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
             f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>"
@@ -525,7 +529,7 @@ class S3Handler:
                 bucket,
                 key,
                 body,
-                content_type=request.header("content-type") or None,
+                content_type=_content_type(request),
                 metadata=self._metadata(request),
             )
         return WireResponse(200, {"ETag": f'"{info.etag}"'})
@@ -577,7 +581,7 @@ class S3Handler:
                 bucket,
                 key,
                 data,
-                content_type=request.header("content-type") or None,
+                content_type=_content_type(request),
                 metadata=self._metadata(request),
             )
         else:
