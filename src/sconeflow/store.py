@@ -83,6 +83,10 @@ class InvalidRange(StoreError):
     """The requested byte range is not satisfiable."""
 
 
+# The HTTP headers S3 stores with an object and returns on GET and HEAD (besides Content-Type).
+STANDARD_HEADERS = ("Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires")
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
@@ -92,6 +96,7 @@ class ObjectInfo:
     last_modified: datetime
     content_type: str = "binary/octet-stream"
     metadata: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # of STANDARD_HEADERS, as given
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class ObjectStore(Protocol):
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         defer_etag: bool = False,
     ) -> ObjectInfo: ...
     def get_object(
@@ -200,6 +206,12 @@ def validate_key(key: str) -> None:
 
 def guess_content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "binary/octet-stream"
+
+
+def standard_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """The :data:`STANDARD_HEADERS` among ``headers`` (any case), under their canonical names."""
+    wanted = {name.lower(): name for name in STANDARD_HEADERS}
+    return {wanted[k.lower()]: v for k, v in (headers or {}).items() if k.lower() in wanted and v}
 
 
 def _utc_from_timestamp(ts: float) -> datetime:
@@ -323,6 +335,7 @@ class LocalStore:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         defer_etag: bool = False,
     ) -> ObjectInfo:
         """Write an object atomically. ``defer_etag``: skip the MD5 now (a writer that republishes growing
@@ -356,6 +369,7 @@ class LocalStore:
                     "size": stat.st_size,
                     "mtime_ns": stat.st_mtime_ns,
                     "metadata": dict(metadata or {}),
+                    "headers": standard_headers(headers),
                 }
                 in_xattr = self._write_xattr(out.fileno(), meta)
             meta_path = self._meta_path(bucket, key)
@@ -376,6 +390,7 @@ class LocalStore:
             last_modified=_utc_from_timestamp(stat.st_mtime),
             content_type=meta["content_type"],
             metadata=meta["metadata"],
+            headers=meta["headers"],
         )
 
     def _write_xattr(self, fd: int, meta: dict) -> bool:
@@ -403,6 +418,7 @@ class LocalStore:
             last_modified=_utc_from_timestamp(stat.st_mtime),
             content_type=meta.get("content_type") or guess_content_type(key),
             metadata=meta.get("metadata") or {},
+            headers=meta.get("headers") or {},
         )
 
     def _hash(self, path: Path, meta: dict) -> str:
@@ -477,7 +493,12 @@ class LocalStore:
         info = self.head_object(src_bucket, src_key)
         with self.open_object(src_bucket, src_key) as handle:
             return self.put_object(
-                dst_bucket, dst_key, handle, content_type=info.content_type, metadata=info.metadata
+                dst_bucket,
+                dst_key,
+                handle,
+                content_type=info.content_type,
+                metadata=info.metadata,
+                headers=info.headers,
             )
 
     def _walk_keys(self, bucket: str, prefix: str) -> Iterator[str]:

@@ -19,6 +19,7 @@ import io
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
@@ -33,12 +34,41 @@ from sconeflow.store import (
     ObjectInfo,
     StoreError,
     guess_content_type,
+    standard_headers,
     validate_bucket_name,
     validate_key,
 )
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 BUCKET_MARKERS = ".buckets"  # namespaced layout: <prefix>.buckets/<bucket> marks a bucket
+
+
+# boto3's parameter for each standard header; Expires goes as the raw HTTP date (ExpiresString on read).
+_HEADER_PARAMS = {
+    "Cache-Control": "CacheControl",
+    "Content-Disposition": "ContentDisposition",
+    "Content-Encoding": "ContentEncoding",
+    "Content-Language": "ContentLanguage",
+}
+
+
+def _header_params(headers: dict[str, str] | None) -> dict[str, Any]:
+    given = standard_headers(headers)
+    params: dict[str, Any] = {_HEADER_PARAMS[k]: v for k, v in given.items() if k in _HEADER_PARAMS}
+    if "Expires" in given:
+        try:
+            params["Expires"] = parsedate_to_datetime(given["Expires"])
+        except (TypeError, ValueError):
+            pass  # S3 keeps only valid dates as Expires
+    return params
+
+
+def _headers_of(head: dict[str, Any]) -> dict[str, str]:
+    found = {name: head[param] for name, param in _HEADER_PARAMS.items() if head.get(param)}
+    expires = head.get("ExpiresString") or head.get("Expires")
+    if expires:
+        found["Expires"] = expires if isinstance(expires, str) else format_datetime(expires, usegmt=True)
+    return found
 
 
 def _etag(value: str | None) -> str:
@@ -213,6 +243,7 @@ class S3Store:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         defer_etag: bool = False,  # S3 computes its own ETag; accepted for the protocol
     ) -> ObjectInfo:
         real_bucket, real_key = self._loc(bucket, key)
@@ -222,7 +253,12 @@ class S3Store:
         ctype = content_type or guess_content_type(key)
         try:
             response = self.client.put_object(
-                Bucket=real_bucket, Key=real_key, Body=body, ContentType=ctype, Metadata=dict(metadata or {})
+                Bucket=real_bucket,
+                Key=real_key,
+                Body=body,
+                ContentType=ctype,
+                Metadata=dict(metadata or {}),
+                **_header_params(headers),
             )
         except Exception as exc:
             raise self._error(exc, bucket, key) from None
@@ -234,6 +270,7 @@ class S3Store:
             datetime.now(UTC),
             ctype,
             dict(metadata or {}),
+            standard_headers(headers),
         )
 
     def get_object(self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None) -> bytes:
@@ -273,6 +310,7 @@ class S3Store:
             head["LastModified"],
             head.get("ContentType") or guess_content_type(key),
             dict(head.get("Metadata") or {}),
+            _headers_of(head),
         )
 
     def list_objects(

@@ -409,3 +409,48 @@ def test_an_object_put_without_a_content_type_is_binary_octet_stream_as_on_s3(s3
     assert s3.head_object(Bucket="scones", Key="b.txt")["ContentType"] == "binary/octet-stream"
     s3.put_object(Bucket="scones", Key="c.csv", Body=b"x", ContentType="text/csv")
     assert s3.head_object(Bucket="scones", Key="c.csv")["ContentType"] == "text/csv"
+
+
+def test_standard_headers_are_kept_copied_and_overridable_per_request(s3: Any, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    s3.create_bucket(Bucket="scones")
+    expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    given = {
+        "CacheControl": "max-age=60",
+        "ContentDisposition": 'attachment; filename="report.json"',
+        "ContentEncoding": "gzip",
+        "ContentLanguage": "en-GB",
+    }
+    s3.put_object(Bucket="scones", Key="r.json.gz", Body=b"\x1f\x8b", Expires=expires, **given)
+
+    def kept(key: str) -> dict:
+        head = s3.head_object(Bucket="scones", Key=key)
+        return {name: head.get(name) for name in given} | {"Expires": head.get("ExpiresString")}
+
+    assert kept("r.json.gz") == given | {"Expires": "Wed, 02 Jan 2030 03:04:05 GMT"}
+    s3.copy_object(Bucket="scones", Key="copy", CopySource={"Bucket": "scones", "Key": "r.json.gz"})
+    assert kept("copy") == kept("r.json.gz")
+    s3.copy_object(
+        Bucket="scones",
+        Key="replaced",
+        CopySource={"Bucket": "scones", "Key": "r.json.gz"},
+        MetadataDirective="REPLACE",
+        CacheControl="no-cache",
+    )
+    assert kept("replaced") == dict.fromkeys([*given, "Expires"]) | {"CacheControl": "no-cache"}
+    got = s3.get_object(
+        Bucket="scones",
+        Key="r.json.gz",
+        ResponseContentType="application/json",
+        ResponseCacheControl="no-store",
+    )
+    assert (got["ContentType"], got["CacheControl"], got["ContentEncoding"]) == (
+        "application/json",
+        "no-store",
+        "gzip",
+    )
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (9 * 1024 * 1024))  # multipart: the headers travel with the upload
+    s3.upload_file(str(big), "scones", "big.bin", ExtraArgs={"ContentDisposition": "inline"})
+    assert s3.head_object(Bucket="scones", Key="big.bin")["ContentDisposition"] == "inline"

@@ -33,6 +33,25 @@ def test_put_get_head_roundtrip(any_store):
         assert handle.read() == body
 
 
+def test_standard_headers_round_trip_and_copy(any_store):
+    any_store.create_bucket("data-bucket")
+    headers = {
+        "Cache-Control": "max-age=60",
+        "Content-Disposition": "attachment",
+        "Content-Encoding": "gzip",
+        "Content-Language": "en",
+        "Expires": "Wed, 02 Jan 2030 03:04:05 GMT",
+    }
+    info = any_store.put_object(
+        "data-bucket", "r.gz", b"x", headers={"cache-control": "max-age=60", **headers}
+    )
+    assert info.headers == headers
+    assert any_store.head_object("data-bucket", "r.gz").headers == headers
+    any_store.copy_object("data-bucket", "r.gz", "data-bucket", "copy.gz")
+    assert any_store.head_object("data-bucket", "copy.gz").headers == headers
+    assert any_store.head_object("data-bucket", "r.gz").metadata == {}
+
+
 def test_put_from_a_stream_and_ranges(any_store):
     any_store.create_bucket("data-bucket")
     body = bytes(range(256)) * 10

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +39,7 @@ class Upload:
     key: str
     content_type: str | None
     metadata: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class MultipartUploads:
@@ -51,11 +52,18 @@ class MultipartUploads:
             raise _no_such_upload()
         return self.root / upload_id
 
-    def create(self, bucket: str, key: str, content_type: str | None, metadata: dict[str, str]) -> Upload:
+    def create(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str] | None = None,
+    ) -> Upload:
         validate_key(key)
         if not self.store.bucket_exists(bucket):
             raise NoSuchBucket(f"bucket {bucket!r} does not exist")
-        upload = Upload(uuid.uuid4().hex, bucket, key, content_type, dict(metadata))
+        upload = Upload(uuid.uuid4().hex, bucket, key, content_type, dict(metadata), dict(headers or {}))
         folder = self._dir(upload.upload_id)
         folder.mkdir(parents=True)
         (folder / "upload.json").write_text(json.dumps(upload.__dict__))
@@ -119,7 +127,12 @@ class MultipartUploads:
             files.append(path)
         with _Concatenated(files) as reader:
             info = self.store.put_object(
-                upload.bucket, upload.key, reader, content_type=upload.content_type, metadata=upload.metadata
+                upload.bucket,
+                upload.key,
+                reader,
+                content_type=upload.content_type,
+                metadata=upload.metadata,
+                headers=upload.headers,
             )
         shutil.rmtree(folder, ignore_errors=True)
         return info

@@ -25,6 +25,7 @@ from sconeflow.config import Settings
 from sconeflow.gateway.s3_multipart import MultipartError, MultipartUploads
 from sconeflow.gateway.wire import WireRequest, WireResponse
 from sconeflow.store import (
+    STANDARD_HEADERS,
     BucketAlreadyExists,
     BucketNotEmpty,
     InvalidBucketName,
@@ -71,6 +72,26 @@ def _content_type(request: WireRequest) -> str:
     """The Content-Type to store: the request's, else S3's default. Unlike ``sconeflow store cp`` (and the
     AWS CLI, which guess from the file name before sending), S3 never guesses from the key."""
     return request.header("content-type") or "binary/octet-stream"
+
+
+def _stored_headers(request: WireRequest) -> dict[str, str]:
+    """The standard headers S3 keeps with an object (Cache-Control, Content-Disposition, ...). The
+    ``aws-chunked`` transfer coding is not part of the object's Content-Encoding."""
+    headers = {name: request.header(name) or "" for name in STANDARD_HEADERS}
+    codings = [c.strip() for c in headers["Content-Encoding"].split(",") if c.strip()]
+    headers["Content-Encoding"] = ",".join(c for c in codings if c.lower() != "aws-chunked")
+    return {name: value for name, value in headers.items() if value}
+
+
+# GetObject's response-* query parameters override these response headers (presigned downloads use them).
+RESPONSE_OVERRIDES = {
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+    "response-content-language": "Content-Language",
+    "response-content-type": "Content-Type",
+    "response-expires": "Expires",
+}
 
 
 def not_implemented(what: str) -> S3Error:
@@ -309,7 +330,9 @@ class S3Handler:
         return MultipartUploads(self.settings.cache_dir / "s3-multipart", self.store)
 
     def create_multipart_upload(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
-        upload = self._uploads().create(bucket, key, _content_type(request), self._metadata(request))
+        upload = self._uploads().create(
+            bucket, key, _content_type(request), self._metadata(request), _stored_headers(request)
+        )
         return _xml(
             f'<InitiateMultipartUploadResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
             f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>"
@@ -531,6 +554,7 @@ class S3Handler:
                 body,
                 content_type=_content_type(request),
                 metadata=self._metadata(request),
+                headers=_stored_headers(request),
             )
         return WireResponse(200, {"ETag": f'"{info.etag}"'})
 
@@ -583,6 +607,7 @@ class S3Handler:
                 data,
                 content_type=_content_type(request),
                 metadata=self._metadata(request),
+                headers=_stored_headers(request),
             )
         else:
             if (src_bucket, src_key) == (bucket, key):
@@ -617,6 +642,10 @@ class S3Handler:
             if status == 304:
                 return WireResponse(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
             raise precondition_failed(condition)
+        for parameter, header in RESPONSE_OVERRIDES.items():
+            value = request.query_one(parameter)
+            if value is not None:
+                headers[header] = value
         byte_range = self._parse_range(request.header("range"), info.size)
         if byte_range is None:
             headers["Content-Length"] = str(info.size)
@@ -636,6 +665,7 @@ class S3Handler:
             "Last-Modified": _http_date(info.last_modified),
             "Accept-Ranges": "bytes",
         }
+        headers.update(info.headers)
         for name, value in info.metadata.items():
             headers[f"x-amz-meta-{name}"] = value
         return headers
