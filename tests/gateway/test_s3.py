@@ -123,8 +123,12 @@ def test_copy_object(s3: Any) -> None:
     )
     got = s3.head_object(Bucket="dst-bucket", Key="copy.png")
     assert (got["ContentType"], got["Metadata"]) == ("text/plain", {"n": "2"})
-    with pytest.raises(s3.exceptions.NoSuchKey):
-        s3.copy_object(Bucket="dst-bucket", Key="x", CopySource="src-bucket/missing")
+    for directive in ("COPY", "REPLACE"):  # the error names the missing source key either way
+        with pytest.raises(s3.exceptions.NoSuchKey) as missing_key:
+            s3.copy_object(
+                Bucket="dst-bucket", Key="x", CopySource="src-bucket/missing", MetadataDirective=directive
+            )
+        assert missing_key.value.response["Error"]["Key"] == "missing"
     with pytest.raises(s3.exceptions.NoSuchBucket) as missing_source:
         s3.copy_object(Bucket="dst-bucket", Key="x", CopySource="no-such-source/a.png")
     assert missing_source.value.response["Error"]["BucketName"] == "no-such-source"
@@ -454,3 +458,47 @@ def test_standard_headers_are_kept_copied_and_overridable_per_request(s3: Any, t
     big.write_bytes(b"\0" * (9 * 1024 * 1024))  # multipart: the headers travel with the upload
     s3.upload_file(str(big), "scones", "big.bin", ExtraArgs={"ContentDisposition": "inline"})
     assert s3.head_object(Bucket="scones", Key="big.bin")["ContentDisposition"] == "inline"
+
+
+def test_checksums_and_digests_are_verified_and_a_mismatch_writes_nothing(
+    s3: Any, settings: Settings, store: LocalStore
+) -> None:
+    import base64
+    import zlib
+
+    from sconeflow.gateway.s3_responses import S3Handler
+    from sconeflow.gateway.wire import WireRequest
+
+    s3.create_bucket(Bucket="scones")
+    crc = base64.b64encode(zlib.crc32(b"hello").to_bytes(4, "big")).decode()
+    s3.put_object(Bucket="scones", Key="ok", Body=b"hello", ChecksumCRC32=crc)
+    s3.put_object(
+        Bucket="scones", Key="ok256", Body=b"hello", ChecksumAlgorithm="SHA256"
+    )  # boto3 computes it
+    for bad, code in (
+        ({"ChecksumCRC32": "AAAAAA=="}, "BadDigest"),
+        ({"ChecksumSHA1": base64.b64encode(b"\0" * 20).decode()}, "BadDigest"),
+        ({"ContentMD5": "abc"}, "InvalidDigest"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket="scones", Key="bad", Body=b"hello", **bad)
+        assert _code(exc) == (code, 400), bad
+    # boto3 may send the checksum as an aws-chunked trailer, after the data: it is checked the same way.
+    chunked = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"
+    request = WireRequest(
+        "PUT",
+        "/scones/bad",
+        headers={"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32"},
+        body=chunked,
+    )
+    response = S3Handler(settings, store).handle(request)
+    assert response.status == 400 and b"<Code>BadDigest</Code>" in response.body
+    good = chunked.replace(b"AAAAAA==", crc.encode())
+    assert (
+        S3Handler(settings, store)
+        .handle(WireRequest("PUT", "/scones/good", headers=request.headers, body=good))
+        .status
+        == 200
+    )
+    assert store.get_object("scones", "good") == b"hello"
+    assert sorted(info.key for info in store.iter_objects("scones")) == ["good", "ok", "ok256"]

@@ -15,6 +15,7 @@ import hashlib
 import re
 import threading
 import uuid
+import zlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote, unquote
@@ -236,20 +237,59 @@ def _translate(exc: StoreError, bucket: str, key: str | None) -> S3Error:
     return S3Error("InternalError", f"We encountered an internal error. Please try again. ({exc})", 500)
 
 
-def decode_aws_chunked(body: bytes) -> bytes:
-    """Undo ``Content-Encoding: aws-chunked`` (signed or unsigned chunks, optional trailers)."""
+def decode_aws_chunked(body: bytes) -> tuple[bytes, dict[str, str]]:
+    """Undo ``Content-Encoding: aws-chunked`` (signed or unsigned chunks); also return the trailers
+    (e.g. ``x-amz-checksum-crc32``, which boto3 sends after the data), names lower-cased."""
     out = bytearray()
     pos = 0
     while True:
         eol = body.find(b"\r\n", pos)
         if eol < 0:
             raise S3Error("IncompleteBody", "The aws-chunked body ended early", 400)
-        size = int(body[pos:eol].split(b";", 1)[0], 16)
+        try:
+            size = int(body[pos:eol].split(b";", 1)[0], 16)
+        except ValueError:
+            raise S3Error("IncompleteBody", "The aws-chunked body has a malformed chunk size", 400) from None
         pos = eol + 2
         if size == 0:
-            return bytes(out)
+            trailers = {}
+            for line in body[pos:].decode("latin-1").split("\r\n"):
+                name, sep, value = line.partition(":")
+                if sep:
+                    trailers[name.strip().lower()] = value.strip()
+            return bytes(out), trailers
         out += body[pos : pos + size]
         pos += size + 2
+
+
+# The additional checksums S3 verifies that the standard library can compute (CRC32C and CRC64NVME need
+# a native library; they are accepted unverified).
+_CHECKSUMS = {
+    "crc32": ("CRC32", lambda data: zlib.crc32(data).to_bytes(4, "big")),
+    "sha1": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
+    "sha256": ("SHA256", lambda data: hashlib.sha256(data).digest()),
+}
+
+
+def verify_digests(body: bytes, given: dict[str, str]) -> None:
+    """Content-MD5 and ``x-amz-checksum-*`` values (headers or aws-chunked trailers) against ``body``:
+    S3's InvalidDigest for a value that is not base64 of the right length, BadDigest for a mismatch."""
+    md5 = given.get("content-md5")
+    if md5:
+        try:
+            valid = len(base64.b64decode(md5, validate=True)) == 16
+        except ValueError:
+            valid = False
+        if not valid:
+            raise S3Error("InvalidDigest", "The Content-MD5 you specified is not valid.", 400)
+        if base64.b64decode(md5) != hashlib.md5(body, usedforsecurity=False).digest():
+            raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.", 400)
+    for algorithm, (name, digest) in _CHECKSUMS.items():
+        value = given.get(f"x-amz-checksum-{algorithm}")
+        if value and value != base64.b64encode(digest(body)).decode():
+            raise S3Error(
+                "BadDigest", f"The {name} you specified did not match the calculated checksum.", 400
+            )
 
 
 class S3Handler:
@@ -520,15 +560,13 @@ class S3Handler:
         body = request.body
         encoding = (request.header("content-encoding") or "").lower()
         sha = request.header("x-amz-content-sha256") or ""
+        trailers: dict[str, str] = {}
         if "aws-chunked" in encoding or sha.startswith("STREAMING-"):
-            body = decode_aws_chunked(body)
-        md5 = request.header("content-md5")
-        if md5:
-            digest = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-            if digest != md5:
-                raise S3Error(
-                    "BadDigest", "The Content-MD5 you specified did not match what we received.", 400
-                )
+            body, trailers = decode_aws_chunked(body)
+        given = {
+            k: v for k, v in request.headers.items() if k == "content-md5" or k.startswith("x-amz-checksum-")
+        }
+        verify_digests(body, {**given, **trailers})
         return body
 
     @staticmethod
@@ -600,7 +638,10 @@ class S3Handler:
             if failed is not None:  # CopyObject answers 412 where GetObject would answer 304
                 raise precondition_failed(f"x-amz-copy-source-{failed[1]}")
         if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
-            data = self.store.get_object(src_bucket, src_key)
+            try:
+                data = self.store.get_object(src_bucket, src_key)
+            except NoSuchKey:  # name the source, not the destination
+                raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
             info = self.store.put_object(
                 bucket,
                 key,
