@@ -16,6 +16,7 @@ half-written object visible.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import json
@@ -312,6 +313,8 @@ class LocalStore:
             raise BucketNotEmpty(f"bucket {bucket!r} is not empty")
         shutil.rmtree(path)  # only empty folders and stray temporary files are left
         shutil.rmtree(self.root / META_DIR / bucket, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last bucket leaves no empty metadata folder behind
+            (self.root / META_DIR).rmdir()
 
     def bucket_exists(self, bucket: str) -> bool:
         try:

@@ -141,6 +141,9 @@ def test_a_buckets_creation_date_does_not_move_when_objects_are_written(store: L
     store.delete_bucket("dated")
     store.create_bucket("dated")  # a new bucket of the same name is a new creation
     assert [b.created for b in store.list_buckets() if b.name == "dated"] != [created]
+    store.delete_bucket("dated")
+    store.delete_bucket("byhand")
+    assert list(store.root.iterdir()) == []  # no metadata folder outlives the last bucket
 
 
 def test_open_store_and_object_uris(tmp_path):
