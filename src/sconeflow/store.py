@@ -4,11 +4,12 @@ Everything in sconeflow reads and writes objects through :class:`ObjectStore`, s
 on the embedded store, on the local S3-compatible gateway and on AWS.
 
 Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes. The content type, ETag,
-user metadata and standard headers (Cache-Control, ...) live in the object's extended attribute ``user.sconeflow.meta`` (written on the
-temporary file before the rename, so bytes and metadata appear together), or, where the file system
-has no user xattrs, in a sidecar ``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket
-names can never start with ``.``, so ``.meta`` never collides with a bucket. Metadata records the
-size and mtime it describes; if the file changed behind the store's back, the ETag is recomputed.
+user metadata and standard headers (Cache-Control, ...) live in the object's extended attribute
+``user.sconeflow.meta`` (written on the temporary file before the rename, so bytes and metadata appear
+together), or, where the file system has no user xattrs, in a sidecar
+``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket names can never start with ``.``, so
+``.meta`` never collides with a bucket. Metadata records the size and mtime it describes; if the file
+changed behind the store's back, the ETag is recomputed.
 A bucket's creation time is recorded in ``<root>/.meta/<bucket>/bucket.json``.
 Writes go to a temporary file in the target folder, then ``os.replace``: a crash never leaves a
 half-written object visible.
