@@ -106,3 +106,37 @@ def test_bad_packages_are_refused(lam: Any, settings: Settings, zip_bytes: bytes
     assert fragment in exc.value.response["Error"]["Message"]
     assert not FunctionRegistry(settings).exists("bad")
     assert not (settings.home / "escape.py").exists()
+
+
+def test_delete_with_a_qualifier_never_deletes_the_function(lam: Any) -> None:
+    code = {"ZipFile": _zip({"app.py": "def handler(e, c):\n    return 1\n"})}
+    lam.create_function(FunctionName="keep", Runtime="python3.11", Role="r", Handler="app.handler", Code=code)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as latest:
+        lam.delete_function(FunctionName="keep", Qualifier="$LATEST")
+    assert "$LATEST version cannot be deleted without deleting the function." in str(latest.value)
+    for qualified in ({"FunctionName": "keep", "Qualifier": "7"}, {"FunctionName": "keep:prod"}):
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.delete_function(**qualified)
+    assert lam.get_function(FunctionName="keep")["Configuration"]["FunctionName"] == "keep"
+    lam.delete_function(FunctionName="keep")  # no qualifier: the function goes
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName="keep")
+
+
+def test_reserved_environment_variables_are_refused_as_on_aws(lam: Any) -> None:
+    code = {"ZipFile": _zip({"app.py": "def handler(e, c):\n    return 1\n"})}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as exc:
+        lam.create_function(
+            FunctionName="env",
+            Runtime="python3.11",
+            Role="r",
+            Handler="app.handler",
+            Code=code,
+            Environment={"Variables": {"AWS_REGION": "mars-1", "OK": "1", "TZ": "Asia/Tokyo"}},
+        )
+    assert "Reserved keys used in this request: AWS_REGION,TZ" in str(exc.value)
+    lam.create_function(FunctionName="env", Runtime="python3.11", Role="r", Handler="app.handler", Code=code)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.update_function_configuration(
+            FunctionName="env", Environment={"Variables": {"AWS_SECRET_ACCESS_KEY": "x"}}
+        )

@@ -24,16 +24,28 @@ MAX_TIMEOUT_S = 900
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _HANDLER_RE = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+# Keys the Lambda runtime sets itself and AWS refuses in a function's configuration
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html, "Reserved environment variables").
 _RESERVED_ENV = {
     "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
     "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_FUNCTION_NAME",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
     "AWS_LAMBDA_LOG_GROUP_NAME",
     "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
+    "TZ",
 }
 
 _NOW_SQL = "strftime('%Y-%m-%dT%H:%M:%f+0000','now')"
@@ -149,9 +161,14 @@ def validate_environment(environment: dict[str, str]) -> dict[str, str]:
     for key, value in environment.items():
         if not _ENV_KEY_RE.match(key):
             raise InvalidParameterValue(f"invalid environment variable name {key!r}")
-        if key in _RESERVED_ENV:
-            raise InvalidParameterValue(f"environment variable {key} is reserved by the Lambda runtime")
         clean[key] = str(value)
+    reserved = [key for key in clean if key in _RESERVED_ENV]
+    if reserved:
+        raise InvalidParameterValue(
+            "Lambda was unable to configure your environment variables because the environment variables "
+            "you have provided contains reserved keys that are currently not supported for modification. "
+            f"Reserved keys used in this request: {','.join(reserved)}"
+        )
     if len(json.dumps(clean)) > 4096:
         raise InvalidParameterValue("the environment variables exceed Lambda's 4 KB limit")
     return clean

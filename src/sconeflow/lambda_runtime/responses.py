@@ -101,7 +101,12 @@ class LambdaHandler:
         if match and request.method == "PUT" and match.group("config"):
             return self.update_configuration(request, match.group("name"))
         if match and request.method == "DELETE" and not match.group("config"):
-            name, _ = parse_function_name(match.group("name"), request.query_one("Qualifier"))
+            name, qualifier = parse_function_name(match.group("name"), request.query_one("Qualifier"))
+            if qualifier == LATEST:
+                message = "$LATEST version cannot be deleted without deleting the function."
+                raise InvalidParameterValue(message)
+            if qualifier is not None:  # a version or alias: only $LATEST exists locally, so it is not found
+                self.runtime.registry.get(name, qualifier)
             self.runtime.registry.delete(name)
             return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
         match = _FUNCTION_RE.match(path)
