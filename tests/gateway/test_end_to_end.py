@@ -100,6 +100,49 @@ def test_endpoint_errors_through_the_gateway(world: World, runtime_client: Any) 
         runtime_client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=b"1,2,3")
 
 
+def test_a_target_model_on_a_single_model_endpoint_is_a_validation_error(
+    world: World, runtime_client: Any
+) -> None:
+    png = world.store.get_object(world.bucket, CLASSIC_KEY)
+    with pytest.raises(runtime_client.exceptions.ValidationError) as exc:
+        runtime_client.invoke_endpoint(
+            EndpointName=ENDPOINT, ContentType="image/png", Body=png, TargetModel="model.tar.gz"
+        )
+    assert exc.value.response["Error"]["Message"] == (
+        f"Endpoint {ENDPOINT} is not a multi-model endpoint and does not support target model header."
+    )
+
+
+def test_an_endpoint_that_does_not_answer_is_sagemakers_timeout_model_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker gives the container 60 s (here 1 s), then answers 424 ModelError with status 0."""
+    import os
+    import signal
+
+    from sconeflow.endpoint.registry import EndpointRegistry
+    from sconeflow.gateway import sagemaker_runtime
+
+    monkeypatch.setattr(sagemaker_runtime, "FORWARD_TIMEOUT_S", 1.0)
+    pid = EndpointRegistry(world.settings).view(ENDPOINT).pid
+    assert pid is not None
+    gateway = start_in_process(world.settings)  # a fresh gateway: its connections take the short timeout
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        client = boto3_client(world.settings, "sagemaker-runtime", url=gateway.url)
+        png = world.store.get_object(world.bucket, CLASSIC_KEY)
+        with pytest.raises(client.exceptions.ModelError) as exc:
+            client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="image/png", Body=png)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        gateway.close()
+    error = exc.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 0 and error["Error"]["Message"].startswith(
+        'Received server error (0) from primary with message "Your invocation timed out while waiting'
+    )
+
+
 def _invoke(runner: CliRunner, name: str, payload: str) -> tuple[int, str, str]:
     result = runner.invoke(app, ["lambda", "invoke", name, "--payload", payload])
     return result.exit_code, result.stdout, result.stderr

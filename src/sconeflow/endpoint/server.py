@@ -273,6 +273,11 @@ class EndpointApp:
         try:
             if target and target != self.name:
                 raise ValidationError(f"Endpoint {target} of account {self.settings.account} not found.")
+            if "x-amzn-sagemaker-target-model" in headers:  # every local endpoint serves one model
+                raise ValidationError(
+                    f"Endpoint {self.name} is not a multi-model endpoint and does not support target model "
+                    "header."
+                )
             content_type = headers.get("content-type")
             length_text = headers.get("content-length")
             length = int(length_text) if length_text and length_text.isdigit() else None
@@ -507,7 +512,8 @@ def error_body(
         region = settings.region if settings else "us-east-1"
         account = settings.account if settings else "123456789012"
         group = f"/aws/sagemaker/Endpoints/{endpoint}"
-        error_code = "CLIENT_ERROR_FROM_MODEL" if exc.original_status < 500 else "SERVER_ERROR_FROM_MODEL"
+        client_side = 400 <= exc.original_status < 500  # 0: the container never answered (a server error)
+        error_code = "CLIENT_ERROR_FROM_MODEL" if client_side else "SERVER_ERROR_FROM_MODEL"
         return {
             "ErrorCode": error_code,
             "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",

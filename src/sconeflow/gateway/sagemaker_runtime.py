@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 _PATH_RE = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<op>invocations|async-invocations)$")
 _FORWARD = ("content-type", "accept")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
-FORWARD_TIMEOUT_S = 70.0  # SageMaker answers within 60 s; its docs suggest a 70 s client timeout
+FORWARD_TIMEOUT_S = 60.0  # SageMaker gives a container 60 s to answer, then fails the invocation
+TIMED_OUT = (
+    "Your invocation timed out while waiting for a response from container primary. Review the latency "
+    "metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
 
 
 def _error(code: str, message: str, status: int) -> WireResponse:
@@ -63,11 +67,30 @@ class SageMakerRuntimeHandler:
             return _error("ValidationError", str(exc), 400)
         try:
             return self._forward(base, name, request)
+        except TimeoutError:
+            self._drop(base)
+            return self._timed_out(name)
         except (OSError, http.client.HTTPException) as exc:
             self._drop(base)
             return _error(
                 "ServiceUnavailable", f"the server of endpoint {name} at {base} did not answer: {exc}", 503
             )
+
+    def _timed_out(self, name: str) -> WireResponse:
+        """SageMaker's answer when the container does not respond within 60 s: 424 ModelError, status 0."""
+        from sconeflow.endpoint.errors import ModelError
+        from sconeflow.endpoint.server import error_body
+
+        error = ModelError(
+            f'Received server error (0) from primary with message "{TIMED_OUT}"',
+            original_status=0,
+            original_message=TIMED_OUT,
+        )
+        return WireResponse.json(
+            error_body(error, endpoint=name, settings=self.settings),
+            status=error.status,
+            headers={"x-amzn-ErrorType": error.code, "x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
     def _connection(self, base: str) -> http.client.HTTPConnection:
         cache: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
