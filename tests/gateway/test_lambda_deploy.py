@@ -140,3 +140,44 @@ def test_reserved_environment_variables_are_refused_as_on_aws(lam: Any) -> None:
         lam.update_function_configuration(
             FunctionName="env", Environment={"Variables": {"AWS_SECRET_ACCESS_KEY": "x"}}
         )
+
+
+def test_runtime_role_and_code_hash_are_the_ones_deployed(lam: Any) -> None:
+    import base64
+    import hashlib
+
+    package = _zip({"app.py": "import os\ndef handler(e, c):\n    return os.environ['AWS_EXECUTION_ENV']\n"})
+    role = "arn:aws:iam::123456789012:role/scones-lambda"
+    created = lam.create_function(
+        FunctionName="facts",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": package},
+    )
+    assert (created["Runtime"], created["Role"]) == ("python3.12", role)
+    assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(package).digest()).decode()
+    assert created["CodeSize"] == len(package)
+    assert _invoke(lam, "facts", {}) == (None, "AWS_Lambda_python3.12")
+    updated = lam.update_function_configuration(FunctionName="facts", Runtime="python3.13", Role="arn:r2")
+    assert (updated["Runtime"], updated["Role"], updated["CodeSha256"]) == (
+        "python3.13",
+        "arn:r2",
+        created["CodeSha256"],
+    )
+    assert _invoke(lam, "facts", {}) == (None, "AWS_Lambda_python3.13")
+    v2 = _zip({"app.py": "def handler(e, c):\n    return 2\n"})
+    code = lam.update_function_code(FunctionName="facts", ZipFile=v2)
+    assert (code["CodeSha256"], code["CodeSize"]) == (
+        base64.b64encode(hashlib.sha256(v2).digest()).decode(),
+        len(v2),
+    )
+    for runtime in ("nodejs20.x", "python2.0"):  # the local runtime runs Python handlers only
+        with pytest.raises(lam.exceptions.InvalidParameterValueException, match="Python"):
+            lam.create_function(
+                FunctionName="other",
+                Runtime=runtime,
+                Role=role,
+                Handler="app.handler",
+                Code={"ZipFile": package},
+            )

@@ -7,8 +7,11 @@ so its warm workers are replaced by ones running the new code.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -32,7 +35,9 @@ def unpack_zip(settings: Settings, function: str, data: bytes) -> Path:
         raise RequestTooLarge(f"the deployment package is {len(data)} bytes; the limit is {MAX_ZIP_BYTES}")
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = code_root(settings) / function / digest
+    facts = {"CodeSha256": base64.b64encode(hashlib.sha256(data).digest()).decode(), "CodeSize": len(data)}
     if target.is_dir():
+        _record_package(target, facts)
         return target
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -81,4 +86,33 @@ def unpack_zip(settings: Settings, function: str, data: bytes) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _record_package(target, facts)
     return target
+
+
+def _package_record(code_dir: Path) -> Path:
+    return code_dir.parent / f"{code_dir.name}.package.json"  # beside the folder: not in the task root
+
+
+def _record_package(code_dir: Path, facts: dict) -> None:
+    record = _package_record(code_dir)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(facts))
+    tmp.replace(record)
+
+
+def package_facts(code_dir: Path) -> tuple[str, int]:
+    """``CodeSha256`` (base64 SHA-256) and ``CodeSize`` (bytes) of the zip a function's code came from, as
+    Lambda reports them. Code registered as a folder (or the built-in handlers) has no zip: the hash then
+    covers the folder's files (relative path and bytes, in order) and the size is their total."""
+    try:
+        facts = json.loads(_package_record(code_dir).read_text())
+        return str(facts["CodeSha256"]), int(facts["CodeSize"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest, size = hashlib.sha256(), 0
+    for path in sorted(p for p in code_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        data = path.read_bytes()
+        digest.update(path.relative_to(code_dir).as_posix().encode() + b"\0" + data)
+        size += len(data)
+    return base64.b64encode(digest.digest()).decode(), size

@@ -20,6 +20,8 @@ from sconeflow.lambda_runtime.errors import FunctionNotFound, InvalidParameterVa
 BUILTIN_CODE_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 LATEST = "$LATEST"
 RUNTIME_NAME = "python3.11"
+# The Lambda runtimes this local runtime can stand in for: it runs Python handlers with its own interpreter.
+PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 MAX_TIMEOUT_S = 900
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _HANDLER_RE = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -84,6 +86,7 @@ LAMBDA_SCHEMA = Migrations(
           ('list_images', 'list_images.lambda_handler', '{"MAX_KEYS": "1000"}', 30, 128,
            'Scones Unlimited batch workflow: list the images under s3_bucket/s3_prefix');
         """,
+        "ALTER TABLE lambda_functions ADD COLUMN role TEXT NOT NULL DEFAULT ''",
     ],
 )
 
@@ -103,6 +106,7 @@ class FunctionConfig:
     description: str = ""
     last_modified: str = ""
     revision: int = 1
+    role: str = ""  # the execution role ARN it was created with (recorded; local workers need none)
 
     @property
     def code_path(self) -> Path:
@@ -187,6 +191,11 @@ def _validate(config: FunctionConfig) -> None:
         raise InvalidParameterValue(f"memory size {config.memory_size} is outside 128..10240 MB")
     if not 1 <= config.concurrency <= 64:
         raise InvalidParameterValue(f"concurrency {config.concurrency} is outside 1..64")
+    if config.runtime not in PYTHON_RUNTIMES:
+        raise InvalidParameterValue(
+            f"Runtime {config.runtime!r} is not one the local Lambda runtime can run: it runs Python "
+            f"handlers ({', '.join(PYTHON_RUNTIMES)})"
+        )
     if config.code_dir is not None and not Path(config.code_dir).is_dir():
         raise InvalidParameterValue(f"code folder {config.code_dir} does not exist")
     validate_environment(config.environment)
@@ -205,6 +214,7 @@ def _row_to_config(row) -> FunctionConfig:
         description=row["description"],
         last_modified=row["last_modified"],
         revision=row["revision"],
+        role=row["role"],
     )
 
 
@@ -245,8 +255,8 @@ class FunctionRegistry:
             conn.execute("DELETE FROM lambda_functions WHERE name = ?", (config.name,))
             conn.execute(
                 "INSERT INTO lambda_functions (name, handler, code_dir, runtime, environment, timeout,"
-                " memory_size, concurrency, description, last_modified, revision)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " memory_size, concurrency, description, last_modified, revision, role)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     config.name,
                     config.handler,
@@ -259,6 +269,7 @@ class FunctionRegistry:
                     config.description,
                     _now(),
                     revision,
+                    config.role,
                 ),
             )
         return self.get(config.name)
@@ -275,6 +286,8 @@ class FunctionRegistry:
         memory_size: int | None = None,
         concurrency: int | None = None,
         description: str | None = None,
+        runtime: str | None = None,
+        role: str | None = None,
     ) -> FunctionConfig:
         """Change some settings; ``environment`` is merged into the existing variables."""
         current = self.get(name)
@@ -291,6 +304,8 @@ class FunctionRegistry:
             memory_size=memory_size if memory_size is not None else current.memory_size,
             concurrency=concurrency if concurrency is not None else current.concurrency,
             description=description if description is not None else current.description,
+            runtime=runtime or current.runtime,
+            role=role if role is not None else current.role,
         )
         return self.register(updated, replace_existing=True)
 

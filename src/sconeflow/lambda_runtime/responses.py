@@ -16,14 +16,14 @@ from typing import Any
 
 from sconeflow.config import Settings
 from sconeflow.gateway.wire import WireRequest, WireResponse
-from sconeflow.lambda_runtime.deploy import unpack_zip
+from sconeflow.lambda_runtime.deploy import package_facts, unpack_zip
 from sconeflow.lambda_runtime.errors import (
     InvalidParameterValue,
     InvalidRequestContent,
     LambdaError,
     ResourceConflict,
 )
-from sconeflow.lambda_runtime.registry import LATEST, FunctionConfig, parse_function_name
+from sconeflow.lambda_runtime.registry import LATEST, RUNTIME_NAME, FunctionConfig, parse_function_name
 from sconeflow.lambda_runtime.runtime import LambdaRuntime
 
 PREFIX = "/2015-03-31/functions"
@@ -42,18 +42,19 @@ def error_response(exc: LambdaError) -> WireResponse:
 
 def function_configuration(settings: Settings, config: FunctionConfig) -> dict[str, Any]:
     sha = hashlib.sha256(repr(config.fingerprint).encode()).digest()
+    code_sha256, code_size = package_facts(config.code_path)
     return {
         "FunctionName": config.name,
         "FunctionArn": config.arn(settings),
         "Runtime": config.runtime,
-        "Role": f"arn:aws:iam::{settings.account}:role/sconeflow-lambda",
+        "Role": config.role or f"arn:aws:iam::{settings.account}:role/sconeflow-lambda",
         "Handler": config.handler,
-        "CodeSize": 0,
+        "CodeSize": code_size,
         "Description": config.description,
         "Timeout": config.timeout,
         "MemorySize": config.memory_size,
         "LastModified": config.last_modified,
-        "CodeSha256": base64.b64encode(sha).decode(),
+        "CodeSha256": code_sha256,
         "Version": LATEST,
         "Environment": {"Variables": dict(config.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
@@ -172,6 +173,8 @@ class LambdaHandler:
             timeout=int(body.get("Timeout") or 3),
             memory_size=int(body.get("MemorySize") or 128),
             description=str(body.get("Description") or ""),
+            runtime=str(body.get("Runtime") or RUNTIME_NAME),
+            role=str(body.get("Role") or ""),
         )
         saved = self.runtime.registry.register(config)
         return WireResponse.json(function_configuration(self.settings, saved), status=201)
@@ -196,6 +199,8 @@ class LambdaHandler:
             timeout=int(body["Timeout"]) if body.get("Timeout") else None,
             memory_size=int(body["MemorySize"]) if body.get("MemorySize") else None,
             description=body.get("Description"),
+            runtime=body.get("Runtime"),
+            role=body.get("Role"),
         )
         return WireResponse.json(function_configuration(self.settings, saved))
 
