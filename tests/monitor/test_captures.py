@@ -107,6 +107,28 @@ def test_malformed_lines_are_skipped_and_reported(settings: Settings, store: Loc
     assert all(m.source.startswith(f"s3://{settings.bucket}/data_capture/ep/") for m in captures.malformed)
 
 
+def test_lines_that_break_the_parser_are_skipped_not_fatal(settings: Settings, tmp_path: Path) -> None:
+    """A JSON value nested past the recursion limit and an inferenceTime that leaves the datetime range
+    once converted to UTC are malformed lines like any other: the file's good records are kept."""
+    good = format_record(
+        input_b64="AA==",
+        output_text="[0.9, 0.1]",
+        event_id="e-good",
+        inference_time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ).encode()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    late = good.replace(b"2026-01-02T03:04:05Z", b"9999-12-31T23:59:59-01:00").strip()
+    no_such_day = good.replace(b"2026-01-02T03:04:05Z", b"2026-02-30T00:00:00Z").strip()
+    (tmp_path / "mixed.jsonl").write_bytes(good + deep + b"\n" + late + b"\n" + no_such_day + b"\n" + good)
+    captures = read_captures(settings, resolve_source(settings, source=str(tmp_path)))
+    assert [r.line for r in captures.records] == [1, 5]
+    reasons = {m.line: m.reason for m in captures.malformed}
+    assert sorted(reasons) == [2, 3, 4]
+    assert "not JSON" in reasons[2]
+    assert "9999-12-31T23:59:59-01:00" in reasons[3] and "inferenceTime" in reasons[3]
+    assert "2026-02-30T00:00:00Z" in reasons[4]
+
+
 def test_since_until_and_recursive_partitions(settings: Settings, store: LocalStore) -> None:
     start = datetime(2026, 3, 1, 22, 50, 0, tzinfo=UTC)
     images = np.zeros((40, 32, 32, 3), dtype=np.uint8)

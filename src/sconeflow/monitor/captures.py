@@ -82,10 +82,13 @@ def parse_inference_time(text: str) -> datetime:
     """``2025-10-04T08:44:11Z`` (also accepts fractional seconds and offsets) -> aware UTC datetime."""
     if not isinstance(text, str) or len(text) < 19:
         raise ValueError(f"inferenceTime {text!r} is not an ISO-8601 timestamp")
-    value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # e.g. day 30 of February, or out of range once in UTC
+        raise ValueError(f"inferenceTime {text!r} is not a valid timestamp: {exc}") from None
 
 
 def _block(capture: dict, name: str) -> tuple[str | None, str | None, str | None]:
@@ -106,6 +109,8 @@ def parse_record(line: bytes | str, source: str = "<memory>", line_no: int = 1) 
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply to parse") from None
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     capture = obj.get("captureData")
