@@ -84,6 +84,22 @@ def test_output_parsing_variants() -> None:
     assert parse_probabilities(None, None) == (None, False)
 
 
+def test_csv_encoded_outputs_are_read() -> None:
+    """SageMaker stores an output whose type is in CsvContentTypes as the raw body text with
+    "encoding":"CSV" (the AWS Model Monitor notebook's capture: "data":"0.036397725343704224")."""
+    assert parse_probabilities("0.2,0.8", "CSV") == ([0.2, 0.8], False)
+    assert parse_probabilities("0.036397725343704224", "CSV") == ([0.036397725343704224], False)
+    assert parse_probabilities("0.3, 0.7\n", "CSV") == ([0.3, 0.7], False)
+    probs, wrong = parse_probabilities("yes,0.5", "CSV")
+    assert wrong and probs is not None and np.isnan(probs[0]) and probs[1] == 0.5
+    assert parse_probabilities("", "CSV") == (None, False)
+    record = _record(png_bytes(np.zeros((4, 4, 3), np.uint8)), "0.25,0.75")
+    record.output_encoding, record.output_content_type = "CSV", "text/csv; charset=utf-8"
+    table = table_from_records([record])
+    assert table.predicted == ["motorcycle"]
+    assert table.numeric["confidence"].tolist() == [0.75]
+
+
 def test_not_an_image_and_three_classes() -> None:
     table = table_from_records(
         [

@@ -180,6 +180,20 @@ def _input_bytes(record: CaptureRecord) -> bytes | None:
     return record.input_data.encode("utf-8")
 
 
+def _csv_row(text: str) -> list[float | str] | None:
+    """The first row of a CSV body (``0.2,0.8``): numbers as floats, any other cell kept as text."""
+    rows = text.strip().splitlines()
+    if not rows:
+        return None
+    cells: list[float | str] = []
+    for cell in rows[0].split(","):
+        try:
+            cells.append(float(cell))
+        except ValueError:
+            cells.append(cell.strip())
+    return cells
+
+
 def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[float] | None, bool]:
     """The output probability list and whether it held values of the wrong type."""
     if text is None:
@@ -189,10 +203,13 @@ def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[fl
             text = base64.b64decode(text, validate=False).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None, False
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None, False
+    if encoding == "CSV":
+        value: object = _csv_row(text)
+    else:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None, False
     if isinstance(value, dict):
         value = value.get("probabilities", value.get("predictions"))
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
