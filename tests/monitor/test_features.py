@@ -81,6 +81,7 @@ def test_output_parsing_variants() -> None:
     assert wrong and probs is not None and np.isnan(probs[0])
     assert parse_probabilities("not json", "JSON") == (None, False)
     assert parse_probabilities("[]", "JSON") == (None, False)
+    assert parse_probabilities("[" * 100_000 + "]" * 100_000, "JSON") == (None, False)
     assert parse_probabilities(None, None) == (None, False)
 
 

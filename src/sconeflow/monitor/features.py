@@ -208,7 +208,7 @@ def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[fl
     else:
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return None, False
     if isinstance(value, dict):
         value = value.get("probabilities", value.get("predictions"))
