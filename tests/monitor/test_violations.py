@@ -267,3 +267,36 @@ def test_unwritable_output_fails_the_execution(
     assert execution.status == "Failed"  # never left InProgress
     assert execution.failure_reason
     assert blocker.read_text() == "x"
+
+
+def test_categorical_comparison_threshold_governs_string_drift(settings: Settings, shared_dir: Path) -> None:
+    """AWS's distribution_constraints.categorical_comparison_threshold is the drift threshold of
+    categorical features (default: comparison_threshold); numeric features keep comparison_threshold."""
+    from sconeflow.monitor.baseline import Baseline, compute_statistics, suggest_constraints
+    from sconeflow.monitor.captures import read_captures, resolve_source
+    from sconeflow.monitor.features import table_from_records
+    from sconeflow.monitor.violations import evaluate
+    from tests.monitor.conftest import FIXTURES
+
+    captures = read_captures(settings, resolve_source(settings, source=str(shared_dir / FIXTURES)))
+    table = table_from_records(captures.records)
+    statistics = compute_statistics(table)
+    baseline = Baseline("memory", statistics, suggest_constraints(statistics))
+    only_bicycles = table.subset(np.array(table.predicted) == "bicycle")  # share 131/225 -> 1.0
+
+    def drifted() -> set[str]:
+        return {
+            v["feature_name"]
+            for v in evaluate(baseline, only_bicycles)
+            if v["constraint_check_type"] == "baseline_drift_check"
+        }
+
+    before = drifted()
+    assert "predicted_class" in before
+    distribution = baseline.constraints["monitoring_config"]["distribution_constraints"]
+    distribution["categorical_comparison_threshold"] = 0.5  # the distance is 94/225 = 0.42
+    assert drifted() == before - {"predicted_class"}
+    distribution["comparison_threshold"] = 1.0  # numeric features only, now
+    assert drifted() == set()
+    distribution["categorical_comparison_threshold"] = 0.1
+    assert drifted() == {"predicted_class"}

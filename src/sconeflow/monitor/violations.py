@@ -145,15 +145,23 @@ def critical_distance(n_base: int, n_current: int) -> float:
     return KS_ALPHA_COEFFICIENT * math.sqrt((n_base + n_current) / (n_base * n_current))
 
 
-def _drift_config(constraints: dict[str, Any], feature: dict[str, Any]) -> tuple[bool, float, str]:
+def _drift_config(
+    constraints: dict[str, Any], feature: dict[str, Any], *, categorical: bool = False
+) -> tuple[bool, float, str]:
+    """(perform comparison, threshold, method) for a feature; a String feature's threshold is
+    ``categorical_comparison_threshold`` when set, else ``comparison_threshold`` (AWS's default)."""
     dist = dict(constraints.get("monitoring_config", {}).get("distribution_constraints", {}))
     override = feature.get("monitoringConfigOverrides") or {}
     if isinstance(override, dict):
         dist.update(override.get("distribution_constraints", {}) or {})
-        if "comparison_threshold" in override:
-            dist["comparison_threshold"] = override["comparison_threshold"]
+        for key in ("comparison_threshold", "categorical_comparison_threshold"):
+            if key in override:
+                dist[key] = override[key]
     enabled = dist.get("perform_comparison", "Enabled") == "Enabled"
-    return enabled, float(dist.get("comparison_threshold", 0.1)), str(dist.get("comparison_method", "Robust"))
+    threshold = dist.get("comparison_threshold", 0.1)
+    if categorical:
+        threshold = dist.get("categorical_comparison_threshold", threshold)
+    return enabled, float(threshold), str(dist.get("comparison_method", "Robust"))
 
 
 def _drifted(distance: float, threshold: float, method: str, n_base: int, n_current: int) -> bool:
@@ -323,7 +331,7 @@ def _check_string(
                     f"unknown values: {unknown[:10]}.",
                 )
             )
-    enabled, threshold, method = _drift_config(constraints, feature)
+    enabled, threshold, method = _drift_config(constraints, feature, categorical=True)
     buckets = ((stat or {}).get("string_statistics", {}).get("distribution", {}).get("categorical", {})).get(
         "buckets", []
     )
