@@ -136,6 +136,7 @@ class ObjectStore(Protocol):
         metadata: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         defer_etag: bool = False,
+        etag: str | None = None,
     ) -> ObjectInfo: ...
     def get_object(
         self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None
@@ -342,10 +343,13 @@ class LocalStore:
         metadata: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         defer_etag: bool = False,
+        etag: str | None = None,
     ) -> ObjectInfo:
         """Write an object atomically. ``defer_etag``: skip the MD5 now (a writer that republishes growing
         files, e.g. data capture); the ETag is computed, and cached, the first time the object is listed or
-        headed, and the returned info's ``etag`` is empty."""
+        headed, and the returned info's ``etag`` is empty. ``etag``: record this ETag instead of the MD5
+        (a completed multipart upload's ``<md5 of the part MD5s>-<parts>``, as S3 gives); it is kept with
+        the object's metadata until the file changes behind the store's back."""
         path = self._object_path(bucket, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,23 +358,24 @@ class LocalStore:
         if path.is_dir():
             raise KeyConflict(f"key {key!r} clashes with existing keys under {key + '/'!r}")
         digest = hashlib.md5(usedforsecurity=False)
+        hashing = not defer_etag and etag is None
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(data, bytes | bytearray | memoryview):
-                    if not defer_etag:
+                    if hashing:
                         digest.update(data)
                     out.write(data)
                 else:
                     while chunk := data.read(_CHUNK):
-                        if not defer_etag:
+                        if hashing:
                             digest.update(chunk)
                         out.write(chunk)
                 out.flush()
                 stat = os.fstat(out.fileno())
                 meta = {
                     "content_type": content_type or guess_content_type(key),
-                    "etag": "" if defer_etag else digest.hexdigest(),
+                    "etag": etag if etag is not None else ("" if defer_etag else digest.hexdigest()),
                     "size": stat.st_size,
                     "mtime_ns": stat.st_mtime_ns,
                     "metadata": dict(metadata or {}),

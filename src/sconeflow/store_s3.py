@@ -245,6 +245,7 @@ class S3Store:
         metadata: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         defer_etag: bool = False,  # S3 computes its own ETag; accepted for the protocol
+        etag: str | None = None,  # likewise: a single PUT gets S3's own (MD5) ETag
     ) -> ObjectInfo:
         real_bucket, real_key = self._loc(bucket, key)
         if self.root_bucket:

@@ -502,3 +502,65 @@ def test_checksums_and_digests_are_verified_and_a_mismatch_writes_nothing(
     )
     assert store.get_object("scones", "good") == b"hello"
     assert sorted(info.key for info in store.iter_objects("scones")) == ["good", "ok", "ok256"]
+
+
+def _multipart_put(s3: Any, key: str, parts: list[bytes]) -> dict[str, Any]:
+    upload_id = s3.create_multipart_upload(Bucket="scones", Key=key)["UploadId"]
+    done = []
+    for number, body in enumerate(parts, start=1):
+        part = s3.upload_part(Bucket="scones", Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+        done.append({"PartNumber": number, "ETag": part["ETag"]})
+    return s3.complete_multipart_upload(
+        Bucket="scones", Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+
+
+def test_a_multipart_objects_etag_is_s3s_md5_of_part_md5s_everywhere(s3: Any, settings: Settings) -> None:
+    s3.create_bucket(Bucket="scones")
+    parts = [b"a" * (5 * 1024 * 1024), b"b" * (5 * 1024 * 1024), b"tail"]
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    etag = f'"{hashlib.md5(joined).hexdigest()}-3"'
+    assert etag != f'"{hashlib.md5(b"".join(parts)).hexdigest()}"'
+    assert _multipart_put(s3, "big.bin", parts)["ETag"] == etag
+    assert s3.head_object(Bucket="scones", Key="big.bin")["ETag"] == etag
+    got = s3.get_object(Bucket="scones", Key="big.bin")
+    assert (got["ETag"], got["Body"].read()) == (etag, b"".join(parts))
+    assert [o["ETag"] for o in s3.list_objects_v2(Bucket="scones")["Contents"]] == [etag]
+    assert [o["ETag"] for o in s3.list_objects(Bucket="scones")["Contents"]] == [etag]
+    # Conditional reads and writes compare against the multipart ETag.
+    for call in (s3.get_object, s3.head_object):
+        assert call(Bucket="scones", Key="big.bin", IfMatch=etag)["ETag"] == etag
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="scones", Key="big.bin", IfNoneMatch=etag)
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="scones", Key="big.bin", IfMatch=f'"{hashlib.md5(b"".join(parts)).hexdigest()}"')
+        assert _code(exc)[1] == 412
+    # A plain CopyObject is a new single-part object: its ETag is the MD5 of the bytes.
+    copied = s3.copy_object(
+        Bucket="scones",
+        Key="copy.bin",
+        CopySource={"Bucket": "scones", "Key": "big.bin"},
+        CopySourceIfMatch=etag,
+    )
+    plain = f'"{hashlib.md5(b"".join(parts)).hexdigest()}"'
+    assert copied["CopyObjectResult"]["ETag"] == plain
+    assert s3.head_object(Bucket="scones", Key="copy.bin")["ETag"] == plain
+    assert s3.head_object(Bucket="scones", Key="big.bin")["ETag"] == etag
+    # The ETag is kept with the object: a new store over the same folder reads it back.
+    assert LocalStore(settings.buckets_dir).head_object("scones", "big.bin").etag == etag.strip('"')
+    s3.put_object(Bucket="scones", Key="big.bin", Body=b"small", IfMatch=etag)  # an If-Match overwrite
+    assert s3.head_object(Bucket="scones", Key="big.bin")["ETag"] == f'"{hashlib.md5(b"small").hexdigest()}"'
+
+
+def test_a_one_part_upload_and_the_transfer_manager_get_multipart_etags(s3: Any, tmp_path: Any) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3.create_bucket(Bucket="scones")
+    one = _multipart_put(s3, "one.bin", [b"only part"])["ETag"]
+    assert one == f'"{hashlib.md5(hashlib.md5(b"only part").digest()).hexdigest()}-1"'
+    source = tmp_path / "big.bin"
+    source.write_bytes(bytes(range(256)) * (40 * 1024))  # 10 MiB in two 5 MiB parts
+    config = TransferConfig(multipart_threshold=6 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(source), "scones", "big.bin", Config=config)
+    assert s3.head_object(Bucket="scones", Key="big.bin")["ETag"].endswith('-2"')

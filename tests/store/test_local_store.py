@@ -242,3 +242,18 @@ def test_a_deferred_etag_is_computed_when_listed_and_then_kept(store: LocalStore
     assert store.head_object("deferred", "cap/a.jsonl").etag == hashlib.md5(body + b"{}\n").hexdigest()
     store.put_object("deferred", "cap/a.jsonl", b"plain")  # an ordinary write hashes as before
     assert store._read_meta("deferred", "cap/a.jsonl", path)["etag"] == hashlib.md5(b"plain").hexdigest()
+
+
+@pytest.mark.parametrize("xattrs", [True, False], ids=["xattr", "sidecar"])
+def test_a_given_etag_is_kept_across_restarts_until_the_file_changes(store: LocalStore, xattrs: bool):
+    store._xattrs = xattrs and store._xattrs  # False: as on a file system without user xattrs
+    store.create_bucket("multi")
+    etag = hashlib.md5(hashlib.md5(b"part").digest()).hexdigest() + "-1"
+    assert store.put_object("multi", "m/obj.bin", b"part", etag=etag).etag == etag
+    reopened = LocalStore(store.root)  # a restart: nothing but what is on disk
+    reopened._xattrs = store._xattrs
+    assert reopened.head_object("multi", "m/obj.bin").etag == etag
+    assert [o.etag for o in reopened.iter_objects("multi")] == [etag]
+    path = store.root / "multi" / "m" / "obj.bin"
+    path.write_bytes(b"changed outside")  # then the ETag is the MD5 of what is there
+    assert reopened.head_object("multi", "m/obj.bin").etag == hashlib.md5(b"changed outside").hexdigest()

@@ -1,7 +1,8 @@
 """Multipart uploads for the S3 gateway: parts wait on disk under ``<home>/cache/s3-multipart/``.
 
 The AWS CLI and boto3's transfer manager switch to multipart above 8 MB; completing an upload
-concatenates the parts into one object in the store. Upload ids are random, so processes never clash.
+concatenates the parts into one object in the store, recorded with S3's multipart ETag
+(``<md5 of the part MD5s>-<number of parts>``). Upload ids are random, so processes never clash.
 """
 
 from __future__ import annotations
@@ -107,10 +108,11 @@ class MultipartUploads:
                 "list must be specified in order by part number.",
                 400,
             )
-        files = []
+        files, digests = [], []
         for index, (number, etag) in enumerate(parts):
             path = folder / f"{number:05d}.part"
-            if not path.is_file() or _md5(path) != etag.strip('"'):
+            digest = _md5(path) if path.is_file() else None
+            if digest is None or digest != etag.strip('"'):
                 raise MultipartError(
                     "InvalidPart",
                     "One or more of the specified parts could not be found. The "
@@ -125,6 +127,7 @@ class MultipartUploads:
                     400,
                 )
             files.append(path)
+            digests.append(digest)
         with _Concatenated(files) as reader:
             info = self.store.put_object(
                 upload.bucket,
@@ -133,6 +136,7 @@ class MultipartUploads:
                 content_type=upload.content_type,
                 metadata=upload.metadata,
                 headers=upload.headers,
+                etag=multipart_etag(digests),
             )
         shutil.rmtree(folder, ignore_errors=True)
         return info
@@ -148,6 +152,13 @@ def _no_such_upload() -> MultipartError:
         "aborted or completed.",
         404,
     )
+
+
+def multipart_etag(part_md5s: list[str]) -> str:
+    """S3's ETag of a completed multipart upload: the MD5 of the parts' binary MD5 digests, joined in
+    part order, then ``-`` and the number of parts (not the MD5 of the whole object)."""
+    joined = b"".join(bytes.fromhex(md5) for md5 in part_md5s)
+    return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
 
 
 def _md5(path: Path) -> str:
