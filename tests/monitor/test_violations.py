@@ -88,7 +88,9 @@ def test_darkened_images_drift_in_brightness(
         f"CompletedWithViolations: Job completed successfully with {execution.violations} violations."
     )
     bucket, _, prefix = execution.report_uri.removeprefix("s3://").partition("/")
-    violations = json.loads(store.get_object(bucket, prefix + "constraint_violations.json"))["violations"]
+    written = store.get_object(bucket, prefix + "constraint_violations.json").decode()
+    assert result.stdout == written + "\n"  # --json prints the report's bytes, Jackson style
+    violations = json.loads(written)["violations"]
     assert printed == violations
     checks = _checks(violations)
     for channel in "rgb":

@@ -284,7 +284,7 @@ def run_cmd(
 ) -> None:
     """Compare the window's traffic with the baseline; exit 0 without violations, 3 with violations."""
     from sconeflow.monitor.timeutil import resolve_window
-    from sconeflow.monitor.violations import run_monitoring
+    from sconeflow.monitor.violations import run_monitoring, violations_json
 
     settings = settings_for(home)
     start, end = resolve_window(window, since, until)
@@ -300,7 +300,7 @@ def run_cmd(
     )
     out = err_console if as_json else console
     if as_json:
-        typer.echo(json.dumps({"violations": result.violations}, indent=2))
+        typer.echo(violations_json(result.violations))
     else:
         _print_violations(result.violations)
     execution = result.execution

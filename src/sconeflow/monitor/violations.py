@@ -21,7 +21,6 @@ with a ``MonitoringExecutionStatus`` (Pending, InProgress, Completed, CompletedW
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import uuid
@@ -39,6 +38,7 @@ from sconeflow.monitor.baseline import (
     STATISTICS_FILE,
     Baseline,
     compute_statistics,
+    dumps,
     feature_map,
     load_baseline,
     sketch_points,
@@ -573,4 +573,5 @@ def _execute(
 
 
 def violations_json(violations: list[dict[str, str]]) -> str:
-    return json.dumps({"violations": violations}, indent=2)
+    """``constraint_violations.json`` exactly as a run writes it (Jackson's pretty printer)."""
+    return dumps({"violations": violations})
