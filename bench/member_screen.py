@@ -13,7 +13,9 @@ first candidate. A candidate that wins here is then judged by the full-job cross
 
 A candidate is an augmentation, optionally followed by ``+FIELD=VALUE`` changes to the recipe, or by
 ``+input_size=S``: the member upsamples its 32x32 input to SxS (bilinear) inside the net, so augmentation
-and the endpoint's input stay 32x32 (:class:`UpsampledNet`).
+and the endpoint's input stay 32x32 (:class:`UpsampledNet`), or by ``+depth=3``: each block gains a third
+conv3x3 -> BN -> ReLU after its second, with a residual from the block's pooled activation (as airbench96's
+conv groups do; :class:`DeepNet`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from holdout_data import (  # noqa: E402  (bench/, beside this file)
     load_training_images,
     source_missing,
 )
-from sconeflow.model.net import AirbenchNet  # noqa: E402
+from sconeflow.model.net import BN_MOMENTUM, AirbenchNet, ConvBlock  # noqa: E402
 from sconeflow.model.recipe import TrainConfig  # noqa: E402
 from sconeflow.model.train import (  # noqa: E402
     Augmenter,
@@ -101,6 +103,31 @@ class UpsampledNet(AirbenchNet):
         return super().forward(self.upsampled(x))
 
 
+class ResidualBlock(ConvBlock):
+    """conv -> pool -> BN -> ReLU, then two conv -> BN -> ReLU with a residual around them."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out)
+        self.conv3 = torch.nn.Conv2d(c_out, c_out, 3, padding="same", bias=False)
+        self.bn3 = torch.nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn1(self.pool(self.conv1(x))))
+        y = self.act(self.bn2(self.conv2(x)))
+        return x + self.act(self.bn3(self.conv3(y)))
+
+
+class DeepNet(AirbenchNet):
+    """The airbench net with :class:`ResidualBlock` blocks (3 convs each instead of 2)."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, int, int] = (64, 256, 256)) -> None:
+        super().__init__(num_classes, widths)
+        c_in = self.block1.conv1.in_channels
+        self.block1 = ResidualBlock(c_in, widths[0])
+        self.block2 = ResidualBlock(widths[0], widths[1])
+        self.block3 = ResidualBlock(widths[1], widths[2])
+
+
 def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig, NetFactory]:
     """``affine`` or ``crop-flip+mini_batch_size=32+input_size=64``: the augmentation, the recipe, the net."""
     name, *changes = spec.split("+")
@@ -111,9 +138,16 @@ def parse_candidate(spec: str, base: TrainConfig) -> tuple[str, TrainConfig, Net
         key, _, value = change.partition("=")
         fields[key] = json.loads(value)
     size = fields.pop("input_size", None)
+    depth = int(fields.pop("depth", 2))
+    if depth not in (2, 3):
+        raise SystemExit(f"depth must be 2 (the default net) or 3, got {depth}")
+    if size is not None and depth == 3:
+        raise SystemExit("input_size and depth=3 do not combine")
     factory: NetFactory = AirbenchNet
     if size is not None:
         factory = functools.partial(UpsampledNet, size=int(size))
+    elif depth == 3:
+        factory = DeepNet
     return name, base.with_(**fields), factory
 
 
