@@ -216,3 +216,12 @@ def test_cli_captures_of_an_unknown_endpoint_says_so(settings: Settings, store) 
     text = " ".join(result.output.split())
     assert "no capture records under s3://" in text and "no endpoint named 'no-such-endpoint'" in text
     assert "mean confidence -;" in text
+
+
+def test_cli_captures_refuses_an_unknown_format_before_reading(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["monitor", "captures", "--source", str(tmp_path / "missing"), "--format", "csv"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--format" in result.output and "'table' or 'jsonl'" in result.output
+    assert "missing" not in result.output  # the source was never opened

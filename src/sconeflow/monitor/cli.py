@@ -90,6 +90,8 @@ def captures_cmd(
     from sconeflow.monitor.report import summarize
     from sconeflow.monitor.timeutil import resolve_window
 
+    if output_format not in ("table", "jsonl"):  # before reading anything
+        raise typer.BadParameter("must be 'table' or 'jsonl'", param_hint="'--format'")
     settings = settings_for(home)
     start, end = resolve_window(None, since, until)
     capture_source = resolve_source(settings, endpoint=endpoint, source=source)
@@ -113,7 +115,7 @@ def captures_cmd(
                 "line": captures.records[i].line,
             }
             typer.echo(json.dumps(row))
-    elif output_format == "table":
+    else:
         view = _captures_view(table, capture_source.uri, limit, wide=console.width >= 140)
         shown = view.row_count
         console.print(view)
@@ -124,8 +126,6 @@ def captures_cmd(
             f"{summary.below_threshold}; classes {summary.class_counts}; malformed lines skipped: "
             f"{len(captures.malformed)}"
         )
-    else:
-        raise typer.BadParameter("--format must be 'table' or 'jsonl'")
     if not captures.records:
         _note_empty(settings, endpoint, capture_source.uri)
     for bad in captures.malformed[:20]:
