@@ -3,13 +3,16 @@
 Everything in sconeflow reads and writes objects through :class:`ObjectStore`, so the same code runs
 on the embedded store, on the local S3-compatible gateway and on AWS.
 
-Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes. The content type, ETag,
-user metadata and standard headers (Cache-Control, ...) live in the object's extended attribute
-``user.sconeflow.meta`` (written on the temporary file before the rename, so bytes and metadata appear
-together), or, where the file system has no user xattrs, in a sidecar
-``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket names can never start with ``.``, so
-``.meta`` never collides with a bucket. Metadata records the size and mtime it describes; if the file
-changed behind the store's back, the ETag is recomputed.
+Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes. A key ending in ``/`` (a
+"folder" object, as the S3 console and many tools create) is the file
+``<root>/<bucket>/<key>.sconeflow-folder`` (:data:`FOLDER_MARKER` inside the folder the key names), so
+``a/`` and ``a/b.txt`` live side by side; no key may use that name as a segment, and listings show the
+file as the key ``a/``. The content type, ETag, user metadata and standard headers (Cache-Control, ...)
+live in the object's extended attribute ``user.sconeflow.meta`` (written on the temporary file before
+the rename, so bytes and metadata appear together), or, where the file system has no user xattrs, in a
+sidecar ``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket names can never start with
+``.``, so ``.meta`` never collides with a bucket. Metadata records the size and mtime it describes; if
+the file changed behind the store's back, the ETag is recomputed.
 A bucket's creation time is recorded in ``<root>/.meta/<bucket>/bucket.json``.
 Writes go to a temporary file in the target folder, then ``os.replace``: a crash never leaves a
 half-written object visible.
@@ -44,6 +47,7 @@ XATTR_NAME = "user.sconeflow.meta"
 _HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
 MAX_SEGMENT_BYTES = 255
 META_DIR = ".meta"
+FOLDER_MARKER = ".sconeflow-folder"  # the file that holds a key ending in "/" inside the key's folder
 BUCKET_RECORD = "bucket.json"  # in META_DIR/<bucket>/, beside the two-hex-digit folders of object metadata
 _CHUNK = 1 << 20
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -200,12 +204,24 @@ def validate_key(key: str) -> None:
         raise InvalidKey(f"object key {key!r} has a '.' or '..' segment that would escape its bucket")
     if any(segment == "" for segment in segments[:-1]):
         raise InvalidKey(f"object key {key!r} has an empty path segment ('//')")
-    if key.endswith("/"):
-        raise InvalidKey(f"object key {key!r} ends with '/' (folder markers are not stored locally)")
+    if FOLDER_MARKER in segments:
+        raise InvalidKey(
+            f"object key {key!r} uses the reserved name {FOLDER_MARKER} (where the local store keeps keys "
+            "ending in '/')"
+        )
     if segments[-1].startswith(".tmp-") and segments[-1].endswith(".part"):
         raise InvalidKey(f"object key {key!r} uses the reserved temporary-file pattern .tmp-*.part")
     if segments[0] == META_DIR:
         raise InvalidKey(f"object key {key!r} uses the reserved prefix {META_DIR}/")
+
+
+def _file_parts(key: str) -> list[str]:
+    """The path segments of a valid key's file under its bucket folder: a key ending in ``/`` is the
+    :data:`FOLDER_MARKER` file inside the folder the key names."""
+    parts = key.split("/")
+    if parts[-1] == "":
+        parts[-1] = FOLDER_MARKER
+    return parts
 
 
 def guess_content_type(key: str) -> str:
@@ -255,17 +271,18 @@ class LocalStore:
 
     def _object_path(self, bucket: str, key: str) -> Path:
         validate_key(key)
-        for segment in key.split("/"):
+        parts = _file_parts(key)
+        for segment in parts:
             if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
                 raise InvalidKey(
                     f"object key segment {segment[:40]!r}... is longer than {MAX_SEGMENT_BYTES} bytes, "
                     "which a local file system cannot store"
                 )
         base = self._existing_bucket_dir(bucket)
-        path = base.joinpath(*key.split("/"))
+        path = base.joinpath(*parts)
         # Refuse symlinks anywhere between the bucket folder and the object.
         probe = base
-        for part in key.split("/"):
+        for part in parts:
             probe = probe / part
             if probe.is_symlink():
                 raise InvalidKey(f"object key {key!r} passes through a symbolic link; refused")
@@ -533,6 +550,10 @@ class LocalStore:
                     continue
                 if entry.is_symlink():
                     continue
+                if entry.name == FOLDER_MARKER:  # the key ending in "/" that names this folder
+                    if rel and entry.is_file() and rel.startswith(prefix):
+                        entries.append(rel)
+                    continue
                 if entry.is_dir():
                     if (name + "/").startswith(prefix) or prefix.startswith(name + "/"):
                         stack.append((Path(entry.path), name + "/"))
@@ -554,8 +575,7 @@ class LocalStore:
         # The continuation token is the last key or common prefix returned, base64-encoded.
         after = _decode_token(continuation_token) if continuation_token else (start_after or "")
         after_bytes = after.encode("utf-8")
-        # After a common prefix (from a token, a marker or start-after), skip the keys it rolled up.
-        skip_prefix = after if delimiter and after.endswith(delimiter) else None
+        skip_prefix = _rolled_up(after, prefix, delimiter)
         if max_keys <= 0:
             return ListResult([], [], False, None, 0)
         objects: list[ObjectInfo] = []
@@ -583,7 +603,7 @@ class LocalStore:
                 last = common
             else:
                 try:
-                    objects.append(self._info(bucket, key, base.joinpath(*key.split("/"))))
+                    objects.append(self._info(bucket, key, base.joinpath(*_file_parts(key))))
                 except FileNotFoundError:  # deleted by another process while listing
                     continue
                 last = key
@@ -594,9 +614,18 @@ class LocalStore:
         base = self._existing_bucket_dir(bucket)
         for key in self._walk_keys(bucket, prefix):
             try:
-                yield self._info(bucket, key, base.joinpath(*key.split("/")))
+                yield self._info(bucket, key, base.joinpath(*_file_parts(key)))
             except FileNotFoundError:  # deleted by another process while listing
                 continue
+
+
+def _rolled_up(after: str, prefix: str, delimiter: str | None) -> str | None:
+    """The common prefix a listing resumes after (from a token, a marker or start-after), whose keys it
+    must skip; None when ``after`` is a key. A key that merely ends in the delimiter (an ``a/`` object
+    listed under the prefix ``a/``) rolled nothing up."""
+    if not delimiter or not after.endswith(delimiter) or not after.startswith(prefix):
+        return None
+    return after if delimiter in after[len(prefix) :] else None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -564,3 +564,42 @@ def test_a_one_part_upload_and_the_transfer_manager_get_multipart_etags(s3: Any,
     config = TransferConfig(multipart_threshold=6 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
     s3.upload_file(str(source), "scones", "big.bin", Config=config)
     assert s3.head_object(Bucket="scones", Key="big.bin")["ETag"].endswith('-2"')
+
+
+def test_folder_objects_ending_in_a_slash_live_beside_the_keys_under_them(s3: Any, store: LocalStore) -> None:
+    s3.create_bucket(Bucket="scones")
+    s3.put_object(Bucket="scones", Key="a/b.txt", Body=b"b")
+    put = s3.put_object(Bucket="scones", Key="a/", Body=b"")  # what the S3 console's "Create folder" sends
+    assert put["ETag"] == f'"{hashlib.md5(b"").hexdigest()}"'
+    head = s3.head_object(Bucket="scones", Key="a/")
+    assert (head["ContentLength"], head["ETag"]) == (0, put["ETag"])
+    assert s3.get_object(Bucket="scones", Key="a/")["Body"].read() == b""
+    listed = s3.list_objects_v2(Bucket="scones", Prefix="a/")
+    assert [(o["Key"], o["Size"]) for o in listed["Contents"]] == [("a/", 0), ("a/b.txt", 1)]
+    top = s3.list_objects_v2(Bucket="scones", Delimiter="/")
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["a/"] and "Contents" not in top
+    inside = s3.list_objects_v2(Bucket="scones", Prefix="a/", Delimiter="/")
+    assert [o["Key"] for o in inside["Contents"]] == ["a/", "a/b.txt"] and "CommonPrefixes" not in inside
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket="scones", Prefix="a/", Delimiter="/", PaginationConfig={"PageSize": 1}
+    )
+    assert [o["Key"] for page in pages for o in page.get("Contents", [])] == ["a/", "a/b.txt"]
+    assert [o["Key"] for o in s3.list_objects(Bucket="scones", Prefix="a/")["Contents"]] == ["a/", "a/b.txt"]
+    s3.delete_object(Bucket="scones", Key="a/")
+    assert s3.get_object(Bucket="scones", Key="a/b.txt")["Body"].read() == b"b"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="scones", Key="a/")
+    assert _code(exc) == ("404", 404)
+    s3.put_object(Bucket="scones", Key="a/", Body=b"")
+    s3.delete_object(Bucket="scones", Key="a/b.txt")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="scones")["Contents"]] == ["a/"]
+    s3.copy_object(Bucket="scones", Key="copy/", CopySource={"Bucket": "scones", "Key": "a/"})
+    assert [o.key for o in store.iter_objects("scones")] == ["a/", "copy/"]
+    for bad in ("a/../", "a/.sconeflow-folder"):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket="scones", Key=bad, Body=b"")
+        assert _code(exc) == ("InvalidArgument", 400), bad
+        assert exc.value.response["Error"]["ArgumentValue"] == bad  # the key arrived as sent
+    deleted = s3.delete_objects(Bucket="scones", Delete={"Objects": [{"Key": "a/"}, {"Key": "copy/"}]})
+    assert sorted(d["Key"] for d in deleted["Deleted"]) == ["a/", "copy/"]
+    s3.delete_bucket(Bucket="scones")

@@ -257,3 +257,27 @@ def test_a_given_etag_is_kept_across_restarts_until_the_file_changes(store: Loca
     path = store.root / "multi" / "m" / "obj.bin"
     path.write_bytes(b"changed outside")  # then the ETag is the MD5 of what is there
     assert reopened.head_object("multi", "m/obj.bin").etag == hashlib.md5(b"changed outside").hexdigest()
+
+
+def test_a_key_ending_in_a_slash_is_a_marker_file_that_never_collides(store: LocalStore):
+    store.create_bucket("folders")
+    store.put_object("folders", "a/b.txt", b"b")
+    store.put_object("folders", "a/", b"")
+    folder = store.root / "folders" / "a"
+    assert sorted(p.name for p in folder.iterdir()) == [".sconeflow-folder", "b.txt"]
+    assert [o.key for o in store.iter_objects("folders")] == ["a/", "a/b.txt"]  # never the marker's name
+    with pytest.raises(InvalidKey, match="reserved name"):
+        store.get_object("folders", "a/.sconeflow-folder")
+    with pytest.raises(KeyConflict):  # "a" would be a file where the folder "a" is
+        store.put_object("folders", "a", b"x")
+    store.put_object("folders", "f", b"file")
+    with pytest.raises(KeyConflict):
+        store.put_object("folders", "f/", b"")
+    for key in ("../", "a/../", "a/./", "../a/", "./"):
+        with pytest.raises(InvalidKey, match="would escape its bucket"):
+            store.put_object("folders", key, b"")
+    store.delete_object("folders", "a/b.txt")
+    assert folder.is_dir()  # the "a/" object still lives there
+    store.delete_object("folders", "a/")
+    assert not folder.exists()  # the last key under it gone, the folder goes too
+    assert validate_key("a/") is None and validate_key("a/b/") is None

@@ -177,6 +177,42 @@ def test_list_start_after_and_zero_max_keys(any_store):
     assert empty.objects == [] and empty.key_count == 0
 
 
+def test_keys_ending_in_a_slash_are_objects_beside_the_keys_under_them(any_store):
+    _fill(any_store, ["a/b.txt", "z"])
+    for folder in ("a/", "a/c/"):  # zero-byte "folder" objects, as the S3 console makes them
+        any_store.put_object("list-bucket", folder, b"")
+    head = any_store.head_object("list-bucket", "a/")
+    assert (head.size, head.etag) == (0, hashlib.md5(b"").hexdigest())
+    any_store.put_object("list-bucket", "a/", b"not empty")  # S3 allows bytes in them too
+    assert any_store.get_object("list-bucket", "a/") == b"not empty"
+    assert [o.key for o in any_store.list_objects("list-bucket").objects] == ["a/", "a/b.txt", "a/c/", "z"]
+    assert [o.key for o in any_store.iter_objects("list-bucket", "a/")] == ["a/", "a/b.txt", "a/c/"]
+    page = any_store.list_objects("list-bucket", delimiter="/")
+    assert (page.common_prefixes, [o.key for o in page.objects]) == (["a/"], ["z"])
+    page = any_store.list_objects("list-bucket", "a/", delimiter="/")
+    assert (page.common_prefixes, [o.key for o in page.objects]) == (["a/c/"], ["a/", "a/b.txt"])
+    seen, token = [], None
+    while True:  # a page that ends on the "a/" object resumes with the keys under it
+        page = any_store.list_objects(
+            "list-bucket", "a/", delimiter="/", max_keys=1, continuation_token=token
+        )
+        seen += [o.key for o in page.objects] + page.common_prefixes
+        if not page.is_truncated:
+            break
+        token = page.next_continuation_token
+    assert seen == ["a/", "a/b.txt", "a/c/"]
+    any_store.delete_object("list-bucket", "a/")
+    assert any_store.get_object("list-bucket", "a/b.txt") == b"a/b.txt"
+    with pytest.raises(NoSuchKey):
+        any_store.head_object("list-bucket", "a/")
+    any_store.put_object("list-bucket", "a/", b"")
+    any_store.delete_object("list-bucket", "a/b.txt")
+    any_store.delete_object("list-bucket", "a/c/")
+    assert [o.key for o in any_store.iter_objects("list-bucket")] == ["a/", "z"]
+    with pytest.raises(BucketNotEmpty):
+        any_store.delete_bucket("list-bucket")
+
+
 BAD_KEYS = [
     "",
     "../escape",
@@ -186,7 +222,12 @@ BAD_KEYS = [
     "a\\..\\b",
     "a//b",
     "./a",
-    "dir/",
+    "../",
+    "a/../",
+    "a//",
+    "/",
+    "a/.sconeflow-folder",  # where the local store keeps a key ending in "/"
+    ".sconeflow-folder/b",
     "x" * 1025,
 ]
 BAD_BUCKETS = ["ab", "a" * 64, "Upper-case", "under_score", "-leading", "trailing-", "two..dots", "dot.-dash",
