@@ -144,6 +144,14 @@ def _plan_copies(store, source: str, destination: str, recursive: bool) -> list[
         bucket, prefix = _split(source)
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         for info in store.iter_objects(bucket, base):
+            if info.key.endswith("/"):  # a "folder" object: no file to write (aws s3 cp skips empty ones)
+                if info.size and not _is_remote(destination):
+                    raise StoreUsageError(
+                        f"s3://{bucket}/{info.key} ends in '/' but holds {info.size} bytes: "
+                        "it cannot be written as a file"
+                    )
+                if not info.size:
+                    continue
             rel = info.key[len(base) :]
             pairs.append((f"s3://{bucket}/{info.key}", destination.rstrip("/") + "/" + rel))
     else:

@@ -71,6 +71,26 @@ def test_recursive_copy_both_ways(cli, store: LocalStore, tmp_path):
     assert cli("store", "rb", "--force", "s3://tree-bucket").exit_code == 0
 
 
+def test_recursive_download_skips_empty_folder_objects(cli, store: LocalStore, tmp_path):
+    cli("store", "mb", "s3://folders")
+    store.put_object("folders", "a/", b"")  # what the S3 console's "Create folder" writes
+    store.put_object("folders", "a/b.txt", b"b")
+    store.put_object("folders", "c/", b"")
+    result = cli("store", "cp", "-r", "s3://folders", str(tmp_path / "down"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "down" / "a" / "b.txt").read_bytes() == b"b"
+    assert sorted(p.relative_to(tmp_path / "down").as_posix() for p in (tmp_path / "down").rglob("*")) == [
+        "a",
+        "a/b.txt",
+    ]
+    assert cli("store", "cp", "-r", "s3://folders/a/", "s3://folders/copy").exit_code == 0
+    assert [o.key for o in store.iter_objects("folders", "copy")] == ["copy/b.txt"]
+    store.put_object("folders", "d/", b"not empty")
+    result = cli("store", "cp", "-r", "s3://folders", str(tmp_path / "again"))
+    assert result.exit_code != 0 and "s3://folders/d/" in str(result.exception)
+    assert not (tmp_path / "again").exists()  # refused while planning, before any file was written
+
+
 def test_errors_are_one_named_line_and_non_zero_exit(settings):
     result = subprocess.run(
         [sys.executable, "-m", "sconeflow", "store", "cat", "s3://sconeflow-default/../etc/passwd",
