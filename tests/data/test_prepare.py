@@ -18,6 +18,7 @@ from sconeflow.data.dataset import load_classes, load_split, read_manifest
 from sconeflow.data.errors import (
     ChecksumMismatch,
     CorruptArchive,
+    CorruptDataset,
     DatasetNotFound,
     DownloadError,
     EmptyClass,
@@ -265,3 +266,21 @@ def test_tarball_with_dot_slash_member_names(settings, tmp_path):
     members = make_cifar_members(n_train=2, n_test=1)
     tarball = write_tarball(tmp_path / "dot.tar.gz", members, folder="./cifar-100-python")
     assert prepare_dataset(settings, source=tarball).total_images == 6
+
+
+# str "" (not b""): Python 3 pickles an empty bytes through builtins.bytes, which safe_pickle refuses
+@pytest.mark.parametrize("bad_name", [b"a\tb.png", b"a\nb.png", b"a\rb.png", "", "v\u2028lo.png".encode()])
+def test_filename_that_would_break_the_lst_manifest_is_refused(
+    settings, store, small_tarball, tmp_path, bad_name
+):
+    """A TAB or line break in a CIFAR filename would write an unparseable index<TAB>class<TAB>path line."""
+    prepare_dataset(settings, source=small_tarball)
+    before = _snapshot(store)
+    members = make_cifar_members(n_train=2, n_test=1)
+    train = pickle.loads(members["train"], encoding="bytes")
+    train[b"filenames"][0] = bad_name
+    members["train"] = pickle.dumps(train, protocol=2)
+    with pytest.raises(CorruptDataset, match="unusable filename"):
+        prepare_dataset(settings, source=write_tarball(tmp_path / "names.tar.gz", members))
+    assert _snapshot(store) == before
+    assert len(load_split(store, settings.bucket, "train")) == 24

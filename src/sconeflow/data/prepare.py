@@ -115,13 +115,7 @@ def _select(data: cifar.CifarData, classes: list[str]) -> tuple[dict[str, list[_
         split_objects = []
         for position, (row, image) in enumerate(zip(rows, images, strict=True)):
             filename = part.filenames[row]
-            key = image_key(split, filename)
-            try:
-                if "/" in filename:
-                    raise InvalidKey(f"filename {filename!r} contains '/'")
-                validate_key(key)
-            except InvalidKey as exc:
-                raise CorruptDataset(f"{split}: unusable filename {filename!r}: {exc}") from None
+            key = _checked_image_key(split, filename)
             if filename in seen:
                 raise CorruptDataset(f"{split}: filename {filename!r} appears twice among the chosen rows")
             seen.add(filename)
@@ -138,6 +132,27 @@ def _select(data: cifar.CifarData, classes: list[str]) -> tuple[dict[str, list[_
         objects[split] = split_objects
         manifests.append(_text_object(manifest_key(split), format_manifest(entries), "text/plain"))
     return objects, counts, manifests
+
+
+def _checked_image_key(split: str, filename: str) -> str:
+    """The object key of a row's image; CorruptDataset when its filename cannot be a manifest path.
+
+    A ``.lst`` line is ``index<TAB>class<TAB>path`` ending in a newline, so a TAB or a line break in
+    the name (or an empty name, which would be the folder key ``train/``) would write a manifest that
+    no reader can parse back.
+    """
+    key = image_key(split, filename)
+    try:
+        if not filename:
+            raise InvalidKey("the name is empty")
+        if "/" in filename:
+            raise InvalidKey(f"filename {filename!r} contains '/'")
+        if "\t" in filename or filename.splitlines() != [filename]:
+            raise InvalidKey("a TAB or line break would break the index<TAB>class<TAB>path manifest")
+        validate_key(key)
+    except InvalidKey as exc:
+        raise CorruptDataset(f"{split}: unusable filename {filename!r}: {exc}") from None
+    return key
 
 
 def _text_object(key: str, body: bytes, content_type: str) -> _Object:
