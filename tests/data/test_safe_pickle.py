@@ -127,3 +127,15 @@ def test_python2_cifar_pickles_are_read_like_torchvision_does():
     parsed = parse_split(raw, "train", 100, 20)
     assert parsed.filenames == ["bicycle_s_000001.png", "motorcycle_s_000002.png"]
     assert parsed.fine_labels.tolist() == [8, 48] and np.array_equal(parsed.data, data)
+
+
+def test_empty_byte_strings_from_python3_protocol_2_are_admitted():
+    """Python 3 pickles b"" at protocol 2 as a call of builtins.bytes with no arguments."""
+    split = {b"batch_label": b"", b"filenames": [b"", b"a.png"], b"fine_labels": [0, 1]}
+    assert safe_loads(pickle.dumps(split, protocol=2), what="train") == split
+
+
+def test_bytes_with_arguments_is_refused():
+    payload = pickle.dumps(_Reduces(bytes, [104, 105]), protocol=2)
+    with pytest.raises(UnsafePickle, match="without arguments"):
+        safe_loads(payload)

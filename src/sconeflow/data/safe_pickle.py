@@ -1,11 +1,12 @@
 """A restricted unpickler that admits only what CIFAR-100's pickles contain.
 
 The official files (and the shared mini tarball) are protocol-2 pickles of dicts, lists, ints and
-byte strings, plus NumPy arrays. The only globals they name are ``_codecs.encode`` (how Python 3
-pickles ``bytes`` at protocol 2) and NumPy's array reconstruction (``numpy[._]core.multiarray
-._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``). Anything else, ``os.system`` included, is refused
-with :class:`UnsafePickle` before it can run. The admitted callables are wrapped so that even they can
-only do what the CIFAR files need (no object arrays, no arbitrary codecs, no huge allocations).
+byte strings, plus NumPy arrays. The only globals they name are ``_codecs.encode`` and, for an empty
+byte string, ``bytes()`` (how Python 3 pickles ``bytes`` at protocol 2), and NumPy's array
+reconstruction (``numpy[._]core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``).
+Anything else, ``os.system`` included, is refused with :class:`UnsafePickle` before it can run. The
+admitted callables are wrapped so that even they can only do what the CIFAR files need (no object
+arrays, no arbitrary codecs, no huge allocations).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return _codecs.encode(obj, encoding, errors)
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: how Python 3 pickles ``b""`` at protocol 2 (any other call is refused)."""
+    if args:
+        raise UnsafePickle("builtins.bytes is admitted only without arguments (an empty byte string)")
+    return b""
+
+
 def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     if subtype is not _NDARRAY:
         raise UnsafePickle("numpy _reconstruct is admitted only for plain numpy.ndarray")
@@ -58,6 +66,8 @@ def _dtype(code: Any, align: Any = False, copy: Any = True) -> np.dtype:
 
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _codecs_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): _NDARRAY,
