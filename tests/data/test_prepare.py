@@ -284,3 +284,36 @@ def test_filename_that_would_break_the_lst_manifest_is_refused(
         prepare_dataset(settings, source=write_tarball(tmp_path / "names.tar.gz", members))
     assert _snapshot(store) == before
     assert len(load_split(store, settings.bucket, "train")) == 24
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from sconeflow.cli import app
+from sconeflow.store import LocalStore
+
+put, calls = LocalStore.put_object, [0]
+
+def put_then_sigterm(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 5:  # `kill <pid>` while the run is writing its objects
+        os.kill(os.getpid(), signal.SIGTERM)
+    return put(self, *args, **kwargs)
+
+LocalStore.put_object = put_then_sigterm
+app(sys.argv[1:])
+"""
+
+
+def test_sigterm_while_writing_undoes_the_run(settings, store, small_tarball, tmp_path):
+    """`kill <pid>` during the load phase undoes this run's writes, as Ctrl-C does."""
+    prepare_dataset(settings, source=small_tarball)
+    before = _snapshot(store)
+    other = make_cifar_tarball(tmp_path / "other.tar.gz", classes=("bus", "train"), n_train=6, n_test=2)
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, "data", "prepare", "--source", str(other),
+         "--classes", "bus,train", "--home", str(settings.home)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout
+    assert _snapshot(store) == before
+    assert load_classes(store, settings.bucket)["classes"] == ["bicycle", "motorcycle"]
