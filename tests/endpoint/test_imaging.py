@@ -175,3 +175,17 @@ def test_png_header_decides_the_fast_path(depth: int, color: int, interlace: int
     body = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IEND", b"")
     assert imaging._png_rgb8_size(body) == expected
     assert imaging._png_rgb8_size(b"GIF89a" + body[6:]) is None
+
+
+def test_16_bit_grayscale_png_keeps_its_high_byte() -> None:
+    """Pillow's convert("RGB") clips 16-bit gray at 255 (an all-white image); 8-bit decoders keep the
+    high byte, as Pillow itself does for 16-bit RGB PNGs."""
+    import io
+
+    gray16 = RNG.integers(0, 65536, (32, 32), dtype=np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(gray16).save(buf, "PNG")
+    out = imaging.decode(buf.getvalue(), (32, 32))
+    expected = (gray16 >> 8).astype(np.uint8)
+    for channel in range(3):
+        assert np.array_equal(out[..., channel], expected)
