@@ -225,3 +225,18 @@ def test_shutdown_answers_the_request_in_flight() -> None:
     assert status == 200 and json.loads(body)["body"] == "last"
     assert headers["connection"] == "close"
     sock.close()
+
+
+def test_expect_continue_refused_from_the_headers_is_answered_before_the_body(running: Running) -> None:
+    """RFC 9110 10.1.1: the final status instead of 100 Continue, without waiting for the body."""
+    sock = running.connect()
+    sock.settimeout(2)
+    sock.sendall(
+        b"POST /reject HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 7000000\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    status, headers, body = read_response(sock, bytearray())  # no body sent: a wait would time out
+    assert status == 429 and headers["x-amzn-errortype"] == "ThrottlingException"
+    assert headers["connection"] == "close" and json.loads(body) == {"message": "no"}
+    assert sock.recv(100) == b""  # closed: the announced body will never follow
+    sock.close()

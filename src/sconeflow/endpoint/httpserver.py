@@ -218,13 +218,24 @@ class _Connection(asyncio.Protocol):
         except Exception:  # an application bug must not take the connection down silently
             log.exception("early() failed")
             request.early_response = Response(500, b'{"message":"internal error"}')
-        if (
-            request.early_response is None
-            and headers.get("expect", "").lower() == "100-continue"
-            and self.transport is not None
-        ):
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.request = request
+        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            if request.early_response is None:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            elif self.current is None and not self.waiting:
+                self._refuse_before_body(self.transport, request.early_response)
+
+    def _refuse_before_body(self, transport: asyncio.Transport, response: Response) -> None:
+        """Answer an ``Expect: 100-continue`` request refused from its headers at once, then close.
+
+        RFC 9110 10.1.1: the server may send the final status instead of 100 Continue. The client then
+        never sends the body (waiting for it made curl, which expects 100-continue above 1 MiB, stall a
+        second and upload a body only to have it discarded); as the body was announced but will not
+        follow, the connection cannot carry another request and is closed.
+        """
+        transport.write(format_response(response, keep_alive=False))
+        transport.close()
+        self.request = None  # a body sent anyway is parsed and dropped
 
     def on_body(self, body: bytes) -> None:
         request = self.request
