@@ -306,3 +306,21 @@ def test_raw_http_keep_alive_pipelined_and_chunked_invocations(
             status, headers, body = read_response(sock, buffer)
             assert status == 200 and body == want
             assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+
+
+@pytest.mark.parametrize("header", ["ContentType", "Accept"])
+def test_content_type_or_accept_over_1024_characters_is_a_validation_error(
+    live: tuple[Settings, str], trained_model: TrainedModel, header: str
+) -> None:
+    """InvokeEndpoint models both headers with max 1024; the value would also land in the capture."""
+    _, url = live
+    client = runtime(url)
+    png = trained_model.test_pngs[0][1]
+    too_long = {"ContentType": "image/png;x=" + "a" * 1100, "Accept": "application/json, " + "a/b, " * 300}
+    kwargs = {"ContentType": "image/png", header: too_long[header]}
+    with pytest.raises(client.exceptions.ValidationError, match="less than or equal to 1024"):
+        client.invoke_endpoint(EndpointName=NAME, Body=png, **kwargs)
+    at_limit = {"ContentType": "image/png;x=" + "a" * (1024 - 12)}
+    assert (
+        client.invoke_endpoint(EndpointName=NAME, Body=png, **at_limit)["ContentType"] == "application/json"
+    )

@@ -278,6 +278,7 @@ class EndpointApp:
                     f"Endpoint {self.name} is not a multi-model endpoint and does not support target model "
                     "header."
                 )
+            _check_header_lengths(headers)
             content_type = headers.get("content-type")
             length_text = headers.get("content-length")
             length = int(length_text) if length_text and length_text.isdigit() else None
@@ -495,6 +496,21 @@ def _retire(old: Deployment, timeout: float = 120.0) -> None:
         time.sleep(0.01)
     if old.capture is not None:
         old.capture.close()
+
+
+# InvokeEndpoint's modeled limits (botocore sagemaker-runtime: ContentType and Accept max 1024)
+_HEADER_LIMITS = (("content-type", "contentType", 1024), ("accept", "accept", 1024))
+
+
+def _check_header_lengths(headers: dict[str, str]) -> None:
+    """ValidationError (AWS's constraint wording) for a ContentType or Accept over its modeled length."""
+    for header, member, limit in _HEADER_LIMITS:
+        value = headers.get(header)
+        if value is not None and len(value) > limit:
+            raise ValidationError(
+                f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {limit}"
+            )
 
 
 def _acceptable(accept: str) -> bool:
