@@ -324,3 +324,29 @@ def test_content_type_or_accept_over_1024_characters_is_a_validation_error(
     assert (
         client.invoke_endpoint(EndpointName=NAME, Body=png, **at_limit)["ContentType"] == "application/json"
     )
+
+
+@pytest.mark.parametrize(
+    ("accept", "served"),
+    [
+        ("application/json;q=0", False),  # RFC 9110: q=0 is "not acceptable"
+        ("application/json;q=0, */*", False),  # the most specific range decides
+        ("text/csv,", False),  # an empty list element admits nothing
+        ("text/csv;q=1, application/json;q=0.5", True),
+        ("*/*;q=0, application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+    ],
+)
+def test_accept_q_values_decide_whether_json_is_acceptable(
+    live: tuple[Settings, str], trained_model: TrainedModel, accept: str, served: bool
+) -> None:
+    _, url = live
+    client = runtime(url)
+    png = trained_model.test_pngs[0][1]
+    if served:
+        response = client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, Accept=accept)
+        assert response["ContentType"] == "application/json"
+        return
+    with pytest.raises(client.exceptions.ModelError) as info:
+        client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, Accept=accept)
+    assert info.value.response["OriginalStatusCode"] == 406

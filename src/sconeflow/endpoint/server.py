@@ -514,9 +514,32 @@ def _check_header_lengths(headers: dict[str, str]) -> None:
 
 
 def _acceptable(accept: str) -> bool:
-    """True when an Accept header (possibly a list with q-values) admits application/json."""
-    kinds = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
-    return any(kind in _ACCEPTABLE for kind in kinds)
+    """True when an Accept header (possibly a list with q-values) admits application/json.
+
+    The most specific range that matches decides (RFC 9110 12.5.1), and ``q=0`` means "not
+    acceptable": ``application/json;q=0, */*`` refuses JSON. Empty list elements are ignored.
+    """
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        kind, *params = (item.strip().lower() for item in part.split(";"))
+        if kind:
+            quality.setdefault(kind, _quality(params))
+    for kind in ("application/json", "application/*", "*/*"):
+        if kind in quality:
+            return quality[kind] > 0
+    return False
+
+
+def _quality(params: list[str]) -> float:
+    """The ``q`` of a media range's parameters (1 when absent or unreadable)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 1.0
+    return 1.0
 
 
 def error_body(
