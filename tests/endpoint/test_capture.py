@@ -263,3 +263,24 @@ def test_simd_and_standard_base64_write_the_same_line(monkeypatch: pytest.Monkey
     fast = record_line(event(T0), CONFIG)
     monkeypatch.setattr(capture, "_b64", base64.b64encode)
     assert record_line(event(T0), CONFIG) == fast
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://b/prefix",
+        "s3://My_Bucket/prefix",
+        "s3://bad..name/p",
+        "s3://ok-bucket/a//b",
+        "s3://ok-bucket/../x",
+    ],
+)
+def test_capture_destination_the_store_cannot_write_is_refused_at_deploy(settings, uri: str) -> None:
+    """Accepted, it gave an InService endpoint whose writer lost every record (only a log warning)."""
+    from sconeflow.endpoint.registry import EndpointRegistry, deploy
+
+    with pytest.raises(InvalidCaptureConfig, match="capture destination"):
+        parse_destination(uri, "default-bucket")
+    with pytest.raises(InvalidCaptureConfig):
+        deploy(settings, "no-such-model", name="bad-dest", capture_dest=uri, start=False)
+    assert EndpointRegistry(settings).find("bad-dest") is None

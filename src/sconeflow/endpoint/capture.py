@@ -33,7 +33,14 @@ from typing import Any, NamedTuple
 from sconeflow.endpoint.errors import InvalidCaptureConfig
 from sconeflow.endpoint.ids import new_uuid4
 from sconeflow.endpoint.models import VARIANT_NAME, DataCaptureConfig
-from sconeflow.store import ObjectStore, parse_object_uri
+from sconeflow.store import (
+    InvalidBucketName,
+    InvalidKey,
+    ObjectStore,
+    parse_object_uri,
+    validate_bucket_name,
+    validate_key,
+)
 
 try:
     from pybase64 import b64encode as _b64  # SIMD: ~10x the standard library's speed on a 3 KB PNG
@@ -182,7 +189,13 @@ def parse_destination(uri: str, default_bucket: str) -> tuple[str, str]:
     bucket, prefix = parse_object_uri(text, default_bucket)
     if not bucket:
         raise InvalidCaptureConfig(f"capture destination {uri!r} names no bucket")
-    return bucket, prefix.strip("/")
+    prefix = prefix.strip("/")
+    try:  # refused here, at deploy/update: in the writer every record would be lost, only logged
+        validate_bucket_name(bucket)
+        validate_key(f"{prefix}/endpoint/AllTraffic/capture.jsonl" if prefix else "capture.jsonl")
+    except (InvalidBucketName, InvalidKey) as exc:
+        raise InvalidCaptureConfig(f"capture destination {uri!r}: {exc}") from None
+    return bucket, prefix
 
 
 def read_capture_lines(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
