@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sconeflow.cli import app
-from sconeflow.data.dataset import load_classes, load_split, read_manifest
+from sconeflow.data.dataset import image_key, load_classes, load_split, read_manifest
 from sconeflow.data.errors import (
     ChecksumMismatch,
     CorruptArchive,
@@ -194,6 +194,16 @@ def test_load_split_without_a_dataset_is_a_named_error(store):
     store.create_bucket("empty-bucket")
     with pytest.raises(DatasetNotFound, match="data prepare"):
         load_split(store, "empty-bucket", "train")
+
+
+@pytest.mark.parametrize("damage", [b"not a png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20])
+def test_load_split_with_a_damaged_image_is_a_named_error(settings, store, small_tarball, damage):
+    """A damaged object under train/ raised Pillow's UnidentifiedImageError/OSError, naming no object."""
+    prepare_dataset(settings, source=small_tarball)
+    key = image_key("train", read_manifest(store, settings.bucket, "train")[3].path)
+    store.put_object(settings.bucket, key, damage, content_type="image/png")
+    with pytest.raises(CorruptDataset, match=f"s3://{settings.bucket}/{key} is not a readable image"):
+        load_split(store, settings.bucket, "train")
 
 
 def test_cli_prepare_and_info(settings, small_tarball):

@@ -104,6 +104,16 @@ def decode_png(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def _decode_object(store: ObjectStore, bucket: str, key: str) -> np.ndarray:
+    """One listed image; CorruptDataset (naming the object) when it is not a readable image."""
+    data = _get(store, bucket, key)
+    try:
+        return decode_png(data)
+    except Exception as exc:  # Pillow raises assorted errors on damaged data
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CorruptDataset(f"s3://{bucket}/{key} is not a readable image ({reason})") from None
+
+
 def load_split(store: ObjectStore, bucket: str, split: str) -> Split:
     """Load a prepared split (``train`` or ``test``) from the store into arrays."""
     classes = [str(c) for c in load_classes(store, bucket)["classes"]]
@@ -114,6 +124,6 @@ def load_split(store: ObjectStore, bucket: str, split: str) -> Split:
         raise CorruptDataset(
             f"s3://{bucket}/{manifest_key(split)} has a class index outside 0..{len(classes) - 1}"
         )
-    images = [decode_png(_get(store, bucket, key)) for key in keys]
+    images = [_decode_object(store, bucket, key) for key in keys]
     stacked = np.stack(images) if images else np.zeros((0, 32, 32, 3), dtype=np.uint8)
     return Split(split, stacked, labels, keys, classes)
