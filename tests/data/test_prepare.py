@@ -327,3 +327,15 @@ def test_sigterm_while_writing_undoes_the_run(settings, store, small_tarball, tm
     assert result.returncode != 0, result.stdout
     assert _snapshot(store) == before
     assert load_classes(store, settings.bucket)["classes"] == ["bicycle", "motorcycle"]
+
+
+@pytest.mark.parametrize("left_out", ["meta", "train", "test"])
+def test_tarball_missing_a_member_names_it_inside_the_archive(settings, store, tmp_path, left_out):
+    """The message named the deleted temporary extraction folder instead of the archive's own layout."""
+    members = make_cifar_members(n_train=2, n_test=1)
+    del members[left_out]
+    tarball = write_tarball(tmp_path / "partial.tar.gz", members)
+    with pytest.raises(CorruptArchive) as info:
+        prepare_dataset(settings, source=tarball)
+    assert str(info.value) == f"partial.tar.gz has no {left_out} member beside cifar-100-python/"
+    assert _snapshot(store) == {}

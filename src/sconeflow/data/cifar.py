@@ -137,11 +137,19 @@ def read_tarball(
         files = safe_extract(archive, tmp, wanted=_is_member, on_bytes=on_bytes)
         if not files:
             raise CorruptArchive(f"{archive.name} holds no {FOLDER_NAME}/meta, train, test members")
-        try:
-            folder = _find_folder(files[0].parent)
-        except SourceNotFound as exc:
-            raise CorruptArchive(f"{archive.name}: {exc}") from None
+        folder = files[0].parent
+        missing = [member for member in MEMBERS if not (folder / member).is_file()]
+        if missing:  # named inside the archive: the temporary folder is gone when this is read
+            raise CorruptArchive(
+                f"{archive.name} has no {', '.join(missing)} member beside {_inside(folder, Path(tmp))}"
+            )
         return read_folder(folder)
+
+
+def _inside(folder: Path, root: Path) -> str:
+    """How the archive names ``folder`` ('cifar-100-python/', or 'its top level')."""
+    relative = folder.relative_to(root).as_posix()
+    return "its top level" if relative == "." else f"{relative}/"
 
 
 def read_source(
