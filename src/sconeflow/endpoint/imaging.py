@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sconeflow.endpoint.errors import ValidationError
+from sconeflow.pixels import to_rgb
 
 try:
     import pyspng as _spng
@@ -116,7 +117,7 @@ def decode(
                     "(refused before decoding: possible decompression bomb)"
                 )
             image.load()
-            rgb = _to_rgb(image)
+            rgb = to_rgb(image)
     except ValidationError:
         raise
     except UnidentifiedImageError as exc:
@@ -127,19 +128,6 @@ def decode(
     except Exception as exc:  # Pillow plugins raise assorted errors on hostile input; never a 5xx
         raise ValidationError(f"Unable to decode the request body as an image: {type(exc).__name__}") from exc
     return _resized(rgb, size, resize)
-
-
-_SIXTEEN_BIT_GRAY = ("I;16", "I;16B", "I;16L", "I")  # how Pillow opens a 16-bit grayscale PNG
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB. A 16-bit grayscale PNG keeps its high byte, as Pillow does for 16-bit RGB(A) PNGs
-    and OpenCV/libpng do when decoding to 8 bits; Pillow's own ``convert`` clips its values at 255,
-    which turned almost every such image plain white."""
-    if image.mode in _SIXTEEN_BIT_GRAY:
-        high = np.right_shift(np.asarray(image, dtype=np.uint32), 8).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(high, "L").convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _resized(rgb: Image.Image, size: tuple[int, int], resize: str) -> np.ndarray:

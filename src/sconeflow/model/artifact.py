@@ -326,17 +326,19 @@ def decode_image(image: Any, size: tuple[int, int], resize: str = "bilinear") ->
     """One image (PIL image or encoded bytes) -> uint8 H x W x 3 RGB at ``size`` (width, height)."""
     from PIL import Image, UnidentifiedImageError
 
+    from sconeflow.pixels import to_rgb
+
     if isinstance(image, bytes | bytearray | memoryview):
         try:
             with Image.open(io.BytesIO(bytes(image))) as im:
                 if im.width * im.height > MAX_IMAGE_PIXELS:
                     raise InvalidImage(f"image of {im.width}x{im.height} pixels is too large")
                 im.load()
-                pil = im.convert("RGB")
+                pil = to_rgb(im)
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             raise InvalidImage(f"cannot decode image: {exc}") from exc
     elif isinstance(image, Image.Image):
-        pil = image.convert("RGB")
+        pil = to_rgb(image)
     else:
         raise InvalidImage(f"expected a PIL image or encoded image bytes, got {type(image).__name__}")
     if pil.size != size:
