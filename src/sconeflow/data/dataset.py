@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sconeflow.data.errors import CorruptDataset, DatasetNotFound
+from sconeflow.data.errors import CorruptDataset, DatasetNotFound, UnreadableImage
 from sconeflow.store import NoSuchBucket, NoSuchKey, ObjectStore
 
 CLASSES_KEY = "classes.json"
@@ -105,13 +105,13 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def _decode_object(store: ObjectStore, bucket: str, key: str) -> np.ndarray:
-    """One listed image; CorruptDataset (naming the object) when it is not a readable image."""
+    """One listed image; UnreadableImage (naming the object) when it is not a readable image."""
     data = _get(store, bucket, key)
     try:
         return decode_png(data)
     except Exception as exc:  # Pillow raises assorted errors on damaged data
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise CorruptDataset(f"s3://{bucket}/{key} is not a readable image ({reason})") from None
+        raise UnreadableImage(f"s3://{bucket}/{key} is not a readable image ({reason})") from None
 
 
 def load_split(store: ObjectStore, bucket: str, split: str) -> Split:

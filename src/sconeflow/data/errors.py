@@ -33,6 +33,10 @@ class CorruptDataset(DataError):
     """A CIFAR-100 file has unexpected contents (shapes, types, label ids)."""
 
 
+class UnreadableImage(CorruptDataset):
+    """A prepared image object in the bucket is not a readable image."""
+
+
 class UnknownClass(DataError):
     """A requested class (or coarse group) is not among the dataset's label names."""
 

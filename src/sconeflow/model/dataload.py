@@ -47,16 +47,14 @@ def load_split_data(store: ObjectStore, bucket: str, split: str, *, require_clas
     except ImportError:
         load_split = None
     if load_split is not None:
-        from sconeflow.data.errors import DatasetNotFound
+        from sconeflow.data.errors import DatasetNotFound, UnreadableImage
 
         try:
             split_obj = load_split(store, bucket, split)
         except (NoSuchKey, NoSuchBucket, DatasetNotFound) as exc:
             raise ManifestMissing(f"split {split!r} is not prepared in bucket {bucket!r}: {exc}") from exc
-        except (OSError, ValueError):
-            # An undecodable image: re-read with our reader, which names the object.
-            data = _read_split(store, bucket, split)
-            raise CorruptImage(f"split {split!r} in bucket {bucket!r} holds an unreadable image") from None
+        except UnreadableImage as exc:  # names the object
+            raise CorruptImage(str(exc)) from None
         data = SplitData(
             images=np.asarray(split_obj.images, dtype=np.uint8),
             labels=np.asarray(split_obj.labels, dtype=np.int64),
