@@ -97,16 +97,19 @@ def _payload(body: bytes, content_type: str, mode: str, config: DataCaptureConfi
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
 
 
-_time_cache: list[Any] = [None, ""]
+_last_second: tuple[int, str] = (-1, "")  # replaced whole, so concurrent writers never mix two seconds
 
 
 def format_inference_time(epoch: float) -> str:
     """Whole-second UTC, ``YYYY-MM-DDTHH:MM:SSZ`` (real capture files carry no milliseconds)."""
+    global _last_second
     second = int(epoch)
-    if _time_cache[0] != second:  # one strftime per second, not per record
-        _time_cache[1] = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _time_cache[0] = second
-    return _time_cache[1]
+    cached = _last_second
+    if cached[0] == second:  # one strftime per second, not per record
+        return cached[1]
+    text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_second = (second, text)
+    return text
 
 
 def build_record(event: CaptureEvent, config: DataCaptureConfig) -> dict[str, Any]:
