@@ -29,8 +29,8 @@ import logging
 import mimetypes
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -376,9 +376,9 @@ class LocalStore:
             raise KeyConflict(f"key {key!r} clashes with existing keys under {key + '/'!r}")
         digest = hashlib.md5(usedforsecurity=False)
         hashing = not defer_etag and etag is None
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        tmp_name = _temp_name(path.parent)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(_create_exclusive(tmp_name), "wb") as out:
                 if isinstance(data, bytes | bytearray | memoryview):
                     if hashing:
                         digest.update(data)
@@ -628,10 +628,21 @@ def _rolled_up(after: str, prefix: str, delimiter: str | None) -> str | None:
     return after if delimiter in after[len(prefix) :] else None
 
 
+def _temp_name(folder: Path) -> str:
+    """A fresh ``.tmp-*.part`` path in ``folder``, named before the file exists: an interrupt that
+    arrives while the file is being created still leaves the caller a name to remove (with
+    ``tempfile.mkstemp`` it arrived inside the call, and the file was left behind unnamed)."""
+    return os.path.join(folder, f".tmp-{secrets.token_hex(8)}.part")
+
+
+def _create_exclusive(name: str) -> int:
+    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    tmp = _temp_name(path.parent)
     try:
-        with os.fdopen(fd, "w") as out:
+        with os.fdopen(_create_exclusive(tmp), "w") as out:
             out.write(text)
         os.replace(tmp, path)
     except BaseException:

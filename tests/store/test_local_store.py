@@ -51,6 +51,28 @@ def test_failed_write_leaves_old_object_and_no_temporary_files(store: LocalStore
     assert [o.key for o in store.iter_objects("atomic")] == ["data/obj.bin"]
 
 
+def test_an_interrupt_as_the_temporary_file_is_created_leaves_no_file(store: LocalStore, monkeypatch):
+    """Ctrl-C or SIGTERM (handled as an interrupt) can land right after the temporary file exists."""
+    store.create_bucket("atomic")
+    store.put_object("atomic", "data/obj.bin", b"old contents")
+    before = _files(store.root / "atomic")
+    real_open = os.open
+
+    def open_then_interrupt(path, flags, mode=0o777, *args, **kwargs):
+        fd = real_open(path, flags, mode, *args, **kwargs)
+        if os.path.basename(path).startswith(".tmp-"):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        store.put_object("atomic", "data/obj.bin", b"new contents")
+    monkeypatch.undo()
+    assert _files(store.root / "atomic") == before
+    assert store.get_object("atomic", "data/obj.bin") == b"old contents"
+
+
 def test_temporary_files_never_show_in_listings(store: LocalStore):
     store.create_bucket("atomic")
     (store.root / "atomic" / ".tmp-abc.part").write_bytes(b"half")
