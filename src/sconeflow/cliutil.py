@@ -7,7 +7,12 @@ time (heavy ones such as torch inside the command), so ``sconeflow --help`` stay
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -55,3 +60,22 @@ def progress(transient: bool = False) -> Progress:
         transient=transient,
         disable=not err_console.is_terminal and os.environ.get("SCONEFLOW_PROGRESS") != "1",
     )
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, ``kill <pid>`` (SIGTERM) raises KeyboardInterrupt as Ctrl-C does, so a command
+    undoes or records its work (a prepare's writes, a training job marked Stopped) instead of dying
+    at once. Only the main thread can set signal handlers; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

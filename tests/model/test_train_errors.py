@@ -103,3 +103,34 @@ def test_interrupt_marks_the_job_stopped(settings, prepared):
     assert job.status == "Stopped"
     assert len(job.epoch_metrics) == 2
     assert job.model_artifacts is None
+
+
+def test_sigterm_stops_a_training_command_and_records_it(settings, prepared):
+    """``kill <pid>`` on `sconeflow train` is handled like Ctrl-C: the job is recorded as Stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "sconeflow", "train", "--fast", "--epochs", "400"]
+    proc = subprocess.Popen(
+        [*command, "--home", str(settings.home)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until an epoch is on record
+            jobs = TrainingJobs(settings).list()
+            if jobs and jobs[0].epoch_metrics:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    job = only_job(settings)
+    assert job.status == "Stopped"
+    assert job.model_artifacts is None
+    assert "TrainingStopped" in proc.stderr.read().decode()

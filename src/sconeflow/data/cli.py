@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from sconeflow.cliutil import HomeOption, console, progress, settings_for
+from sconeflow.cliutil import HomeOption, console, progress, settings_for, sigterm_as_interrupt
 
 data_app = typer.Typer(
     help="Stage the CIFAR-100 data (extract, transform, load) and inspect it.", no_args_is_help=True
@@ -24,26 +19,6 @@ def _split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """``kill <pid>`` (SIGTERM) stops a prepare like Ctrl-C, so its writes are undone.
-
-    Without it SIGTERM ended the process at once and left the objects written so far in the bucket.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @data_app.command("prepare")
@@ -82,7 +57,7 @@ def prepare(
     from sconeflow.data.prepare import prepare_dataset
 
     settings = settings_for(home)
-    with _sigterm_as_interrupt(), progress(transient=True) as bar:
+    with sigterm_as_interrupt(), progress(transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def report(phase: str, done: int, total: int | None) -> None:

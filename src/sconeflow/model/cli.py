@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from sconeflow.cliutil import HomeOption, console, err_console, progress, settings_for
+from sconeflow.cliutil import (
+    HomeOption,
+    console,
+    err_console,
+    progress,
+    settings_for,
+    sigterm_as_interrupt,
+)
 
 if TYPE_CHECKING:
     from sconeflow.model.evaluate import EvaluationReport
@@ -193,8 +200,7 @@ def train_command(
 
     from sconeflow.model.train import total_epochs, train
 
-    _sigterm_as_interrupt()
-    with progress() as bar:
+    with sigterm_as_interrupt(), progress() as bar:
         task = bar.add_task("training", total=total_epochs(config))
 
         def on_epoch(report: Any) -> None:
@@ -208,18 +214,6 @@ def train_command(
 
         job = train(settings, config, job_name=job_name, on_epoch=on_epoch)
     _print_job_summary(settings, job)
-
-
-def _sigterm_as_interrupt() -> None:
-    """``kill <pid>`` stops a training job like Ctrl-C does (recorded as Stopped)."""
-    import signal
-    import threading
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _print_job_summary(settings: Any, job: Any) -> None:
