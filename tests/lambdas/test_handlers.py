@@ -134,3 +134,13 @@ def test_classify_needs_image_data_and_an_endpoint(runtime: LambdaRuntime, setti
     error = _error(_invoke(runtime, "classify_image", {"body": {"image_data": image}}))
     assert error["errorType"] == "ValidationError"
     assert "Endpoint no-such-endpoint of account 123456789012 not found." in error["errorMessage"]
+
+
+def test_serialize_refuses_an_empty_object(runtime: LambdaRuntime, store: LocalStore, image: str) -> None:
+    """A zero-byte object is named here, not later as classify's 'image_data is empty; run serialize...'."""
+    store.put_object(image, "test/empty.png", b"", content_type="image/png")
+    error = _error(_invoke(runtime, "serialize_image_data", {"s3_bucket": image, "s3_key": "test/empty.png"}))
+    assert error["errorType"] == "EmptyImage"
+    assert error["errorMessage"] == (
+        f"s3://{image}/test/empty.png is empty (0 bytes); there is no image to classify"
+    )

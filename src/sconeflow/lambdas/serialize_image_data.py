@@ -32,6 +32,10 @@ class ImageTooLarge(Exception):
     """The S3 object is larger than MAX_IMAGE_BYTES."""
 
 
+class EmptyImage(Exception):
+    """The S3 object holds no bytes, so there is no image to classify."""
+
+
 def _client():
     """One S3 client per warm process; path-style addressing works on AWS and on local gateways."""
     global _s3
@@ -76,6 +80,8 @@ def lambda_handler(event, context):
         response["Body"].close()
         raise ImageTooLarge(f"s3://{bucket}/{key} is {size} bytes; the limit is {limit} (MAX_IMAGE_BYTES)")
     data = response["Body"].read()
+    if not data:
+        raise EmptyImage(f"s3://{bucket}/{key} is empty (0 bytes); there is no image to classify")
     body = dict(event)
     body.update(
         {
