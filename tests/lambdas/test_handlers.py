@@ -144,3 +144,23 @@ def test_serialize_refuses_an_empty_object(runtime: LambdaRuntime, store: LocalS
     assert error["errorMessage"] == (
         f"s3://{image}/test/empty.png is empty (0 bytes); there is no image to classify"
     )
+
+
+@pytest.mark.parametrize(
+    ("function", "event", "code"),
+    [
+        ("serialize_image_data", {"s3_key": "../etc/passwd"}, "InvalidArgument"),
+        ("serialize_image_data", {"s3_key": "test/" + "k" * 1100}, "KeyTooLongError"),
+        ("serialize_image_data", {"s3_bucket": "Bad..Bucket", "s3_key": KEY}, "InvalidBucketName"),
+        ("serialize_image_data", {"s3_bucket": "a/b", "s3_key": KEY}, "not a valid S3 location"),
+        ("list_images", {"s3_bucket": "Bad..Bucket"}, "InvalidBucketName"),
+        ("list_images", {"s3_bucket": "a/b"}, "not a valid S3 location"),
+    ],
+)
+def test_a_location_s3_refuses_is_a_named_error(
+    runtime: LambdaRuntime, image: str, function: str, event: dict, code: str
+) -> None:
+    """A bad bucket name or key was boto3's generic ClientError; a Catch could not tell it from an outage."""
+    error = _error(_invoke(runtime, function, {"s3_bucket": image, **event}))
+    assert error["errorType"] == "InvalidS3Location", error
+    assert code in error["errorMessage"]

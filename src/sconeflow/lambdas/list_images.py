@@ -14,10 +14,12 @@ import os
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 DEFAULT_SUFFIXES = ".png,.jpg,.jpeg"
 DEFAULT_MAX_KEYS = 1000
+# S3's answers to a bucket name or prefix it refuses outright (not one that merely does not exist).
+INVALID_LOCATION_CODES = ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
 
 _s3 = None
 
@@ -28,6 +30,10 @@ class MissingEventField(Exception):
 
 class BucketNotFound(Exception):
     """The S3 bucket does not exist."""
+
+
+class InvalidS3Location(Exception):
+    """S3 refuses the bucket name or the prefix (not a valid name, too long, a '..' segment locally)."""
 
 
 class NoImagesFound(Exception):
@@ -98,10 +104,16 @@ def lambda_handler(event, context):
                             f"more than {max_keys} images under s3://{bucket}/{prefix} (MAX_KEYS); "
                             "split the batch into narrower prefixes"
                         )
+    except ParamValidationError as exc:
+        raise InvalidS3Location(f"s3://{bucket}/{prefix} is not a valid S3 location: {exc}") from None
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
         if code in ("NoSuchBucket", "404"):
             raise BucketNotFound(f"bucket {bucket} does not exist") from None
+        if code in INVALID_LOCATION_CODES:
+            message = error.get("Message", "")
+            raise InvalidS3Location(f"s3://{bucket}/{prefix} is refused by S3 ({code}): {message}") from None
         raise
     if not keys:
         raise NoImagesFound(f"no {'/'.join(suffixes)} objects under s3://{bucket}/{prefix}")

@@ -13,9 +13,11 @@ import os
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 DEFAULT_MAX_IMAGE_BYTES = 4_000_000
+# S3's answers to a bucket name or key it refuses outright (not one that merely does not exist).
+INVALID_LOCATION_CODES = ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
 
 _s3 = None
 
@@ -30,6 +32,10 @@ class ImageNotFound(Exception):
 
 class ImageTooLarge(Exception):
     """The S3 object is larger than MAX_IMAGE_BYTES."""
+
+
+class InvalidS3Location(Exception):
+    """S3 refuses the bucket name or the key (not a valid name, too long, a '..' segment locally)."""
 
 
 class EmptyImage(Exception):
@@ -70,10 +76,16 @@ def lambda_handler(event, context):
     limit = int(os.environ.get("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES))
     try:
         response = _client().get_object(Bucket=bucket, Key=key)
+    except ParamValidationError as exc:
+        raise InvalidS3Location(f"s3://{bucket}/{key} is not a valid S3 location: {exc}") from None
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
         if code in ("NoSuchKey", "NoSuchBucket", "404"):
             raise ImageNotFound(f"s3://{bucket}/{key} does not exist ({code})") from None
+        if code in INVALID_LOCATION_CODES:
+            message = error.get("Message", "")
+            raise InvalidS3Location(f"s3://{bucket}/{key} is refused by S3 ({code}): {message}") from None
         raise
     size = response.get("ContentLength", 0)
     if size > limit:
