@@ -164,3 +164,14 @@ def test_a_location_s3_refuses_is_a_named_error(
     error = _error(_invoke(runtime, function, {"s3_bucket": image, **event}))
     assert error["errorType"] == "InvalidS3Location", error
     assert code in error["errorMessage"]
+
+
+@pytest.mark.parametrize("value", ["4MB", "-1", "0"])
+def test_serialize_refuses_a_malformed_size_limit(
+    runtime: LambdaRuntime, settings: Settings, image: str, value: str
+) -> None:
+    """MAX_IMAGE_BYTES=4MB was a bare ValueError from int(); -1 or 0 refused every image as too large."""
+    FunctionRegistry(settings).update("serialize_image_data", environment={"MAX_IMAGE_BYTES": value})
+    error = _error(_invoke(runtime, "serialize_image_data", {"s3_bucket": image, "s3_key": KEY}))
+    assert error["errorType"] == "InvalidConfiguration"
+    assert f"MAX_IMAGE_BYTES={value!r}" in error["errorMessage"]

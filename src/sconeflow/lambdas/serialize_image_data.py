@@ -38,6 +38,10 @@ class InvalidS3Location(Exception):
     """S3 refuses the bucket name or the key (not a valid name, too long, a '..' segment locally)."""
 
 
+class InvalidConfiguration(Exception):
+    """MAX_IMAGE_BYTES is not a positive integer."""
+
+
 class EmptyImage(Exception):
     """The S3 object holds no bytes, so there is no image to classify."""
 
@@ -69,11 +73,22 @@ def _required_str(event, name):
     return value
 
 
+def _max_image_bytes():
+    raw = os.environ.get("MAX_IMAGE_BYTES", "") or str(DEFAULT_MAX_IMAGE_BYTES)
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidConfiguration(f"MAX_IMAGE_BYTES={raw!r} is not an integer") from None
+    if limit < 1:
+        raise InvalidConfiguration(f"MAX_IMAGE_BYTES={raw!r} must be at least 1")
+    return limit
+
+
 def lambda_handler(event, context):
     event = _unwrap(event)
     bucket = _required_str(event, "s3_bucket")
     key = _required_str(event, "s3_key")
-    limit = int(os.environ.get("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES))
+    limit = _max_image_bytes()
     try:
         response = _client().get_object(Bucket=bucket, Key=key)
     except ParamValidationError as exc:
