@@ -175,3 +175,21 @@ def test_serialize_refuses_a_malformed_size_limit(
     error = _error(_invoke(runtime, "serialize_image_data", {"s3_bucket": image, "s3_key": KEY}))
     assert error["errorType"] == "InvalidConfiguration"
     assert f"MAX_IMAGE_BYTES={value!r}" in error["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    ("function", "error_type", "body"),
+    [
+        ("classify_image", "MissingEventField", {"image_data": "aGk=", "s3_key": KEY}),
+        ("filter_inference", "InvalidInferences", {"inferences": [0.98, 0.02]}),
+        ("list_images", "MissingEventField", {"s3_bucket": "sconeflow-default", "s3_prefix": "test/"}),
+    ],
+)
+def test_a_body_that_is_a_json_string_is_named_by_every_handler(
+    runtime: LambdaRuntime, function: str, error_type: str, body: dict
+) -> None:
+    """Recorded executions return body as json.dumps(...) about half the time; after such a function the
+    handlers said 'image_data is missing' / 'inferences must be a non-empty list' although both were there."""
+    error = _error(_invoke(runtime, function, {"statusCode": 200, "body": json.dumps(body)}))
+    assert error["errorType"] == error_type
+    assert error["errorMessage"].startswith("event 'body' is a JSON string"), error["errorMessage"]

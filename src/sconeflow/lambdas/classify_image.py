@@ -46,6 +46,10 @@ def _client():
 def _unwrap(event):
     if isinstance(event, dict) and isinstance(event.get("body"), dict):
         return event["body"]
+    if isinstance(event, dict) and isinstance(event.get("body"), str):
+        raise MissingEventField(
+            "event 'body' is a JSON string; pass the object itself (OutputPath: $.Payload)"
+        )
     if not isinstance(event, dict):
         raise MissingEventField(f"event must be a JSON object, got {type(event).__name__}")
     return event

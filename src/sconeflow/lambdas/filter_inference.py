@@ -28,6 +28,10 @@ class InvalidThreshold(Exception):
 def _unwrap(event):
     if isinstance(event, dict) and isinstance(event.get("body"), dict):
         return event["body"]
+    if isinstance(event, dict) and isinstance(event.get("body"), str):
+        raise InvalidInferences(
+            "event 'body' is a JSON string; pass the object itself (OutputPath: $.Payload)"
+        )
     if not isinstance(event, dict):
         raise InvalidInferences(f"event must be a JSON object, got {type(event).__name__}")
     return event
