@@ -193,3 +193,47 @@ def test_a_body_that_is_a_json_string_is_named_by_every_handler(
     error = _error(_invoke(runtime, function, {"statusCode": 200, "body": json.dumps(body)}))
     assert error["errorType"] == error_type
     assert error["errorMessage"].startswith("event 'body' is a JSON string"), error["errorMessage"]
+
+
+class _StubRuntime:
+    """A sagemaker-runtime client whose endpoint answers ``body``."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def invoke_endpoint(self, **kwargs: object) -> dict:
+        import io
+
+        return {"Body": io.BytesIO(self.body), "ContentType": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"[NaN, 0.5]", b"[Infinity]", b"[1.7, -0.7]", b'{"prediction": []}', b'["0.9"]', b"[true]"],
+    ids=repr,
+)
+def test_classify_refuses_an_endpoint_answer_that_is_not_probabilities(
+    monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> None:
+    """An empty list or NaN went on as inferences: the filter then blamed the event (InvalidInferences), and
+    NaN is not even JSON for Step Functions; the classifier names the endpoint's answer instead."""
+    from sconeflow.lambdas import classify_image
+
+    monkeypatch.setenv("ENDPOINT_NAME", "stub")
+    monkeypatch.setattr(classify_image, "_runtime", _StubRuntime(body))
+    with pytest.raises(classify_image.InvalidEndpointResponse, match="not a non-empty list of probabilities"):
+        classify_image.lambda_handler({"image_data": base64.b64encode(PNG).decode()}, None)
+
+
+def test_classify_keeps_a_probability_list_and_the_batch_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sconeflow.lambdas import classify_image
+
+    monkeypatch.setenv("ENDPOINT_NAME", "stub")
+    event = {"image_data": base64.b64encode(PNG).decode(), "s3_key": KEY}
+    for body, expected in (
+        (b"[0.9388836622238159, 0.061116307973861694]", [0.9388836622238159, 0.061116307973861694]),
+        (b'{"prediction": [0.25, 0.75]}', [0.25, 0.75]),
+        (b"[1, 0]", [1.0, 0.0]),
+    ):
+        monkeypatch.setattr(classify_image, "_runtime", _StubRuntime(body))
+        assert classify_image.lambda_handler(dict(event), None)["body"]["inferences"] == expected

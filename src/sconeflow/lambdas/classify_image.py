@@ -32,7 +32,7 @@ class EndpointNotConfigured(Exception):
 
 
 class InvalidEndpointResponse(Exception):
-    """The endpoint answered something other than a JSON list of numbers."""
+    """The endpoint answered something other than a non-empty JSON list of probabilities in [0, 1]."""
 
 
 def _client():
@@ -66,6 +66,11 @@ def _decode(image_data):
         raise InvalidImageData(f"image_data is not valid base64: {exc}") from None
 
 
+def _is_probability(value):
+    """A JSON number in [0, 1]; NaN (which json.loads accepts) and booleans are not."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
 def _parse_inferences(raw):
     try:
         values = json.loads(raw)
@@ -73,10 +78,10 @@ def _parse_inferences(raw):
         raise InvalidEndpointResponse(f"endpoint response is not JSON: {exc}") from None
     if isinstance(values, dict) and "prediction" in values:
         values = values["prediction"]
-    if not isinstance(values, list) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    ):
-        raise InvalidEndpointResponse(f"endpoint response is not a list of numbers: {raw[:200]!r}")
+    if not isinstance(values, list) or not values or not all(_is_probability(v) for v in values):
+        raise InvalidEndpointResponse(
+            f"endpoint response is not a non-empty list of probabilities in [0, 1]: {raw[:200]!r}"
+        )
     return [float(v) for v in values]
 
 
