@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,46 @@ def test_demo_fast_end_to_end_then_rerun_status_and_cleanup(tmp_path: Path, mini
 
     twice = run_cli(home, "cleanup", "--all", timeout=60)
     assert twice.returncode == 0 and "nothing to clean up" in twice.stdout
+
+
+@pytest.mark.needs_shared
+def test_sigterm_records_the_demo_run_as_failed(tmp_path: Path, mini_tarball: Path) -> None:
+    """``kill <pid>`` on `sconeflow demo` ended it at once and `status` said 'last demo: Running' forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sconeflow.config import load_settings
+    from sconeflow.model.jobs import TrainingJobs
+    from sconeflow.workflow.runs import DemoRuns
+
+    home = tmp_path / "home"
+    args = ["demo", "--source", str(mini_tarball), "--fast", "--epochs", "400", "--port", "0", "-n", "1"]
+    env = {**os.environ, "SCONEFLOW_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sconeflow", *args, "--home", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    settings = load_settings(home)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until the training step has a job on record
+            if settings.db_path.exists() and TrainingJobs(settings).list():
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run = DemoRuns(settings).last()
+    assert run is not None
+    assert (run.status, run.summary["failed_step"]) == ("Failed", "train")
+    assert run.summary["error"].startswith("TrainingStopped")  # the training job is recorded as Stopped
+    status = run_cli(home, "status")
+    assert "last demo: Failed" in status.stdout and "in step train" in status.stdout
+    run_cli(home, "cleanup", "--all")

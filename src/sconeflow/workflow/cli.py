@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sconeflow.cliutil import HomeOption, console, progress, settings_for
+from sconeflow.cliutil import HomeOption, console, progress, settings_for, sigterm_as_interrupt
 
 
 class _RichReporter:
@@ -101,7 +101,8 @@ def demo(
     console.print(f"[bold]sconeflow demo[/] in {settings.home} ({len(STEPS)} steps)", highlight=False)
     reporter = _RichReporter()
     try:
-        summary = run_demo(settings, options, reporter)
+        with sigterm_as_interrupt():  # `kill <pid>` records the run as Failed, as Ctrl-C does
+            summary = run_demo(settings, options, reporter)
     finally:
         reporter.close()
     _print_summary(summary)
