@@ -86,18 +86,15 @@ def test_demo_fast_end_to_end_then_rerun_status_and_cleanup(tmp_path: Path, mini
 
 
 @pytest.mark.needs_shared
-def test_sigterm_records_the_demo_run_as_failed(tmp_path: Path, mini_tarball: Path) -> None:
-    """``kill <pid>`` on `sconeflow demo` ended it at once and `status` said 'last demo: Running' forever."""
-    import signal
+def _kill_demo_while_training(home: Path, mini_tarball: Path, signum: int) -> None:
+    """Start `sconeflow demo`, wait until its training job is on record, send ``signum``, reap it."""
     import subprocess
     import sys
     import time
 
     from sconeflow.config import load_settings
     from sconeflow.model.jobs import TrainingJobs
-    from sconeflow.workflow.runs import DemoRuns
 
-    home = tmp_path / "home"
     args = ["demo", "--source", str(mini_tarball), "--fast", "--epochs", "400", "--port", "0", "-n", "1"]
     env = {**os.environ, "SCONEFLOW_HOME": str(home)}
     proc = subprocess.Popen(
@@ -114,15 +111,44 @@ def test_sigterm_records_the_demo_run_as_failed(tmp_path: Path, mini_tarball: Pa
                 break
             assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
             time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signum)
         assert proc.wait(timeout=60) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
-    run = DemoRuns(settings).last()
+
+
+def test_sigterm_records_the_demo_run_as_failed(tmp_path: Path, mini_tarball: Path) -> None:
+    """``kill <pid>`` on `sconeflow demo` ended it at once and `status` said 'last demo: Running' forever."""
+    import signal
+
+    from sconeflow.config import load_settings
+    from sconeflow.workflow.runs import DemoRuns
+
+    home = tmp_path / "home"
+    _kill_demo_while_training(home, mini_tarball, signal.SIGTERM)
+    run = DemoRuns(load_settings(home)).last()
     assert run is not None
     assert (run.status, run.summary["failed_step"]) == ("Failed", "train")
     assert run.summary["error"].startswith("TrainingStopped")  # the training job is recorded as Stopped
+    status = run_cli(home, "status")
+    assert "last demo: Failed" in status.stdout and "in step train" in status.stdout
+    run_cli(home, "cleanup", "--all")
+
+
+def test_a_demo_killed_outright_reads_as_failed_in_its_step(tmp_path: Path, mini_tarball: Path) -> None:
+    """SIGKILL (or out of memory) gives the process no chance to record anything: the run's pid is gone."""
+    import signal
+
+    from sconeflow.config import load_settings
+    from sconeflow.workflow.runs import DemoRuns
+
+    home = tmp_path / "home"
+    _kill_demo_while_training(home, mini_tarball, signal.SIGKILL)
+    run = DemoRuns(load_settings(home)).last()
+    assert run is not None
+    assert (run.status, run.summary["failed_step"]) == ("Failed", "train")
+    assert run.summary["error"].startswith("ProcessExited: the demo process")
     status = run_cli(home, "status")
     assert "last demo: Failed" in status.stdout and "in step train" in status.stdout
     run_cli(home, "cleanup", "--all")

@@ -12,6 +12,7 @@ from typing import Any
 from sconeflow.config import Settings
 from sconeflow.db import Database, Migrations
 from sconeflow.model.errors import TrainingJobNotFound
+from sconeflow.services import pid_alive
 
 JOB_PREFIX = "image-classification"
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -230,7 +231,7 @@ class TrainingJobs:
 
     def _reap(self, row: Any) -> bool:
         """An InProgress job whose training process is gone (killed, crashed) becomes Failed."""
-        if row["status"] != "InProgress" or not row["pid"] or _pid_alive(row["pid"]):
+        if row["status"] != "InProgress" or not row["pid"] or pid_alive(row["pid"]):
             return False
         reason = f"the training process (pid {row['pid']}) exited before the job finished"
         with self.db.transaction() as conn:
@@ -260,15 +261,3 @@ class TrainingJobs:
         if any(self._reap(row) for row in rows):
             rows = self.db.query(sql, (*params, limit))
         return [_row_to_job(row) for row in rows]
-
-
-def _pid_alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -216,6 +216,7 @@ def run_demo(settings: Settings, options: DemoOptions, reporter: Reporter | None
     try:
         for index, (key, title) in enumerate(STEPS, start=1):
             reporter.step_started(index, len(STEPS), key, title)
+            runs.step(run_id, key)
             t0 = time.perf_counter()
             detail = steps[key](ctx)
             seconds = time.perf_counter() - t0
