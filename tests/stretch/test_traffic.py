@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from sconeflow.cli import app
 from sconeflow.stepfunctions.service import StepFunctionsService
 from sconeflow.traffic.errors import InvalidRate, InvalidShift
-from sconeflow.traffic.generator import InputPool, parse_rate
+from sconeflow.traffic.generator import InputPool, Outcome, Sample, TrafficPlan, parse_rate, run_traffic
 from sconeflow.traffic.shifts import add_noise, apply_shift, darken, one_class
 
 from .conftest import BATCH_WORKFLOW, CLASSES, WORKFLOW, Deployed
@@ -236,3 +237,40 @@ def test_ctrl_c_and_kill_stop_cleanly_with_the_counts(
     summary = json.loads(stdout)
     assert summary["stopped_by"] == stopped_by and summary["sent"] >= 5
     assert summary["succeeded"] + summary["failed"] + summary["unfinished"] == summary["sent"]
+
+
+class _SlowTarget:
+    """Answers every request after ``delay`` seconds and counts what reached it."""
+
+    description = "slow fake"
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.received = delay, 0
+        self.lock = threading.Lock()
+
+    def send(self, samples: list[Sample], seq: int) -> list[Outcome]:
+        with self.lock:
+            self.received += len(samples)
+        time.sleep(self.delay)
+        return [Outcome(True, "bus")] * len(samples)
+
+    def close(self) -> None:
+        return None
+
+
+class _FixedPool:
+    def draw(self) -> Sample:
+        return Sample(b"png", "test/bus.png", "bus")
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_burst_sends_no_more_inputs_and_says_stop() -> None:
+    target, stop = _SlowTarget(0.05), threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    plan = TrafficPlan(burst=200, concurrency=2)
+    started = time.monotonic()
+    stats = run_traffic(plan, _FixedPool(), target, stop=stop).as_dict()  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2.0  # not the 5 s the whole queued burst takes
+    assert stats["stopped_by"] == "stop"
+    assert stats["sent"] == target.received < 200  # the queued inputs were withdrawn, not sent
+    assert stats["succeeded"] + stats["failed"] + stats["unfinished"] == stats["sent"]

@@ -438,10 +438,10 @@ def run_traffic(
                     break
                 submit(seq)
                 tick()
-            stats.stopped_by = "stop" if stop.is_set() else "burst"
             while not stop.is_set() and any(not f.done() for f, _ in futures):
                 stop.wait(0.05)
                 tick()
+            stats.stopped_by = "stop" if stop.is_set() else "burst"
         else:
             interval = 1.0 / plan.rate
             deadline = None if plan.duration is None else start + plan.duration
@@ -476,6 +476,8 @@ def run_traffic(
     except KeyboardInterrupt:
         stats.stopped_by = "interrupt"
     finally:
+        if stats.stopped_by in ("stop", "interrupt"):
+            _withdraw_queued(futures, stats)
         try:
             drain_until = time.monotonic() + plan.drain_timeout
             while any(not f.done() for f, _ in futures) and time.monotonic() < drain_until:
@@ -493,6 +495,15 @@ def run_traffic(
         tick(force=True)
         target.close()
     return stats
+
+
+def _withdraw_queued(futures: list[tuple[Any, int]], stats: TrafficStats) -> None:
+    """On a stop, cancel the requests no sender has started (a burst queues them) and uncount them:
+    only the requests already on the wire are waited for."""
+    for future, inputs in futures:
+        if future.cancel():
+            stats.requests -= 1
+            stats.sent -= inputs
 
 
 def make_target(
