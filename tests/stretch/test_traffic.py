@@ -189,6 +189,7 @@ def test_option_errors_are_named(deployed: Deployed) -> None:
         (["--endpoint", deployed.endpoint, "--workflow", "x"], "InvalidTrafficOptions"),
         (["--endpoint", deployed.endpoint, "--batch-size", "5"], "InvalidTrafficOptions"),
         (["--workflow", "x", "--batch-size", "0"], "InvalidTrafficOptions"),
+        (["--endpoint", deployed.endpoint, "--class", "bus"], "InvalidTrafficOptions"),  # no one-class
         (["--endpoint", "no-such-endpoint"], "EndpointNotFound"),
         (["--workflow", "no-such-machine"], "StateMachineDoesNotExist"),
         (["--endpoint", deployed.endpoint, "--bucket", "empty-bucket"], "NoTestImages"),

@@ -81,6 +81,8 @@ class TrafficPlan:
             from sconeflow.traffic.errors import InvalidShift
 
             raise InvalidShift(f"unknown shift {self.shift!r}; choose one of {', '.join(SHIFTS)}")
+        if self.shift_class is not None and self.shift != "one-class":
+            raise InvalidTrafficOptions(f"--class {self.shift_class} is for --shift one-class only")
         if self.burst is not None and self.burst < 1:
             raise InvalidTrafficOptions(f"--burst {self.burst} must be at least 1")
         if self.burst is None and not 0 < self.rate <= MAX_RATE:
