@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from sconeflow.cli import app
 from sconeflow.config import Settings
-from sconeflow.monitor.schedule import ScheduleError, Schedules, create_schedule, service_name, stop_schedule
+from sconeflow.monitor.schedule import (
+    MonitoringSchedule,
+    ScheduleError,
+    Schedules,
+    create_schedule,
+    service_name,
+    stop_schedule,
+)
 from sconeflow.monitor.violations import MonitoringExecutions
 from sconeflow.services import list_records, pid_alive, read_record
 from sconeflow.store import LocalStore
@@ -65,3 +72,19 @@ def test_schedule_cli_list_and_errors(settings: Settings) -> None:
         stop_schedule(settings, "never-created")
     result = runner.invoke(app, ["monitor", "schedule", "--list"])
     assert result.exit_code == 0, result.output
+
+
+def test_stopping_a_schedule_marks_a_run_its_killed_worker_left_unfinished(settings: Settings) -> None:
+    """A run longer than the stop grace gets its worker SIGKILLed; its record must not stay InProgress."""
+    stamp = "2025-01-01T00:00:00Z"
+    Schedules(settings).put(
+        MonitoringSchedule("slow", "ep", None, None, None, 3600, 3600, "Scheduled", stamp, stamp)
+    )
+    executions = MonitoringExecutions(settings)
+    unfinished = executions.create(schedule_name="slow", endpoint_name="ep", source_uri="s", baseline_uri="b")
+    executions.update(unfinished.arn, status="InProgress")
+    other = executions.create(schedule_name="other", endpoint_name="ep", source_uri="s", baseline_uri="b")
+    stop_schedule(settings, "slow")
+    assert executions.get(unfinished.arn).status == "Stopped"
+    assert executions.get(other.arn).status == "Pending"  # another schedule's run is left alone
+    assert Schedules(settings).get("slow").status == "Stopped"

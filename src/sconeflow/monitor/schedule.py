@@ -21,8 +21,13 @@ from typing import Any
 from sconeflow.config import Settings
 from sconeflow.db import Database
 from sconeflow.errors import SconeflowError
-from sconeflow.monitor.violations import MONITOR_SCHEMA, MonitoringFailed, run_monitoring
-from sconeflow.services import ServiceRecord, read_record, start_service, stop_service
+from sconeflow.monitor.violations import (
+    MONITOR_SCHEMA,
+    MonitoringExecutions,
+    MonitoringFailed,
+    run_monitoring,
+)
+from sconeflow.services import ServiceRecord, pid_alive, read_record, start_service, stop_service
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +163,27 @@ def stop_schedule(settings: Settings, name: str) -> bool:
     schedules = Schedules(settings)
     if schedules.get(name) is None and read_record(settings, service_name(name)) is None:
         raise ScheduleError(f"no monitoring schedule named {name!r}")
+    record = read_record(settings, service_name(name))
     was_running = stop_service(settings, service_name(name))
     if schedules.get(name) is not None:
         schedules.set_status(name, "Stopped")
+    if record is None or not pid_alive(record.pid):
+        _stop_unfinished_runs(settings, name)
     return was_running
+
+
+def _stop_unfinished_runs(settings: Settings, name: str) -> None:
+    """A worker killed mid-run (a run longer than the stop grace gets SIGKILL) never finishes its execution
+    record; mark it ``Stopped`` so it does not read ``InProgress`` forever."""
+    executions = MonitoringExecutions(settings)
+    for execution in executions.list(name, limit=10):
+        if execution.status in ("Pending", "InProgress"):
+            log.warning("schedule %s: run %s was stopped before it finished", name, execution.arn)
+            executions.update(
+                execution.arn,
+                status="Stopped",
+                exit_message="Stopped: the schedule was stopped before this run finished.",
+            )
 
 
 def schedule_status(settings: Settings) -> list[dict[str, Any]]:
