@@ -311,9 +311,6 @@ def _batch_outcomes(output: str | None, count: int) -> list[Outcome]:
             )
     return outcomes
 
-    def close(self) -> None:
-        return None
-
 
 @dataclass
 class TrafficStats:
