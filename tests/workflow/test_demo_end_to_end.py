@@ -118,37 +118,30 @@ def _kill_demo_while_training(home: Path, mini_tarball: Path, signum: int) -> No
             proc.kill()
 
 
-def test_sigterm_records_the_demo_run_as_failed(tmp_path: Path, mini_tarball: Path) -> None:
-    """``kill <pid>`` on `sconeflow demo` ended it at once and `status` said 'last demo: Running' forever."""
+@pytest.mark.parametrize(
+    ("signal_name", "error"),
+    [
+        # kill <pid> ended the demo at once and `status` said 'last demo: Running' forever; now it is
+        # handled like Ctrl-C and the training job is recorded as Stopped
+        ("SIGTERM", "TrainingStopped"),
+        # SIGKILL (or out of memory) gives the process no chance to record anything: its pid is gone
+        ("SIGKILL", "ProcessExited: the demo process"),
+    ],
+)
+def test_a_killed_demo_reads_as_failed_in_its_step(
+    tmp_path: Path, mini_tarball: Path, signal_name: str, error: str
+) -> None:
     import signal
 
     from sconeflow.config import load_settings
     from sconeflow.workflow.runs import DemoRuns
 
     home = tmp_path / "home"
-    _kill_demo_while_training(home, mini_tarball, signal.SIGTERM)
+    _kill_demo_while_training(home, mini_tarball, getattr(signal, signal_name))
     run = DemoRuns(load_settings(home)).last()
     assert run is not None
     assert (run.status, run.summary["failed_step"]) == ("Failed", "train")
-    assert run.summary["error"].startswith("TrainingStopped")  # the training job is recorded as Stopped
-    status = run_cli(home, "status")
-    assert "last demo: Failed" in status.stdout and "in step train" in status.stdout
-    run_cli(home, "cleanup", "--all")
-
-
-def test_a_demo_killed_outright_reads_as_failed_in_its_step(tmp_path: Path, mini_tarball: Path) -> None:
-    """SIGKILL (or out of memory) gives the process no chance to record anything: the run's pid is gone."""
-    import signal
-
-    from sconeflow.config import load_settings
-    from sconeflow.workflow.runs import DemoRuns
-
-    home = tmp_path / "home"
-    _kill_demo_while_training(home, mini_tarball, signal.SIGKILL)
-    run = DemoRuns(load_settings(home)).last()
-    assert run is not None
-    assert (run.status, run.summary["failed_step"]) == ("Failed", "train")
-    assert run.summary["error"].startswith("ProcessExited: the demo process")
+    assert run.summary["error"].startswith(error)
     status = run_cli(home, "status")
     assert "last demo: Failed" in status.stdout and "in step train" in status.stdout
     run_cli(home, "cleanup", "--all")

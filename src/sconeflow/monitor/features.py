@@ -140,8 +140,6 @@ def decode_image(data: bytes) -> np.ndarray | None:
     """Image bytes (PNG, JPEG, ...) -> uint8 H x W x 3, or None when they are not an image."""
     from PIL import Image, UnidentifiedImageError
 
-    from sconeflow.pixels import to_rgb
-
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
@@ -151,6 +149,8 @@ def decode_image(data: bytes) -> np.ndarray | None:
                 return np.asarray(image, dtype=np.uint8)
             if image.mode == "RGBA":  # what convert("RGB") does: drop alpha
                 return np.asarray(image, dtype=np.uint8)[..., :3]
+            from sconeflow.pixels import to_rgb  # other modes only: RGB, the common case, skips it
+
             return np.asarray(to_rgb(image), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
