@@ -68,7 +68,7 @@ def test_cli_round_trip(settings: Settings, trained_model: TrainedModel, tmp_pat
     bad.write_bytes(b"nope")
     failed = runner.invoke(app, ["endpoint", "invoke", "cli-ep", str(bad), *home])
     assert failed.exit_code != 0
-    assert "ValidationError" in str(failed.exception) or "ValidationError" in failed.output
+    assert "ModelError" in str(failed.exception) or "ModelError" in failed.output
 
     updated = runner.invoke(
         app, ["endpoint", "update", "cli-ep", "--model", str(trained_model.artifact), *home]

@@ -1,4 +1,4 @@
-"""Request bodies -> model inputs: every bad input is a one-line ValidationError, never anything else."""
+"""Request bodies -> model inputs: every bad input is a one-line named error, never anything else."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sconeflow.endpoint import imaging
-from sconeflow.endpoint.errors import ValidationError
+from sconeflow.endpoint.errors import InvalidImage, UnsupportedContentType, ValidationError
 
 from .helpers import encode, png_bomb
 
@@ -47,13 +47,16 @@ def test_supported_content_types(content_type: str) -> None:
 
 @pytest.mark.parametrize("content_type", [None, "", "text/csv", "application/json", "image/gif"])
 def test_unsupported_content_type(content_type: str | None) -> None:
-    with pytest.raises(ValidationError, match="Unsupported content type"):
+    with pytest.raises(UnsupportedContentType, match="Unsupported content type") as info:
         imaging.check_request(content_type, 100)
+    assert info.value.original_status == 415
 
 
 def test_payload_over_6_mib_is_refused_from_the_header() -> None:
     with pytest.raises(ValidationError, match="6291456"):
         imaging.check_request("image/png", imaging.MAX_PAYLOAD_BYTES + 1)
+    with pytest.raises(ValidationError, match="6291456"):  # the runtime API's limit comes first
+        imaging.check_request("text/csv", imaging.MAX_PAYLOAD_BYTES + 1)
     with pytest.raises(ValidationError, match="exceeds"):
         imaging.decode(b"\x89PNG" + b"\x00" * imaging.MAX_PAYLOAD_BYTES, (32, 32))
 
@@ -68,20 +71,20 @@ def test_payload_over_6_mib_is_refused_from_the_header() -> None:
         (encode(IMAGE, "JPEG")[:200], "decode"),  # truncated JPEG
     ],
 )
-def test_bad_bodies_are_validation_errors(body: bytes, match: str) -> None:
-    with pytest.raises(ValidationError, match=match):
+def test_bad_bodies_are_invalid_images(body: bytes, match: str) -> None:
+    with pytest.raises(InvalidImage, match=match):
         imaging.decode(body, (32, 32))
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     bomb = png_bomb(100_000, 100_000)  # 10^10 pixels claimed, a few hundred bytes sent
     assert len(bomb) < 10_000
-    with pytest.raises(ValidationError, match="decompression bomb"):
+    with pytest.raises(InvalidImage, match="decompression bomb"):
         imaging.decode(bomb, (32, 32))
 
 
 def test_pixel_limit_is_configurable() -> None:
-    with pytest.raises(ValidationError, match="exceeds the limit of 100 pixels"):
+    with pytest.raises(InvalidImage, match="exceeds the limit of 100 pixels"):
         imaging.decode(encode(IMAGE), (32, 32), max_pixels=100)
 
 
@@ -142,12 +145,12 @@ def test_other_pngs_go_through_pillow(body: bytes) -> None:
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
 
 
-def test_rgb8_png_with_a_corrupt_chunk_is_a_validation_error() -> None:
+def test_rgb8_png_with_a_corrupt_chunk_is_an_invalid_image() -> None:
     body = bytearray(encode(IMAGE))
     idat = body.index(b"IDAT")
     body[idat + 10] ^= 0xFF  # compressed pixels changed: the chunk's CRC no longer matches
     assert imaging._png_rgb8_size(bytes(body)) == (32, 32)
-    with pytest.raises(ValidationError, match="decode"):
+    with pytest.raises(InvalidImage, match="decode"):
         imaging.decode(bytes(body), (32, 32))
 
 
@@ -158,7 +161,7 @@ def test_rgb8_png_bomb_never_reaches_the_fast_decoder(monkeypatch: pytest.Monkey
             raise AssertionError("a bomb must be refused from its header")
 
     monkeypatch.setattr(imaging, "_spng", Refuse)
-    with pytest.raises(ValidationError, match="decompression bomb"):
+    with pytest.raises(InvalidImage, match="decompression bomb"):
         imaging.decode(png_bomb(100_000, 100_000), (32, 32))
 
 

@@ -145,35 +145,56 @@ def test_custom_attributes_pass_through(live: tuple[Settings, str], trained_mode
 
 
 @pytest.mark.parametrize(
-    ("content_type", "body", "match"),
+    ("content_type", "body", "status", "match"),
     [
-        ("text/csv", b"1,2,3", "Unsupported content type"),
-        ("image/png", b"this is not a png", "not a PNG or JPEG"),
-        ("image/png", png_bomb(), "decompression bomb"),
-        ("image/png", b"\x89PNG" + b"\x00" * (6 * 1024 * 1024 + 10), "exceeds the maximum"),
+        ("text/csv", b"1,2,3", 415, "Unsupported content type 'text/csv'"),
+        ("image/png", b"this is not a png", 400, "not a PNG or JPEG"),
+        ("image/png", png_bomb(), 400, "decompression bomb"),
     ],
-    ids=["content-type", "undecodable", "bomb", "over-6-MiB"],
+    ids=["content-type", "undecodable", "bomb"],
 )
-def test_bad_input_is_a_validation_error(
-    live: tuple[Settings, str], content_type: str, body: bytes, match: str
+def test_what_the_container_refuses_is_a_model_error(
+    live: tuple[Settings, str], content_type: str, body: bytes, status: int, match: str
 ) -> None:
+    """SageMaker's runtime does not look inside the body: the container refuses it, the client gets a
+    424 ModelError with the container's status (e.g. built-in algorithms' 415 for a content type)."""
     _, url = live
     client = runtime(url)
-    with pytest.raises(client.exceptions.ValidationError, match=match) as info:
+    with pytest.raises(client.exceptions.ModelError, match=match) as info:
         client.invoke_endpoint(EndpointName=NAME, ContentType=content_type, Body=body)
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    error = info.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == status
+    assert match in error["OriginalMessage"]
+    message = error["Error"]["Message"]
+    assert message.startswith(f"Received client error ({status}) from primary with message ")
+    assert message.endswith(
+        "group=/aws/sagemaker/Endpoints/scones-ep in account 123456789012 for more information."
+    )
 
 
-def test_empty_body_is_a_validation_error(live: tuple[Settings, str]) -> None:
+def test_a_body_over_6_mib_is_the_runtime_apis_validation_error(live: tuple[Settings, str]) -> None:
+    _, url = live
+    client = runtime(url)
+    body = b"\x89PNG" + b"\x00" * (6 * 1024 * 1024 + 10)
+    for content_type in ("image/png", "text/csv"):  # refused before any container sees its content type
+        with pytest.raises(client.exceptions.ValidationError, match="exceeds the maximum") as info:
+            client.invoke_endpoint(EndpointName=NAME, ContentType=content_type, Body=body)
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_empty_body_is_a_model_error(live: tuple[Settings, str]) -> None:
     _, url = live
     request = urllib.request.Request(
         f"{url}/endpoints/{NAME}/invocations", data=b"", headers={"Content-Type": "image/png"}, method="POST"
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
-    assert info.value.code == 400
-    assert info.value.headers["x-amzn-ErrorType"] == "ValidationError"
-    assert "empty" in json.loads(info.value.read())["message"]
+    assert info.value.code == 424
+    assert info.value.headers["x-amzn-ErrorType"] == "ModelError"
+    body = json.loads(info.value.read())
+    assert body["ErrorCode"] == "CLIENT_ERROR_FROM_MODEL" and body["OriginalStatusCode"] == 400
+    assert "empty" in body["OriginalMessage"]
 
 
 def test_unknown_endpoint_name_and_model_error(
@@ -228,7 +249,7 @@ def test_n_requests_give_exactly_n_capture_records_after_stop(
         kwargs = {"InferenceId": f"id-{i}"} if i % 2 else {}
         out = client.invoke_endpoint(EndpointName="capture-ep", ContentType="image/png", Body=png, **kwargs)
         sent.append((png, out["Body"].read().decode(), kwargs.get("InferenceId")))
-    with pytest.raises(client.exceptions.ValidationError):  # failed requests are not captured
+    with pytest.raises(client.exceptions.ModelError):  # failed requests are not captured
         client.invoke_endpoint(EndpointName="capture-ep", ContentType="image/png", Body=b"junk")
     delete(settings, "capture-ep")  # graceful stop flushes the writer
     store = LocalStore(settings.buckets_dir)

@@ -96,8 +96,11 @@ def test_endpoint_errors_through_the_gateway(world: World, runtime_client: Any) 
         exc.value.response["Error"]["Message"]
         == "Endpoint no-such-endpoint of account 123456789012 not found."
     )
-    with pytest.raises(runtime_client.exceptions.ValidationError):  # the endpoint's own 400, passed through
+    # the container's 415, passed through
+    with pytest.raises(runtime_client.exceptions.ModelError) as refused:
         runtime_client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=b"1,2,3")
+    assert refused.value.response["OriginalStatusCode"] == 415
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
 
 
 def test_a_target_model_on_a_single_model_endpoint_is_a_validation_error(

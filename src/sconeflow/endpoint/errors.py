@@ -53,7 +53,7 @@ class InvocationError(SconeflowError):
 
 
 class ValidationError(InvocationError):
-    """Bad request: content type, empty, undecodable, too large, or a decompression bomb."""
+    """A request the runtime API itself refuses: unknown endpoint, bad header, body over 6 MiB."""
 
     status = 400
     code = "ValidationError"
@@ -76,3 +76,39 @@ class ModelError(InvocationError):
         super().__init__(message)
         self.original_status = original_status
         self.original_message = original_message or message
+
+
+class ContainerRejected(ModelError):
+    """The model container refused the request with a 4xx of its own.
+
+    SageMaker's runtime API does not look inside the body: content type and image checks happen in the
+    container, and the client gets a 424 ModelError carrying the container's status and message.
+    """
+
+    container_status = 400
+
+    def __init__(self, container_message: str) -> None:
+        status = self.container_status
+        super().__init__(
+            f'Received client error ({status}) from primary with message "{container_message}"',
+            original_status=status,
+            original_message=container_message,
+        )
+
+
+class UnsupportedContentType(ContainerRejected):
+    """The Content-Type is not an image type the model reads (the container's 415)."""
+
+    container_status = 415
+
+
+class InvalidImage(ContainerRejected):
+    """The body is empty, not a PNG/JPEG, corrupt, or too many pixels (the container's 400)."""
+
+    container_status = 400
+
+
+class NotAcceptable(ContainerRejected):
+    """No range of the Accept header admits the model's application/json (the container's 406)."""
+
+    container_status = 406

@@ -1,8 +1,12 @@
 """Request bodies to model inputs: content-type and size checks, bomb refusal, decode, resize.
 
-Everything a client can get wrong raises :class:`~sconeflow.endpoint.errors.ValidationError` with a one-line
-message; nothing here can raise anything else for bad input. Image dimensions are read from the header
-and checked *before* any pixel is decoded, so a decompression bomb costs microseconds, not gigabytes.
+Everything a client can get wrong raises a one-line named error and nothing else: a body over the runtime
+API's 6 MiB is :class:`~sconeflow.endpoint.errors.ValidationError` (SageMaker refuses it before any
+container sees it); a wrong content type or a body that is no usable image is what the model container
+refuses, :class:`~sconeflow.endpoint.errors.UnsupportedContentType` (415) or
+:class:`~sconeflow.endpoint.errors.InvalidImage` (400), which the client receives as a 424 ModelError.
+Image dimensions are read from the header and checked *before* any pixel is decoded, so a decompression
+bomb costs microseconds, not gigabytes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sconeflow.endpoint.errors import ValidationError
+from sconeflow.endpoint.errors import InvalidImage, UnsupportedContentType, ValidationError
 from sconeflow.pixels import to_rgb
 
 try:
@@ -41,16 +45,29 @@ def media_type(content_type: str | None) -> str:
 
 
 def check_request(content_type: str | None, length: int | None) -> None:
-    """Checks that need only the headers (run before the body is read)."""
-    kind = media_type(content_type)
-    if kind not in IMAGE_CONTENT_TYPES:
-        shown = content_type if content_type else "(none)"
-        raise ValidationError(
-            f"Unsupported content type {shown!r}: send one of {', '.join(IMAGE_CONTENT_TYPES)}"
-        )
+    """Checks that need only the headers (run before the body is read).
+
+    The runtime API's size limit comes first: SageMaker refuses an oversized body before any container
+    sees its content type.
+    """
+    check_length(length)
+    check_content_type(content_type)
+
+
+def check_length(length: int | None) -> None:
+    """ValidationError for a body over InvokeEndpoint's 6 MiB (the runtime API's own limit)."""
     if length is not None and length > MAX_PAYLOAD_BYTES:
         raise ValidationError(
             f"Request payload of {length} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes (6 MiB)"
+        )
+
+
+def check_content_type(content_type: str | None) -> None:
+    """UnsupportedContentType (the container's 415) unless the body is declared as an image."""
+    if media_type(content_type) not in IMAGE_CONTENT_TYPES:
+        shown = content_type if content_type else "(none)"
+        raise UnsupportedContentType(
+            f"Unsupported content type {shown!r}: send one of {', '.join(IMAGE_CONTENT_TYPES)}"
         )
 
 
@@ -93,7 +110,7 @@ def decode(
 ) -> np.ndarray:
     """An encoded PNG/JPEG -> uint8 H x W x 3 RGB at ``size`` (width, height)."""
     if not body:
-        raise ValidationError("Request body is empty: send one encoded image (PNG or JPEG)")
+        raise InvalidImage("Request body is empty: send one encoded image (PNG or JPEG)")
     if len(body) > MAX_PAYLOAD_BYTES:
         raise ValidationError(
             f"Request payload of {len(body)} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes (6 MiB)"
@@ -110,23 +127,23 @@ def decode(
         with image:
             width, height = image.size
             if width <= 0 or height <= 0:
-                raise ValidationError(f"Image has an empty size ({width}x{height})")
+                raise InvalidImage(f"Image has an empty size ({width}x{height})")
             if width * height > max_pixels:
-                raise ValidationError(
+                raise InvalidImage(
                     f"Image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels "
                     "(refused before decoding: possible decompression bomb)"
                 )
             image.load()
             rgb = to_rgb(image)
-    except ValidationError:
+    except InvalidImage:
         raise
     except UnidentifiedImageError as exc:
-        raise ValidationError("Unable to decode the request body: it is not a PNG or JPEG image") from exc
+        raise InvalidImage("Unable to decode the request body: it is not a PNG or JPEG image") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ValidationError(f"Unable to decode the request body as a PNG or JPEG image: {reason}") from exc
+        raise InvalidImage(f"Unable to decode the request body as a PNG or JPEG image: {reason}") from exc
     except Exception as exc:  # Pillow plugins raise assorted errors on hostile input; never a 5xx
-        raise ValidationError(f"Unable to decode the request body as an image: {type(exc).__name__}") from exc
+        raise InvalidImage(f"Unable to decode the request body as an image: {type(exc).__name__}") from exc
     return _resized(rgb, size, resize)
 
 

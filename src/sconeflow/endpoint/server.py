@@ -10,8 +10,10 @@
 - ``POST /-/reload``: load another endpoint config's model and swap it in without failing a request.
 
 Errors use the runtime API's wire shape (``x-amzn-ErrorType`` + JSON ``message``), so boto3 raises the
-modeled exceptions. Bad input is always a 4xx; a model failure is a 424 ModelError, as SageMaker reports a
-container error; nothing a client sends can crash the process or produce a 5xx.
+modeled exceptions. What the runtime API itself refuses (unknown endpoint, a header or body over its
+limit) is a 400 ValidationError; what the model container refuses (content type, a body that is no image,
+Accept) or fails on is a 424 ModelError carrying the container's status, as SageMaker reports it. Nothing a
+client sends can crash the process or produce a 5xx.
 
 No torch here: the model runs on onnxruntime through :mod:`sconeflow.model.artifact`.
 """
@@ -41,6 +43,7 @@ from sconeflow.endpoint.errors import (
     InvocationError,
     ModelError,
     ModelLoadError,
+    NotAcceptable,
     ThrottlingException,
     ValidationError,
 )
@@ -278,30 +281,28 @@ class EndpointApp:
                     f"Endpoint {self.name} is not a multi-model endpoint and does not support target model "
                     "header."
                 )
+            # The runtime API's own checks first: SageMaker refuses these before any container sees them.
             _check_header_lengths(headers)
             content_type = headers.get("content-type")
             length_text = headers.get("content-length")
             length = int(length_text) if length_text and length_text.isdigit() else None
-            imaging.check_request(content_type, length)
+            imaging.check_length(length)
             inference_id = headers.get("x-amzn-sagemaker-inference-id")
             if inference_id is not None and not 1 <= len(inference_id) <= MAX_INFERENCE_ID:
                 raise ValidationError(f"InferenceId must be 1 to {MAX_INFERENCE_ID} characters")
             custom = headers.get("x-amzn-sagemaker-custom-attributes")
             if custom is not None and len(custom) > MAX_CUSTOM_ATTRIBUTES:
                 raise ValidationError(f"CustomAttributes must be at most {MAX_CUSTOM_ATTRIBUTES} characters")
-            accept = headers.get("accept")
-            if accept and accept not in _ACCEPTABLE and not _acceptable(accept):
-                raise ModelError(
-                    f'Received client error (406) from primary with message "Accept {accept} is not '
-                    'supported; the model answers application/json"',
-                    original_status=406,
-                    original_message=f"Accept {accept} is not supported; the model answers application/json",
-                )
             if self.batcher.depth >= self.batcher.max_queue:
                 raise ThrottlingException(
                     f"Rate exceeded: {self.batcher.max_queue} requests are already queued for this endpoint; "
                     "retry later"
                 )
+            # Then the container's: what it refuses reaches the client as a 424 ModelError.
+            imaging.check_content_type(content_type)
+            accept = headers.get("accept")
+            if accept and accept not in _ACCEPTABLE and not _acceptable(accept):
+                raise NotAcceptable(f"Accept {accept} is not supported; the model answers application/json")
         except InvocationError as exc:
             return self._failed(exc, request_id, started)
         request.state = _Invocation(started, request_id, content_type or "", inference_id, custom)
@@ -553,6 +554,11 @@ def error_body(
         group = f"/aws/sagemaker/Endpoints/{endpoint}"
         client_side = 400 <= exc.original_status < 500  # 0: the container never answered (a server error)
         error_code = "CLIENT_ERROR_FROM_MODEL" if client_side else "SERVER_ERROR_FROM_MODEL"
+        if exc.original_status:  # the container answered: SageMaker points at its CloudWatch log group
+            message += (
+                f". See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+                f"#logEventViewer:group={group} in account {account} for more information."
+            )
         return {
             "ErrorCode": error_code,
             "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",
