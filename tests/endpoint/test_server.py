@@ -371,3 +371,21 @@ def test_accept_q_values_decide_whether_json_is_acceptable(
     with pytest.raises(client.exceptions.ModelError) as info:
         client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, Accept=accept)
     assert info.value.response["OriginalStatusCode"] == 406
+
+
+def test_target_variant_must_name_the_endpoints_variant(
+    live: tuple[Settings, str], trained_model: TrainedModel
+) -> None:
+    """A TargetVariant the endpoint does not have is refused (before: ignored, the request served anyway)."""
+    _, url = live
+    client = runtime(url)
+    png = trained_model.test_pngs[0][1]
+    served = client.invoke_endpoint(
+        EndpointName=NAME, ContentType="image/png", Body=png, TargetVariant="AllTraffic"
+    )
+    assert served["InvokedProductionVariant"] == "AllTraffic"
+    with pytest.raises(
+        client.exceptions.ValidationError, match="Variant blue is not a production variant"
+    ) as info:
+        client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, TargetVariant="blue")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -281,6 +281,12 @@ class EndpointApp:
                     f"Endpoint {self.name} is not a multi-model endpoint and does not support target model "
                     "header."
                 )
+            variant = headers.get("x-amzn-sagemaker-target-variant")
+            if variant is not None and variant != VARIANT_NAME:  # one production variant per local endpoint
+                raise ValidationError(
+                    f"Variant {variant} is not a production variant of endpoint {self.name}: "
+                    f"its only variant is {VARIANT_NAME}."
+                )
             # The runtime API's own checks first: SageMaker refuses these before any container sees them.
             _check_header_lengths(headers)
             content_type = headers.get("content-type")
