@@ -389,3 +389,33 @@ def test_target_variant_must_name_the_endpoints_variant(
     ) as info:
         client.invoke_endpoint(EndpointName=NAME, ContentType="image/png", Body=png, TargetVariant="blue")
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "accept", "status"),
+    [
+        ("text/csv", b"1,2,3", None, 415),
+        ("image/png", b"not an image", None, 400),
+        ("image/png", b"", None, 400),
+        ("image/png", None, "text/csv", 406),
+    ],
+    ids=["content-type", "undecodable", "empty", "accept"],
+)
+def test_the_container_contract_answers_its_own_status(
+    live: tuple[Settings, str],
+    trained_model: TrainedModel,
+    content_type: str,
+    body: bytes | None,
+    accept: str | None,
+    status: int,
+) -> None:
+    """POST /invocations is the container, not the runtime API: no 424 wrapping, no x-amzn-ErrorType."""
+    _, url = live
+    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+    data = trained_model.test_pngs[0][1] if body is None else body
+    request = urllib.request.Request(f"{url}/invocations", data=data, headers=headers, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == status
+    assert "x-amzn-ErrorType" not in info.value.headers
+    assert json.loads(info.value.read())["message"]

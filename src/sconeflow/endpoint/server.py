@@ -170,12 +170,19 @@ def _warm_up(classifier: Any, max_batch: int) -> None:
 class _Invocation:
     """What ``early`` learned from an invocation's headers (carried to ``handle`` on the request)."""
 
-    __slots__ = ("content_type", "custom", "inference_id", "request_id", "started")
+    __slots__ = ("container", "content_type", "custom", "inference_id", "request_id", "started")
 
     def __init__(
-        self, started: float, request_id: str, content_type: str, inference_id: str | None, custom: str | None
+        self,
+        started: float,
+        request_id: str,
+        content_type: str,
+        inference_id: str | None,
+        custom: str | None,
+        container: bool,
     ) -> None:
         self.started = started
+        self.container = container  # POST /invocations: answer errors as the container, not the runtime API
         self.request_id = request_id
         self.content_type = content_type
         self.inference_id = inference_id
@@ -310,8 +317,10 @@ class EndpointApp:
             if accept and accept not in _ACCEPTABLE and not _acceptable(accept):
                 raise NotAcceptable(f"Accept {accept} is not supported; the model answers application/json")
         except InvocationError as exc:
-            return self._failed(exc, request_id, started)
-        request.state = _Invocation(started, request_id, content_type or "", inference_id, custom)
+            return self._failed(exc, request_id, started, container=request.path == "/invocations")
+        request.state = _Invocation(
+            started, request_id, content_type or "", inference_id, custom, request.path == "/invocations"
+        )
         return None
 
     def handle(self, request: Request, respond: Respond) -> None:
@@ -350,8 +359,12 @@ class EndpointApp:
         self._decoder.shutdown(wait=False)
 
     # -- invocations ----------------------------------------------------------------------------
-    def _failed(self, exc: InvocationError, request_id: str, started: float) -> Response:
+    def _failed(
+        self, exc: InvocationError, request_id: str, started: float, *, container: bool = False
+    ) -> Response:
         self.metrics.observe_request(exc.status, None, (time.perf_counter() - started) * 1e6)
+        if container and isinstance(exc, ModelError):
+            return container_error_response(exc, request_id)
         return error_response(exc, request_id, endpoint=self.name, settings=self.settings)
 
     def _invoke(self, request: Request, respond: Respond) -> None:
@@ -366,6 +379,7 @@ class EndpointApp:
                     ),
                     call.request_id,
                     call.started,
+                    container=call.container,
                 )
             )
             return
@@ -447,7 +461,7 @@ class EndpointApp:
                 original_status=500,
                 original_message=type(exc).__name__,
             )
-        respond(self._failed(exc, call.request_id, call.started))
+        respond(self._failed(exc, call.request_id, call.started, container=call.container))
 
     def _capture(
         self, deployment: Deployment, body: bytes, content_type: str, output: bytes, inference_id: str | None
@@ -587,6 +601,16 @@ def error_response(
     body = json.dumps(error_body(exc, endpoint=endpoint, settings=settings)).encode()
     headers = (("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", request_id))
     return Response(status or exc.status, body, JSON_TYPE, headers)
+
+
+def container_error_response(exc: ModelError, request_id: str) -> Response:
+    """An error as the inference container answers ``POST /invocations``: its own status and message.
+
+    SageMaker wraps exactly this into the runtime API's 424 ModelError (``OriginalStatusCode``,
+    ``OriginalMessage``); a caller of the container contract sees it unwrapped.
+    """
+    body = json.dumps({"message": exc.original_message}).encode()
+    return Response(exc.original_status or 500, body, JSON_TYPE, (("x-amzn-RequestId", request_id),))
 
 
 # -- process entry ----------------------------------------------------------------------------------
