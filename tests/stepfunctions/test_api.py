@@ -203,3 +203,129 @@ def test_describe_state_machine_for_execution_uses_the_revision_that_ran(sfn) ->
     assert json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])["Comment"] == "v2"
     ran = sfn.describe_state_machine_for_execution(executionArn=exec_arn)
     assert ran["definition"] == dumps(PASS_CHAIN)
+
+
+# -- edge cases a boto3 user meets ---------------------------------------------------------------
+
+
+def _finished(sfn, exec_arn: str) -> dict:
+    return wait_for(lambda: (d := sfn.describe_execution(executionArn=exec_arn))["status"] != "RUNNING" and d)
+
+
+def test_list_executions_pages_do_not_repeat_when_an_execution_starts_in_between(sfn) -> None:
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    for name in ("e1", "e2", "e3"):
+        _finished(sfn, sfn.start_execution(stateMachineArn=arn, name=name)["executionArn"])
+    first = sfn.list_executions(stateMachineArn=arn, maxResults=2)
+    assert [e["name"] for e in first["executions"]] == ["e3", "e2"]
+    _finished(sfn, sfn.start_execution(stateMachineArn=arn, name="e4")["executionArn"])  # newest first
+    second = sfn.list_executions(stateMachineArn=arn, maxResults=2, nextToken=first["nextToken"])
+    assert [e["name"] for e in second["executions"]] == ["e1"]
+    assert "nextToken" not in second
+    # the paginator walks every execution exactly once
+    pages = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=arn, PaginationConfig={"PageSize": 1}
+    )
+    assert [e["name"] for page in pages for e in page["executions"]] == ["e4", "e3", "e2", "e1"]
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.list_executions(stateMachineArn=arn, nextToken="bm90IGEgdG9rZW4=")
+
+
+def test_reverse_history_pages_of_a_running_execution_do_not_repeat_events(sfn) -> None:
+    arn = sfn.create_state_machine(name="hold", definition=dumps(WAIT_LONG), roleArn=ROLE)["stateMachineArn"]
+    exec_arn = sfn.start_execution(stateMachineArn=arn, name="held")["executionArn"]
+    wait_for(lambda: len(sfn.get_execution_history(executionArn=exec_arn)["events"]) >= 2, timeout=10)
+    newest = sfn.get_execution_history(executionArn=exec_arn, reverseOrder=True, maxResults=1)
+    assert [e["type"] for e in newest["events"]] == ["WaitStateEntered"]
+    sfn.stop_execution(executionArn=exec_arn)  # appends ExecutionAborted (id 3) before the next page
+    rest = sfn.get_execution_history(
+        executionArn=exec_arn, reverseOrder=True, maxResults=1, nextToken=newest["nextToken"]
+    )
+    assert [e["type"] for e in rest["events"]] == ["ExecutionStarted"]
+
+
+def test_update_state_machine_with_nothing_to_change_is_refused(sfn) -> None:
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    with pytest.raises(sfn.exceptions.MissingRequiredParameter) as info:
+        sfn.update_state_machine(stateMachineArn=arn)
+    assert "must be specified" in info.value.response["Error"]["Message"]
+    sfn.update_state_machine(stateMachineArn=arn, roleArn=ROLE + "-2")
+    assert sfn.describe_state_machine(stateMachineArn=arn)["roleArn"] == ROLE + "-2"
+
+
+def test_definitions_over_aws_size_limit_are_refused(sfn) -> None:
+    big = dumps(dict(PASS_CHAIN, Comment="x" * 1_048_576))
+    for call in (
+        lambda: sfn.create_state_machine(name="big", definition=big, roleArn=ROLE),
+        lambda: sfn.validate_state_machine_definition(definition=big),
+    ):
+        with pytest.raises(sfn.exceptions.ClientError) as info:
+            call()
+        assert _code(info) == "ValidationException"
+        assert "1048576" in info.value.response["Error"]["Message"]
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    with pytest.raises(sfn.exceptions.ClientError) as info:
+        sfn.update_state_machine(stateMachineArn=arn, definition=big)
+    assert _code(info) == "ValidationException"
+    assert sfn.list_state_machines()["stateMachines"][0]["name"] == "chain"
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', "Infinity", "[-Infinity]"])
+def test_inputs_with_python_only_json_constants_are_invalid(sfn, text: str) -> None:
+    arn = sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=arn, input=text)
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_start_execution_of_an_express_machine_returns_an_express_arn(sfn) -> None:
+    arn = sfn.create_state_machine(name="quick", definition=dumps(PASS_CHAIN), roleArn=ROLE, type="EXPRESS")[
+        "stateMachineArn"
+    ]
+    started = sfn.start_execution(stateMachineArn=arn, name="run-1", input='{"a": 1}')
+    prefix = "arn:aws:states:us-east-1:123456789012:express:quick:run-1:"
+    assert started["executionArn"].startswith(prefix), started["executionArn"]
+    # EXPRESS names are not unique: a second start with the same name is another execution
+    again = sfn.start_execution(stateMachineArn=arn, name="run-1", input='{"a": 1}')
+    assert again["executionArn"].startswith(prefix) and again["executionArn"] != started["executionArn"]
+
+
+def test_tags_of_a_state_machine(sfn) -> None:
+    arn = sfn.create_state_machine(
+        name="chain",
+        definition=dumps(PASS_CHAIN),
+        roleArn=ROLE,
+        tags=[{"key": "project", "value": "scones"}, {"key": "stage", "value": "dev"}],
+    )["stateMachineArn"]
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [
+        {"key": "project", "value": "scones"},
+        {"key": "stage", "value": "dev"},
+    ]
+    sfn.tag_resource(
+        resourceArn=arn, tags=[{"key": "stage", "value": "prod"}, {"key": "owner", "value": "ml"}]
+    )
+    sfn.untag_resource(resourceArn=arn, tagKeys=["project", "not-there"])
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [
+        {"key": "stage", "value": "prod"},
+        {"key": "owner", "value": "ml"},
+    ]
+    with pytest.raises(sfn.exceptions.TooManyTags):
+        sfn.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": "v"} for i in range(49)])
+    assert len(sfn.list_tags_for_resource(resourceArn=arn)["tags"]) == 2  # nothing half-written
+    missing = "arn:aws:states:us-east-1:123456789012:stateMachine:nope"
+    with pytest.raises(sfn.exceptions.ResourceNotFound):
+        sfn.list_tags_for_resource(resourceArn=missing)
+    with pytest.raises(sfn.exceptions.ResourceNotFound):
+        sfn.tag_resource(resourceArn=missing, tags=[{"key": "a", "value": "b"}])
+    # deleting the state machine drops its tags: the same name created again starts untagged
+    sfn.delete_state_machine(stateMachineArn=arn)
+    sfn.create_state_machine(name="chain", definition=dumps(PASS_CHAIN), roleArn=ROLE)
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == []

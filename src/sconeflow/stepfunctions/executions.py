@@ -10,6 +10,7 @@ Tables (component ``stepfunctions``):
   (host, pid, token) plus a heartbeat, so a dead runner is detected instead of showing RUNNING forever.
 * ``sfn_history``: the AWS history events of each execution (id, previousEventId, type, timestamp and
   the ``<x>EventDetails`` object as JSON).
+* ``sfn_tags``: the tags of each state machine (key, value), in the order they were first set.
 
 This module holds no threads and no engine: :mod:`sconeflow.stepfunctions.service` drives it.
 """
@@ -92,6 +93,15 @@ SCHEMA = Migrations(
         # The revision an execution ran, kept with the execution when its state machine is deleted:
         # AWS still describes (and the console still draws) executions of a deleted state machine.
         "ALTER TABLE sfn_executions ADD COLUMN machine_snapshot TEXT;",
+        # TagResource / UntagResource / ListTagsForResource (and CreateStateMachine's tags)
+        """
+        CREATE TABLE sfn_tags (
+            resource_arn TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (resource_arn, key)
+        );
+        """,
     ],
 )
 
@@ -372,6 +382,7 @@ class ExecutionStore:
                     (snapshot, machine.arn, revision),
                 )
             conn.execute("DELETE FROM sfn_state_machines WHERE arn = ?", (machine.arn,))
+            conn.execute("DELETE FROM sfn_tags WHERE resource_arn = ?", (machine.arn,))
         return machine
 
     def machine_for_execution(self, execution: ExecutionRecord) -> StateMachineRecord:
@@ -555,3 +566,32 @@ class ExecutionStore:
     def history(self, arn: str) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM sfn_history WHERE execution_arn = ? ORDER BY id", (arn,))
         return [row_to_event(r) for r in rows]
+
+    # -- tags ---------------------------------------------------------------------------------
+    def tags(self, resource_arn: str) -> list[tuple[str, str]]:
+        rows = self.db.query(
+            "SELECT key, value FROM sfn_tags WHERE resource_arn = ? ORDER BY rowid", (resource_arn,)
+        )
+        return [(r["key"], r["value"]) for r in rows]
+
+    def tag(self, resource_arn: str, tags: Sequence[tuple[str, str]], limit: int) -> bool:
+        """Add or overwrite tags; False (and nothing written) when the resource would pass ``limit``."""
+        with self.db.transaction() as conn:
+            keys = {
+                r[0] for r in conn.execute("SELECT key FROM sfn_tags WHERE resource_arn = ?", (resource_arn,))
+            }
+            if len(keys | {k for k, _ in tags}) > limit:
+                return False
+            for key, value in tags:
+                conn.execute(
+                    "INSERT INTO sfn_tags (resource_arn, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (resource_arn, key) DO UPDATE SET value = excluded.value",
+                    (resource_arn, key, value),
+                )
+        return True
+
+    def untag(self, resource_arn: str, keys: Sequence[str]) -> None:
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM sfn_tags WHERE resource_arn = ? AND key = ?", [(resource_arn, k) for k in keys]
+            )

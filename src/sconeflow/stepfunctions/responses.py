@@ -42,6 +42,8 @@ _ERROR_CODES: dict[type[BaseException], str] = {
     svc.InvalidExecutionInput: "InvalidExecutionInput",
     svc.StateMachineTypeNotSupported: "StateMachineTypeNotSupported",
     svc.ValidationException: "ValidationException",
+    svc.ResourceNotFound: "ResourceNotFound",
+    svc.TooManyTags: "TooManyTags",
     InvalidDefinition: "InvalidDefinition",
 }
 
@@ -92,7 +94,35 @@ def _arn(body: dict[str, Any], name: str) -> str:
     return value
 
 
-def _page(items: list[Any], body: dict[str, Any], default: int = 100) -> tuple[list[Any], str | None]:
+MAX_DEFINITION_CHARS = 1_048_576
+
+
+def _definition(body: dict[str, Any], *, allow_empty: bool = False) -> str:
+    """The request's ``definition``: required, and at most 1,048,576 characters (AWS's constraint).
+
+    ``allow_empty``: ValidateStateMachineDefinition answers an empty one with a diagnostic instead."""
+    definition = body.get("definition")
+    if definition is None or (definition == "" and not allow_empty):
+        _require(body, "definition")  # raises
+    if isinstance(definition, str) and len(definition) > MAX_DEFINITION_CHARS:
+        raise _ApiError(
+            "ValidationException",
+            "1 validation error detected: Value at 'definition' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_DEFINITION_CHARS}",
+        )
+    return definition
+
+
+def _page(
+    items: list[Any], body: dict[str, Any], key: Callable[[Any], Any], default: int = 100
+) -> tuple[list[Any], str | None]:
+    """One page of ``items`` and the token of the next one.
+
+    The token names the last item returned (its ``key``: an ARN, an event id) as well as its position,
+    so the next page starts right after that item even when the list changed in between: a new
+    execution listed first (newest first), or new events of a running execution read in reverse order.
+    Only when that item is gone (deleted, or no longer matching ``statusFilter``) does the position count.
+    """
     max_results = int(body.get("maxResults") or default)
     if not 0 < max_results <= 1000:
         raise _ApiError("ValidationException", "maxResults must be between 1 and 1000")
@@ -100,12 +130,16 @@ def _page(items: list[Any], body: dict[str, Any], default: int = 100) -> tuple[l
     token = body.get("nextToken")
     if token:
         try:
-            start = int(base64.b64decode(token).decode())
-        except (ValueError, UnicodeDecodeError) as exc:
+            anchor = json.loads(base64.b64decode(token, validate=True).decode())
+            start, last = int(anchor["n"]), anchor["k"]
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
             raise _ApiError("InvalidToken", f"Invalid Token: '{token}'") from exc
+        start = next((i + 1 for i, item in enumerate(items) if key(item) == last), start)
     chunk = items[start : start + max_results]
-    more = start + max_results < len(items)
-    return chunk, base64.b64encode(str(start + max_results).encode()).decode() if more else None
+    if start + max_results >= len(items):
+        return chunk, None
+    anchor = {"n": start + max_results, "k": key(chunk[-1])}
+    return chunk, base64.b64encode(json.dumps(anchor).encode()).decode()
 
 
 def _definition_message(exc: InvalidDefinition) -> str:
@@ -196,12 +230,13 @@ def event_shape(event: dict[str, Any], include_data: bool = True) -> dict[str, A
 
 
 def _create_state_machine(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
-    definition = _require(body, "definition")
+    definition = _definition(body)
     machine = service.create_state_machine(
         _require(body, "name"),
         definition,
         type=body.get("type") or "STANDARD",
         role_arn=body.get("roleArn"),
+        tags=body.get("tags"),
     )
     out = {"stateMachineArn": machine.arn, "creationDate": _epoch(machine.created)}
     if body.get("publish"):
@@ -211,6 +246,15 @@ def _create_state_machine(service: svc.StepFunctionsService, body: dict[str, Any
 
 def _update_state_machine(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
     current = service.describe_state_machine(_arn(body, "stateMachineArn"))
+    changes = ("definition", "roleArn", "loggingConfiguration", "tracingConfiguration")
+    if not any(body.get(k) for k in changes):
+        raise _ApiError(
+            "MissingRequiredParameter",
+            "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration "
+            "must be specified",
+        )
+    if body.get("definition"):
+        _definition(body)
     machine = service.create_state_machine(
         current.name,
         body.get("definition") or current.definition,
@@ -245,7 +289,7 @@ def _list_state_machines(service: svc.StepFunctionsService, body: dict[str, Any]
         {"stateMachineArn": m.arn, "name": m.name, "type": m.type, "creationDate": _epoch(m.created)}
         for m in service.list_state_machines()
     ]
-    chunk, token = _page(machines, body)
+    chunk, token = _page(machines, body, key=lambda m: m["stateMachineArn"])
     return _drop_none({"stateMachines": chunk, "nextToken": token})
 
 
@@ -305,7 +349,7 @@ def _list_executions(service: svc.StepFunctionsService, body: dict[str, Any]) ->
     if status is not None and status not in (*ex.STATUSES, "PENDING_REDRIVE"):
         raise _ApiError("ValidationException", f"Invalid statusFilter {status!r}")
     records = service.list_executions(machine_arn, status=status)
-    chunk, token = _page([list_item_shape(r) for r in records], body)
+    chunk, token = _page([list_item_shape(r) for r in records], body, key=lambda e: e["executionArn"])
     return _drop_none({"executions": chunk, "nextToken": token})
 
 
@@ -314,7 +358,7 @@ def _get_execution_history(service: svc.StepFunctionsService, body: dict[str, An
     if body.get("reverseOrder"):
         events = list(reversed(events))
     include = body.get("includeExecutionData", True) is not False
-    chunk, token = _page([event_shape(e, include) for e in events], body)
+    chunk, token = _page([event_shape(e, include) for e in events], body, key=lambda e: e["id"])
     return _drop_none({"events": chunk, "nextToken": token})
 
 
@@ -328,13 +372,7 @@ def _stop_execution(service: svc.StepFunctionsService, body: dict[str, Any]) -> 
 def _validate_definition(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
     from sconeflow.stepfunctions.validate import validate_definition
 
-    definition = body.get("definition")
-    if definition is None:
-        raise _ApiError(
-            "ValidationException",
-            "1 validation error detected: Value null at 'definition' failed "
-            "to satisfy constraint: Member must not be null",
-        )
+    definition = _definition(body, allow_empty=True)
     result = validate_definition(
         definition,
         state_machine_type=body.get("type") or "STANDARD",
@@ -342,6 +380,20 @@ def _validate_definition(service: svc.StepFunctionsService, body: dict[str, Any]
         max_results=int(body.get("maxResults") or 100),
     )
     return result.to_api()
+
+
+def _tag_resource(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
+    service.tag_resource(_arn(body, "resourceArn"), _require(body, "tags"))
+    return {}
+
+
+def _untag_resource(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
+    service.untag_resource(_arn(body, "resourceArn"), _require(body, "tagKeys"))
+    return {}
+
+
+def _list_tags_for_resource(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
+    return {"tags": service.list_tags(_arn(body, "resourceArn"))}
 
 
 OPERATIONS: dict[str, Callable[[svc.StepFunctionsService, dict[str, Any]], dict[str, Any]]] = {
@@ -358,6 +410,9 @@ OPERATIONS: dict[str, Callable[[svc.StepFunctionsService, dict[str, Any]], dict[
     "GetExecutionHistory": _get_execution_history,
     "StopExecution": _stop_execution,
     "ValidateStateMachineDefinition": _validate_definition,
+    "TagResource": _tag_resource,
+    "UntagResource": _untag_resource,
+    "ListTagsForResource": _list_tags_for_resource,
 }
 
 

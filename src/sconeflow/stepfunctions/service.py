@@ -74,6 +74,33 @@ class ValidationException(SconeflowError):
     """A request parameter is invalid."""
 
 
+class ResourceNotFound(SconeflowError):
+    """A tagged resource (a state machine ARN) does not exist."""
+
+
+class TooManyTags(SconeflowError):
+    """A resource would carry more than :data:`MAX_TAGS` tags."""
+
+
+MAX_TAGS = 50  # AWS's limit of tags per resource
+
+
+def check_tags(tags: Any) -> list[tuple[str, str]]:
+    """``[{"key": ..., "value": ...}, ...]`` as (key, value) pairs, checked against AWS's constraints."""
+    pairs: list[tuple[str, str]] = []
+    for tag in tags or []:
+        key = tag.get("key") if isinstance(tag, dict) else None
+        value = tag.get("value", "") if isinstance(tag, dict) else None
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise ValidationException(f"Invalid tag key {key!r}: 1-128 characters")
+        if not isinstance(value, str) or len(value) > 256:
+            raise ValidationException(f"Invalid value for tag {key!r}: at most 256 characters")
+        pairs.append((key, value))
+    if len({k for k, _ in pairs}) > MAX_TAGS:
+        raise TooManyTags(f"Too many tags: a resource can have at most {MAX_TAGS} tags")
+    return pairs
+
+
 def check_name(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidName(
@@ -88,10 +115,15 @@ def check_input(input_text: str | None) -> str:
     if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise InvalidExecutionInput(f"Execution input is larger than {MAX_PAYLOAD_BYTES} bytes (256 KiB)")
     try:
-        json.loads(text)
+        json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise InvalidExecutionInput(f"Invalid State Machine Execution Input: '{exc}'") from exc
     return text
+
+
+def _reject_constant(token: str) -> Any:
+    """NaN, Infinity and -Infinity are Python's JSON extensions, not JSON: AWS refuses them."""
+    raise ValueError(f"Non-standard token '{token}' is not valid JSON")
 
 
 # -- the process-wide registry of running executions -------------------------------------------
@@ -286,11 +318,15 @@ class StepFunctionsService:
         role_arn: str | None = None,
         function_map: dict[str, str] | None = None,
         update: bool = False,
+        tags: Any = None,
     ) -> StateMachineRecord:
-        """Validate and store a state machine; with ``update`` an existing one gains a new revision."""
+        """Validate and store a state machine; with ``update`` an existing one gains a new revision.
+
+        ``tags`` (``[{"key", "value"}]``, as CreateStateMachine takes them) are added to its tags."""
         from sconeflow.stepfunctions.engine import parse_definition
 
         check_name(name, "state machine name")
+        tag_pairs = check_tags(tags)
         if type not in ("STANDARD", "EXPRESS"):
             raise ValidationException(f"Invalid type {type!r}: use STANDARD or EXPRESS")
         parse_definition(definition)  # raises InvalidDefinition with diagnostics
@@ -305,7 +341,7 @@ class StepFunctionsService:
                     "; ".join(d.message for d in result.diagnostics) or "invalid EXPRESS definition",
                     result.diagnostics,
                 )
-        return self.store.put_machine(
+        machine = self.store.put_machine(
             arn=self.machine_arn(name),
             name=name,
             definition=definition,
@@ -315,6 +351,31 @@ class StepFunctionsService:
             revision_id=str(uuid.uuid4()),
             update=update,
         )
+        if tag_pairs and not self.store.tag(machine.arn, tag_pairs, MAX_TAGS):
+            raise TooManyTags(f"Too many tags: a resource can have at most {MAX_TAGS} tags")
+        return machine
+
+    # -- tags ---------------------------------------------------------------------------------
+    def _tagged(self, resource_arn: str) -> str:
+        """The ARN of the state machine ``resource_arn`` names exactly (tags are per state machine)."""
+        try:
+            machine = self.store.get_machine(resource_arn)
+        except SconeflowError:
+            machine = None
+        if machine is None or machine.arn != resource_arn:
+            raise ResourceNotFound(f"Resource not found: '{resource_arn}'")
+        return machine.arn
+
+    def tag_resource(self, resource_arn: str, tags: Any) -> None:
+        arn = self._tagged(resource_arn)
+        if not self.store.tag(arn, check_tags(tags), MAX_TAGS):
+            raise TooManyTags(f"Too many tags: a resource can have at most {MAX_TAGS} tags")
+
+    def untag_resource(self, resource_arn: str, keys: list[str]) -> None:
+        self.store.untag(self._tagged(resource_arn), list(keys or []))
+
+    def list_tags(self, resource_arn: str) -> list[dict[str, str]]:
+        return [{"key": k, "value": v} for k, v in self.store.tags(self._tagged(resource_arn))]
 
     def describe_state_machine(self, ref: str) -> StateMachineRecord:
         return self.store.get_machine(ref)
@@ -353,7 +414,9 @@ class StepFunctionsService:
     ) -> ExecutionRecord:
         """Start an execution in a background thread of this process; returns its RUNNING record."""
         machine = self.store.get_machine(machine_ref)
-        return self._start(machine, input_text, name, kind="STANDARD", background=True)
+        # an EXPRESS machine's asynchronous executions get AWS's express ARN too
+        # (arn:aws:states:<region>:<account>:express:<machine>:<name>:<uuid>)
+        return self._start(machine, input_text, name, kind=machine.type, background=True)
 
     def start_sync_execution(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
@@ -589,10 +652,13 @@ __all__ = [
     "InvalidArn",
     "InvalidExecutionInput",
     "InvalidName",
+    "ResourceNotFound",
     "StateMachineTypeNotSupported",
     "StepFunctionsService",
+    "TooManyTags",
     "ValidationException",
     "check_input",
     "check_name",
+    "check_tags",
     "event_to_row",
 ]
