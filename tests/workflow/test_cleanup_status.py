@@ -7,10 +7,35 @@ import subprocess
 import sys
 
 from sconeflow.services import pid_alive
+from sconeflow.stepfunctions.service import StepFunctionsService
 from sconeflow.store import LocalStore
 from sconeflow.workflow.cleanup import cleanup
 from sconeflow.workflow.status import collect_status
 from tests.workflow.helpers import run_cli
+
+WAITER = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300, "End": True}}}
+
+
+def _start_execution_runner(settings) -> tuple[subprocess.Popen, str]:
+    """A detached ``sconeflow sfn start --wait`` of a 5-minute Wait; returns it once its execution runs."""
+    import os
+    import time
+
+    service = StepFunctionsService(settings)
+    service.create_state_machine("waiter", json.dumps(WAITER))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "sconeflow", "sfn", "start", "waiter", "--name", "w1", "--wait"],
+        env={**os.environ, "SCONEFLOW_HOME": str(settings.home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    arn = service.execution_arn("waiter", "w1")
+    deadline = time.monotonic() + 60
+    while not any(e.arn == arn for e in service.store.list_executions(status="RUNNING")):
+        assert runner.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    return runner, arn
 
 
 def test_cleanup_and_status_of_a_home_never_used_create_nothing(tmp_path) -> None:
@@ -42,13 +67,12 @@ def test_cleanup_stops_gateway_schedules_and_strays_and_is_safe_twice(settings) 
     assert status.running == [f"gateway {url}", "monitor schedule hourly"]
     assert status.schedules[0]["pid"] == worker.pid
     gateway_pid = status.gateway["pid"]
-    # a process of this home that no run file knows (say, a Lambda worker whose parent died)
-    stray = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)", "sconeflow-stray"],
-        env={"SCONEFLOW_HOME": str(settings.home), "PATH": "/usr/bin:/bin"},
-    )
+    # a process of this home that no run file knows: an execution runner (`sfn start --wait`) on its own
+    stray, arn = _start_execution_runner(settings)
     try:
         report = cleanup(settings)
+        assert f"execution {arn}" in report.stopped
+        assert StepFunctionsService(settings).describe_execution(arn).error == "RunnerStopped"
         assert f"gateway {url} (pid {gateway_pid})" in report.stopped
         assert f"monitor schedule hourly (pid {worker.pid})" in report.stopped
         assert Schedules(settings).get("hourly").status == "Stopped"

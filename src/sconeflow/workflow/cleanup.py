@@ -1,11 +1,15 @@
 """``sconeflow cleanup [--all]``: stop what this home started, delete endpoints, optionally remove everything.
 
 Without ``--all``: monitor schedules, endpoint servers (endpoints are deleted; captures stay), the gateway,
-every other service with a run file, and any stray process of this home (a Lambda worker or execution
-runner whose parent died) are stopped. With ``--all`` also: the workflow's objects in the bucket (data,
-models, captures, monitoring, notifications), the files ``sconeflow demo`` wrote, the metadata database,
-logs, run files and caches; the home folder itself goes when nothing else is left in it. Safe to run
-twice: the second run finds nothing and says so.
+every other service with a run file, and any stray sconeflow process of this home (a Lambda worker or
+execution runner whose parent died, a ``sconeflow traffic`` run) are stopped, and the executions still
+RUNNING are stopped (``RunnerStopped``). With ``--all`` also: the workflow's objects in the bucket (data,
+models, captures, monitoring, notifications, the traffic generator's uploads), the files ``sconeflow
+demo`` wrote, the metadata database, logs, run files and caches; the home folder itself goes when nothing
+else is left in it. Safe to run twice: the second run finds nothing and says so.
+
+Only processes that are provably this home's are signalled: a run file whose PID now belongs to another
+process (the service died and the PID was reused) is removed and reported, and that process is left alone.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from pathlib import Path
 
 from sconeflow import services
 from sconeflow.config import Settings
+from sconeflow.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
-# What the workflow writes into the bucket (data, models, captures, monitoring, SNS topic log).
+# What the workflow writes into the bucket (data, models, captures, monitoring, SNS topic log, and the
+# shifted images `sconeflow traffic --workflow` uploads for its executions: traffic/<run id>/...).
 WORKFLOW_PREFIXES = (
     "train/",
     "test/",
@@ -35,9 +41,11 @@ WORKFLOW_PREFIXES = (
     "data_capture/",
     "monitoring/",
     "sns-topics/",
+    "traffic/",
 )
-# lambda-code: zips unpacked by `lambda register --zip` (sconeflow.lambda_runtime.deploy.code_root)
-HOME_ENTRIES = ("demo", "notebook", "logs", "run", "cache", "lambda-code")
+# lambda-code: zips unpacked by `lambda register --zip` (sconeflow.lambda_runtime.deploy.code_root);
+# reports: the PNGs `sconeflow evaluate` writes by default (<home>/reports/<model>-<split>.png)
+HOME_ENTRIES = ("demo", "notebook", "logs", "run", "cache", "lambda-code", "reports")
 DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
@@ -59,18 +67,185 @@ def cleanup(settings: Settings, *, remove_all: bool = False) -> CleanupReport:
     has_db = settings.db_path.exists()
     capture_prefixes: list[tuple[str, str]] = []
     demo_outputs: list[tuple[Path, list[str]]] = []
+    _check_run_files(settings, report)  # before anything is signalled: never a reused PID
     if has_db:
-        _stop_schedules(settings, report)
-        capture_prefixes = _capture_destinations(settings)
-        _delete_endpoints(settings, report)
-        demo_outputs = _demo_outputs(settings)
+        try:
+            _stop_schedules(settings, report)
+            capture_prefixes = _capture_destinations(settings)
+            _delete_endpoints(settings, report)
+            demo_outputs = _demo_outputs(settings)
+        except DatabaseError as exc:  # unreadable: the run files and /proc still find what runs
+            has_db = False
+            report.kept.append(f"{exc}; endpoints, schedules and executions on record were not read")
     _stop_services(settings, report)
     _stop_strays(settings, report)
+    if has_db:
+        _stop_executions(settings, report)
     if remove_all:
         _remove_bucket_data(settings, capture_prefixes, report)
         _remove_demo_outputs(settings, demo_outputs, report)
         _remove_home_files(settings, report)
     return report
+
+
+# -- which processes are this home's -----------------------------------------------------------
+
+# interpreter options that take a separate value (``python -X dev -m sconeflow``)
+_PYTHON_VALUE_OPTIONS = frozenset({"-X", "-W", "-Q"})
+# how much younger than its run file a recorded process may look (clock-tick and /proc/uptime rounding)
+_START_SLACK_S = 0.25
+
+
+def _runs_sconeflow(argv: list[str]) -> bool:
+    """True when ``argv`` runs sconeflow itself: the ``sconeflow`` script, or ``python -m sconeflow[.x]``.
+
+    Not merely a command line that mentions sconeflow (``tail -f ~/.sconeflow/logs/gateway.log``, an
+    editor on ``src/sconeflow/...``): such a process is never this home's to stop."""
+    if not argv:
+        return False
+    program = Path(argv[0]).name
+    if program == "sconeflow":
+        return True
+    if not program.startswith(("python", "pypy")):  # `less .../bin/sconeflow` runs no sconeflow
+        return False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            module = next(args, "")
+        elif arg.startswith("-m") and not arg.startswith("--"):
+            module = arg[2:]
+        elif arg in _PYTHON_VALUE_OPTIONS:
+            next(args, None)
+            continue
+        elif arg.startswith("-") and arg != "-":
+            if arg == "-c":
+                return False
+            continue
+        else:  # the script the interpreter runs (a console script: <venv>/bin/sconeflow)
+            return Path(arg).name == "sconeflow"
+        return module == "sconeflow" or module.startswith("sconeflow.")
+    return False
+
+
+def _home_arg(argv: list[str]) -> str | None:
+    """The last ``--home`` of a sconeflow command line (a command's own comes after the root one)."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--home" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--home="):
+            found = arg[len("--home=") :]
+    return found
+
+
+def _process_home(pid: int, argv: list[str], environ: dict[str, str]) -> Path | None:
+    """The SCONEFLOW_HOME a sconeflow process uses, as ``load_settings`` would resolve it there."""
+    value = _home_arg(argv) or environ.get("SCONEFLOW_HOME") or ""
+    if not value:
+        if not environ.get("HOME"):
+            return None
+        value = os.path.join(environ["HOME"], ".sconeflow")
+    if value == "~" or value.startswith("~/"):
+        if not environ.get("HOME"):
+            return None
+        value = environ["HOME"] + value[1:]
+    if not os.path.isabs(value):
+        try:
+            value = os.path.join(os.readlink(f"/proc/{pid}/cwd"), value)
+        except OSError:
+            return None
+    return Path(os.path.realpath(value))
+
+
+def _read_process(pid: int) -> tuple[list[str], dict[str, str]] | None:
+    """(argv, environment) of a live process (Linux /proc); None when it cannot be read."""
+    try:
+        raw_argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        raw_env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    argv = [a.decode(errors="replace") for a in raw_argv.split(b"\0")]
+    while argv and not argv[-1]:
+        argv.pop()
+    environ = {}
+    for item in raw_env.split(b"\0"):
+        name, sep, value = item.decode(errors="replace").partition("=")
+        if sep:
+            environ[name] = value
+    return argv, environ
+
+
+def _is_home_process(settings: Settings, pid: int) -> str | None:
+    """The command line of ``pid`` if it is a sconeflow process of this home, else None."""
+    read = _read_process(pid)
+    if read is None:
+        return None
+    argv, environ = read
+    if not _runs_sconeflow(argv) or _process_home(pid, argv, environ) != settings.home:
+        return None
+    return " ".join(argv)
+
+
+def _start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (Linux /proc, to about 10 ms), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _record_is_ours(settings: Settings, record: services.ServiceRecord) -> bool:
+    """Whether the live process a run file names is the one that wrote it (not a reused PID)."""
+    if record.pid in _ancestors():
+        return False  # this very process (an in-process gateway) or its parent: never signal ourselves
+    if not Path("/proc").is_dir():
+        return True  # no way to tell: trust the run file, as `sconeflow down` does
+    if _is_home_process(settings, record.pid) is not None:
+        return True
+    started = _start_time(record.pid)
+    if started is None:
+        return False
+    from datetime import datetime
+
+    try:
+        recorded = datetime.fromisoformat(record.started_at).timestamp()
+    except ValueError:
+        return False
+    # a run file is written after its process started: a process younger than the file got the PID later
+    return started <= recorded + _START_SLACK_S
+
+
+def _check_run_files(settings: Settings, report: CleanupReport) -> None:
+    """Drop run files that no longer name this home's process, so nothing below signals that PID."""
+    for record in services.list_records(settings):
+        where = f"{settings.run_dir / (record.name + '.json')}"
+        if not record.alive:
+            services.remove_record(settings, record.name)
+            report.removed.append(f"stale run file {where} ({record.kind}, pid {record.pid} had exited)")
+        elif record.pid in _ancestors():
+            services.remove_record(settings, record.name)
+            report.kept.append(
+                f"pid {record.pid} running: the {record.kind} {record.name} runs in this very process (or a "
+                f"parent of it), which cleanup does not signal; removed {where} only"
+            )
+        elif not _record_is_ours(settings, record):
+            services.remove_record(settings, record.name)
+            command = _command_line(record.pid)
+            report.kept.append(
+                f"pid {record.pid} running: it is not the {record.kind} {record.name} its run file named "
+                f"(the PID was reused{': ' + _short(command) if command else ''}); removed {where} only"
+            )
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
 # -- stopping -----------------------------------------------------------------------------------
@@ -143,23 +318,20 @@ def _ancestors() -> set[int]:
 
 
 def home_processes(settings: Settings) -> list[tuple[int, str]]:
-    """(pid, command line) of live sconeflow processes whose SCONEFLOW_HOME is this home (Linux /proc)."""
+    """(pid, command line) of live sconeflow processes of this home (``--home`` or SCONEFLOW_HOME, Linux
+    /proc): ``sconeflow ...`` / ``python -m sconeflow[.x] ...`` only, never this process or its parents."""
     proc = Path("/proc")
     if not proc.is_dir():
         return []
-    marker = f"SCONEFLOW_HOME={settings.home}".encode()
     skip = _ancestors()
     found = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) in skip:
             continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if marker in environ and "sconeflow" in cmdline and services.pid_alive(int(entry.name)):
-            found.append((int(entry.name), cmdline))
+        pid = int(entry.name)
+        cmdline = _is_home_process(settings, pid)
+        if cmdline is not None and services.pid_alive(pid):
+            found.append((pid, cmdline))
     return found
 
 
@@ -178,6 +350,20 @@ def _stop_strays(settings: Settings, report: CleanupReport) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         report.stopped.append(f"stray process {pid} ({_short(cmdline)})")
+
+
+def _stop_executions(settings: Settings, report: CleanupReport) -> None:
+    """End the executions still RUNNING (their runners are stopped by now), as ``sconeflow down`` does."""
+    from sconeflow.stepfunctions.service import StepFunctionsService
+
+    service = StepFunctionsService(settings)
+    # the store's list, not the service's: that one would first mark those whose runner just went RunnerDied
+    for record in service.store.list_executions(status="RUNNING"):
+        ended = service.stop_execution(
+            record.arn, error="RunnerStopped", cause="Stopped by `sconeflow cleanup`."
+        )
+        if ended.status == "ABORTED":
+            report.stopped.append(f"execution {record.arn}")
 
 
 def _short(cmdline: str, limit: int = 80) -> str:
@@ -300,3 +486,7 @@ def _remove_home_files(settings: Settings, report: CleanupReport) -> None:
         buckets.rmdir()
     if home.is_dir() and not any(home.iterdir()):
         home.rmdir()
+    elif home.is_dir():
+        left = sorted(p.name for p in home.iterdir())
+        if left != [buckets.name]:  # the objects a bucket keeps are reported with the bucket
+            report.kept.append(f"{home} (it still holds {', '.join(left)})")
