@@ -3,6 +3,8 @@
 The AWS CLI and boto3's transfer manager switch to multipart above 8 MB; completing an upload
 concatenates the parts into one object in the store, recorded with S3's multipart ETag
 (``<md5 of the part MD5s>-<number of parts>``). Upload ids are random, so processes never clash.
+Each part ``NNNNN.part`` has a sidecar ``NNNNN.etag`` (its MD5 and size) so that ListParts need not read
+the parts; ListMultipartUploads reads the ``upload.json`` of every upload in progress.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +44,22 @@ class Upload:
     content_type: str | None
     metadata: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    checksum_algorithm: str | None = None  # CreateMultipartUpload's x-amz-checksum-algorithm
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    etag: str  # hex MD5, unquoted
+    size: int
+    last_modified: datetime
+    checksums: dict[str, str] = field(default_factory=dict)  # {"ChecksumCRC32": base64, ...}
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    upload: Upload
+    initiated: datetime
 
 
 class MultipartUploads:
@@ -60,11 +79,21 @@ class MultipartUploads:
         content_type: str | None,
         metadata: dict[str, str],
         headers: dict[str, str] | None = None,
+        *,
+        checksum_algorithm: str | None = None,
     ) -> Upload:
         validate_key(key)
         if not self.store.bucket_exists(bucket):
             raise NoSuchBucket(f"bucket {bucket!r} does not exist")
-        upload = Upload(uuid.uuid4().hex, bucket, key, content_type, dict(metadata), dict(headers or {}))
+        upload = Upload(
+            uuid.uuid4().hex,
+            bucket,
+            key,
+            content_type,
+            dict(metadata),
+            dict(headers or {}),
+            checksum_algorithm,
+        )
         folder = self._dir(upload.upload_id)
         folder.mkdir(parents=True)
         (folder / "upload.json").write_text(json.dumps(upload.__dict__))
@@ -80,17 +109,83 @@ class MultipartUploads:
             raise _no_such_upload()
         return upload
 
-    def put_part(self, upload: Upload, number: int, data: bytes) -> str:
+    def put_part(
+        self, upload: Upload, number: int, data: bytes, checksums: dict[str, str] | None = None
+    ) -> str:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise MultipartError(
                 "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive", 400
             )
         folder = self._dir(upload.upload_id)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, folder / f"{number:05d}.part")
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if not folder.is_dir():  # completed or aborted since ``get``
+            raise _no_such_upload()
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        _write_atomically(folder, f"{number:05d}.part", data)
+        record = json.dumps({"etag": etag, "size": len(data), "checksums": checksums or {}}).encode()
+        _write_atomically(folder, f"{number:05d}.etag", record)
+        return etag
+
+    def list_parts(self, upload: Upload, marker: int, max_parts: int) -> tuple[list[PartInfo], bool]:
+        """The parts numbered above ``marker``, at most ``max_parts`` of them, in part-number order, and
+        whether more follow."""
+        folder = self._dir(upload.upload_id)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            raise _no_such_upload() from None
+        numbers = sorted(
+            number
+            for name in names
+            if name.endswith(".part") and name[:-5].isdigit() and (number := int(name[:-5])) > marker
+        )
+        parts = []
+        for number in numbers[:max_parts]:
+            part = self._part(folder, number)
+            if part is not None:
+                parts.append(part)
+        return parts, len(numbers) > max_parts
+
+    @staticmethod
+    def _part(folder: Path, number: int) -> PartInfo | None:
+        path = folder / f"{number:05d}.part"
+        try:
+            stat = path.stat()
+        except OSError:  # aborted or completed meanwhile
+            return None
+        try:
+            recorded = json.loads((folder / f"{number:05d}.etag").read_text())
+            if recorded["size"] != stat.st_size:  # the part is being replaced: its record comes next
+                raise ValueError(recorded)
+            etag, checksums = recorded["etag"], dict(recorded.get("checksums") or {})
+        except (OSError, ValueError, KeyError, TypeError):
+            try:
+                etag, checksums = _md5(path), {}
+            except OSError:
+                return None
+        return PartInfo(number, etag, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC), checksums)
+
+    def list_uploads(self, bucket: str) -> list[UploadInfo]:
+        """Every upload in progress in ``bucket``, sorted as S3 lists them: by key, then by initiation."""
+        if not self.store.bucket_exists(bucket):
+            raise NoSuchBucket(f"bucket {bucket!r} does not exist")
+        found = []
+        try:
+            folders = list(self.root.iterdir())
+        except OSError:
+            folders = []
+        for folder in folders:
+            if not _ID_RE.match(folder.name):
+                continue
+            record = folder / "upload.json"
+            try:
+                upload = Upload(**json.loads(record.read_text()))
+                initiated = datetime.fromtimestamp(record.stat().st_mtime, UTC)
+            except (OSError, ValueError, TypeError):
+                continue
+            if upload.bucket == bucket:
+                found.append(UploadInfo(upload, initiated))
+        found.sort(key=lambda info: (info.upload.key, info.initiated, info.upload.upload_id))
+        return found
 
     def complete(self, upload: Upload, parts: list[tuple[int, str]]) -> ObjectInfo:
         folder = self._dir(upload.upload_id)
@@ -159,6 +254,13 @@ def multipart_etag(part_md5s: list[str]) -> str:
     part order, then ``-`` and the number of parts (not the MD5 of the whole object)."""
     joined = b"".join(bytes.fromhex(md5) for md5 in part_md5s)
     return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
+
+
+def _write_atomically(folder: Path, name: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, folder / name)
 
 
 def _md5(path: Path) -> str:

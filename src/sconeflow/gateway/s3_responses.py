@@ -2,9 +2,9 @@
 
 Operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, PutObject,
 GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects,
-and multipart uploads (Create, UploadPart, Complete, Abort). A request naming any other operation through a
-query sub-resource (``?tagging``, ``?acl``, ``?policy``, ``?versioning``, ``?uploads`` on a bucket, ...)
-answers 501 NotImplemented and touches nothing.
+and multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ListMultipartUploads). A request naming any other operation through a query sub-resource (``?tagging``,
+``?acl``, ``?policy``, ``?versioning``, ...) answers 501 NotImplemented and touches nothing.
 Errors are S3's XML error documents with S3's codes and statuses; HEAD errors carry no body, as on S3.
 """
 
@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from sconeflow.config import Settings
-from sconeflow.gateway.s3_multipart import MultipartError, MultipartUploads
+from sconeflow.gateway.s3_multipart import MultipartError, MultipartUploads, Upload
 from sconeflow.gateway.wire import WireRequest, WireResponse
 from sconeflow.store import (
     STANDARD_HEADERS,
@@ -44,7 +44,12 @@ XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 OWNER_ID = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
 MAX_KEYS = 1000
+MAX_PARTS = 1000  # ListParts' default and largest page
+MAX_UPLOADS = 1000  # ListMultipartUploads' default and largest page
+MAX_INT = 2_147_483_647
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_COPY_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_OWNER = f"<ID>{OWNER_ID}</ID><DisplayName>sconeflow</DisplayName>"
 # Query sub-resources that name another S3 operation (PutObjectTagging, GetBucketPolicy, ...). None is
 # implemented; answering them as the plain object or bucket call would overwrite an object with a
 # Tagging document, delete the object on DeleteObjectTagging or the bucket on DeleteBucketPolicy.
@@ -208,6 +213,57 @@ def entity_too_large(request: WireRequest, limit: int) -> WireResponse:
     return error_response(error, request)
 
 
+def _int_argument(request: WireRequest, name: str, default: int) -> int:
+    """A non-negative integer query argument (``max-parts``, ``part-number-marker``, ``max-uploads``), with
+    S3's InvalidArgument for anything else."""
+    value = request.query_one(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number > MAX_INT or number < -MAX_INT - 1:
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            400,
+            ArgumentName=name,
+            ArgumentValue=value,
+        )
+    if number < 0:
+        raise S3Error(
+            "InvalidArgument",
+            f"Argument {name} must be an integer between 0 and {MAX_INT}",
+            400,
+            ArgumentName=name,
+            ArgumentValue=value,
+        )
+    return number
+
+
+def _part_number(request: WireRequest) -> int:
+    value = request.query_one("partNumber") or ""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10_000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            400,
+            ArgumentName="partNumber",
+            ArgumentValue=value,
+        )
+    return number
+
+
+def _checksum_algorithm(upload: Upload) -> str:
+    algorithm = upload.checksum_algorithm
+    return f"<ChecksumAlgorithm>{_e(algorithm)}</ChecksumAlgorithm>" if algorithm else ""
+
+
 def _translate(exc: StoreError, bucket: str, key: str | None) -> S3Error:
     if isinstance(exc, NoSuchBucket):
         return S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=bucket)
@@ -271,6 +327,15 @@ _CHECKSUMS = {
 }
 
 
+# ``x-amz-checksum-*`` headers that name a setting, not a checksum value.
+_CHECKSUM_SETTINGS = frozenset({"x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode"})
+
+
+def _checksum_names(checksums: dict[str, str]) -> dict[str, str]:
+    """``{"x-amz-checksum-crc32": v}`` as S3's XML names them: ``{"ChecksumCRC32": v}``."""
+    return {"Checksum" + name[len("x-amz-checksum-") :].upper(): value for name, value in checksums.items()}
+
+
 def verify_digests(body: bytes, given: dict[str, str]) -> None:
     """Content-MD5 and ``x-amz-checksum-*`` values (headers or aws-chunked trailers) against ``body``:
     S3's InvalidDigest for a value that is not base64 of the right length, BadDigest for a mismatch."""
@@ -326,7 +391,11 @@ class S3Handler:
             raise not_implemented("object versions (?versionId)")
         if not key:
             if "uploads" in request.query:
-                raise not_implemented("ListMultipartUploads (?uploads on a bucket)")
+                if method == "GET":
+                    return self.list_multipart_uploads(request, bucket)
+                raise S3Error(
+                    "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
+                )
             if method == "PUT":
                 return self.create_bucket(bucket)
             if method == "DELETE":
@@ -348,8 +417,8 @@ class S3Handler:
                 "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
             )
         upload_id = request.query_one("uploadId")
-        if method == "GET" and upload_id is not None:
-            raise not_implemented("ListParts (?uploadId on GET)")
+        if method in ("GET", "HEAD") and upload_id is None and "partNumber" in request.query:
+            raise not_implemented("GetObject/HeadObject of one part (?partNumber)")
         if method == "POST" and "uploads" in request.query:
             return self.create_multipart_upload(request, bucket, key)
         if upload_id is not None:
@@ -370,29 +439,35 @@ class S3Handler:
         return MultipartUploads(self.settings.cache_dir / "s3-multipart", self.store)
 
     def create_multipart_upload(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        algorithm = (request.header("x-amz-checksum-algorithm") or "").upper() or None
         upload = self._uploads().create(
-            bucket, key, _content_type(request), self._metadata(request), _stored_headers(request)
+            bucket,
+            key,
+            _content_type(request),
+            self._metadata(request),
+            _stored_headers(request),
+            checksum_algorithm=algorithm,
         )
         return _xml(
             f'<InitiateMultipartUploadResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
-            f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>"
+            f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>",
+            headers={"x-amz-checksum-algorithm": algorithm} if algorithm else None,
         )
 
     def multipart(self, request: WireRequest, bucket: str, key: str, upload_id: str) -> WireResponse:
         uploads = self._uploads()
         try:
+            if request.method == "GET":  # ListParts: its arguments are checked before the upload
+                marker = _int_argument(request, "part-number-marker", 0)
+                max_parts = _int_argument(request, "max-parts", MAX_PARTS)
+                return self.list_parts(uploads.get(upload_id, bucket, key), marker, max_parts)
             upload = uploads.get(upload_id, bucket, key)
+            if request.method == "PUT" and request.header("x-amz-copy-source"):
+                return self.upload_part_copy(request, uploads, upload)
             if request.method == "PUT":
-                try:
-                    number = int(request.query_one("partNumber") or "")
-                except ValueError:
-                    raise S3Error(
-                        "InvalidArgument",
-                        "Part number must be an integer between 1 and 10000, inclusive",
-                        400,
-                    ) from None
-                etag = uploads.put_part(upload, number, self._body(request))
-                return WireResponse(200, {"ETag": f'"{etag}"'})
+                body, checksums = self._body(request)
+                etag = uploads.put_part(upload, _part_number(request), body, _checksum_names(checksums))
+                return WireResponse(200, {"ETag": f'"{etag}"', **checksums})
             if request.method == "DELETE":
                 uploads.abort(upload)
                 return WireResponse(204)
@@ -408,6 +483,150 @@ class S3Handler:
             extra = {"UploadId": upload_id} if exc.code == "NoSuchUpload" else {}
             raise S3Error(exc.code, exc.message, exc.status, **extra) from None
         raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+
+    def list_parts(self, upload: Upload, marker: int, max_parts: int) -> WireResponse:
+        max_parts = min(max_parts, MAX_PARTS)
+        if max_parts == 0:
+            parts, truncated = [], False
+        else:
+            parts, truncated = self._uploads().list_parts(upload, marker, max_parts)
+        body = [
+            f'<ListPartsResult xmlns="{XMLNS}"><Bucket>{_e(upload.bucket)}</Bucket>'
+            f"<Key>{_e(upload.key)}</Key><UploadId>{upload.upload_id}</UploadId>"
+            f"<PartNumberMarker>{marker}</PartNumberMarker>"
+            f"<NextPartNumberMarker>{parts[-1].number if parts else 0}</NextPartNumberMarker>"
+            f"<MaxParts>{max_parts}</MaxParts><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+        ]
+        body.extend(
+            f"<Part><PartNumber>{part.number}</PartNumber>"
+            f"<LastModified>{_iso(part.last_modified)}</LastModified>"
+            f"<ETag>&quot;{part.etag}&quot;</ETag><Size>{part.size}</Size>"
+            + "".join(f"<{name}>{_e(value)}</{name}>" for name, value in sorted(part.checksums.items()))
+            + "</Part>"
+            for part in parts
+        )
+        body.append(
+            f"<Initiator>{_OWNER}</Initiator><Owner>{_OWNER}</Owner><StorageClass>STANDARD</StorageClass>"
+            + _checksum_algorithm(upload)
+            + "</ListPartsResult>"
+        )
+        return _xml("".join(body))
+
+    def upload_part_copy(
+        self, request: WireRequest, uploads: MultipartUploads, upload: Upload
+    ) -> WireResponse:
+        """UploadPartCopy: a part from (a byte range of) an existing object."""
+        number = _part_number(request)
+        src_bucket, src_key, source = self._copy_source(request)
+        if source is None:
+            try:
+                source = self.store.head_object(src_bucket, src_key)
+            except NoSuchKey:
+                raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
+        copy_range = request.header("x-amz-copy-source-range")
+        byte_range = None
+        if copy_range:
+            match = _COPY_RANGE_RE.match(copy_range.strip())
+            if not match:
+                raise S3Error(
+                    "InvalidArgument",
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and "
+                    "last are the zero-based offsets of the first and last bytes to copy",
+                    400,
+                    ArgumentName="x-amz-copy-source-range",
+                    ArgumentValue=copy_range,
+                )
+            byte_range = (int(match.group(1)), int(match.group(2)))
+            if byte_range[1] < byte_range[0] or byte_range[1] >= source.size:
+                raise S3Error(
+                    "InvalidArgument",
+                    f"Range specified is not valid for source object of size: {source.size}",
+                    400,
+                    ArgumentName="x-amz-copy-source-range",
+                    ArgumentValue=copy_range,
+                )
+        try:
+            data = self.store.get_object(src_bucket, src_key, byte_range=byte_range)
+        except NoSuchKey:
+            raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
+        etag = uploads.put_part(upload, number, data)
+        return _xml(
+            f'<CopyPartResult xmlns="{XMLNS}"><LastModified>{_iso(datetime.now(UTC))}</LastModified>'
+            f"<ETag>&quot;{etag}&quot;</ETag></CopyPartResult>"
+        )
+
+    def list_multipart_uploads(self, request: WireRequest, bucket: str) -> WireResponse:
+        prefix = request.query_one("prefix", "") or ""
+        delimiter = request.query_one("delimiter") or None
+        encoding = request.query_one("encoding-type")
+        key_marker = request.query_one("key-marker", "") or ""
+        upload_id_marker = (request.query_one("upload-id-marker", "") or "") if key_marker else ""
+        max_uploads = min(_int_argument(request, "max-uploads", MAX_UPLOADS), MAX_UPLOADS)
+        everything = self._uploads().list_uploads(bucket)  # NoSuchBucket first, as on S3
+
+        # Uploads sort by key, then by initiation: the markers name the last one already listed.
+        later_keys = (i for i, info in enumerate(everything) if info.upload.key > key_marker)
+        start = next(later_keys, len(everything))
+        if upload_id_marker:
+            same_key = [i for i, info in enumerate(everything) if info.upload.key == key_marker]
+            ids = [everything[i].upload.upload_id for i in same_key]
+            if upload_id_marker in ids:
+                start = same_key[ids.index(upload_id_marker)] + 1
+            elif same_key:  # an id this gateway never gave: the ids after it in string order
+                later = [i for i in same_key if everything[i].upload.upload_id > upload_id_marker]
+                start = later[0] if later else start
+
+        uploads, prefixes = [], []
+        truncated = False
+        last_key = last_id = ""
+        for info in everything[start:]:
+            key = info.upload.key
+            if not key.startswith(prefix):
+                continue
+            common = None
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    if common in prefixes or (key_marker and common <= key_marker):
+                        continue
+            if len(uploads) + len(prefixes) >= max_uploads:
+                truncated = True
+                break
+            if common is not None:
+                prefixes.append(common)
+                last_key, last_id = common, ""
+            else:
+                uploads.append(info)
+                last_key, last_id = key, info.upload.upload_id
+
+        def enc(text: str) -> str:
+            return _e(quote(text, safe="/") if encoding == "url" else text)
+
+        body = [
+            f'<ListMultipartUploadsResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
+            f"<KeyMarker>{enc(key_marker)}</KeyMarker><UploadIdMarker>{_e(upload_id_marker)}</UploadIdMarker>"
+            f"<NextKeyMarker>{enc(last_key if truncated else '')}</NextKeyMarker>"
+            f"<Prefix>{enc(prefix)}</Prefix>"
+        ]
+        if delimiter:
+            body.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+        body.append(
+            f"<NextUploadIdMarker>{_e(last_id if truncated else '')}</NextUploadIdMarker>"
+            f"<MaxUploads>{max_uploads}</MaxUploads>"
+            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+        )
+        if encoding == "url":
+            body.append("<EncodingType>url</EncodingType>")
+        body.extend(
+            f"<Upload><Key>{enc(info.upload.key)}</Key><UploadId>{info.upload.upload_id}</UploadId>"
+            f"<Initiator>{_OWNER}</Initiator><Owner>{_OWNER}</Owner><StorageClass>STANDARD</StorageClass>"
+            f"<Initiated>{_iso(info.initiated)}</Initiated>{_checksum_algorithm(info.upload)}</Upload>"
+            for info in uploads
+        )
+        body.extend(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>" for common in prefixes)
+        body.append("</ListMultipartUploadsResult>")
+        return _xml("".join(body))
 
     @staticmethod
     def _completed_parts(body: bytes) -> list[tuple[int, str]]:
@@ -556,7 +775,9 @@ class S3Handler:
         return _xml(f'<DeleteResult xmlns="{XMLNS}">{body}</DeleteResult>')
 
     # -- objects ---------------------------------------------------------------------------------
-    def _body(self, request: WireRequest) -> bytes:
+    def _body(self, request: WireRequest) -> tuple[bytes, dict[str, str]]:
+        """The body (aws-chunked undone, digests verified) and its ``x-amz-checksum-<algorithm>`` values
+        (headers or trailers), which S3 answers back on PutObject and UploadPart."""
         body = request.body
         encoding = (request.header("content-encoding") or "").lower()
         sha = request.header("x-amz-content-sha256") or ""
@@ -566,15 +787,21 @@ class S3Handler:
         given = {
             k: v for k, v in request.headers.items() if k == "content-md5" or k.startswith("x-amz-checksum-")
         }
-        verify_digests(body, {**given, **trailers})
-        return body
+        given.update(trailers)
+        verify_digests(body, given)
+        checksums = {
+            name: value
+            for name, value in given.items()
+            if name.startswith("x-amz-checksum-") and name not in _CHECKSUM_SETTINGS and value
+        }
+        return body, checksums
 
     @staticmethod
     def _metadata(request: WireRequest) -> dict[str, str]:
         return {k[len("x-amz-meta-") :]: v for k, v in request.headers.items() if k.startswith("x-amz-meta-")}
 
     def put_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
-        body = self._body(request)
+        body, checksums = self._body(request)
         if_match, if_none_match = request.header("if-match"), request.header("if-none-match")
         if if_none_match is not None and if_none_match.strip() != "*":
             raise S3Error(
@@ -594,7 +821,9 @@ class S3Handler:
                 metadata=self._metadata(request),
                 headers=_stored_headers(request),
             )
-        return WireResponse(200, {"ETag": f'"{info.etag}"'})
+        if checksums:
+            checksums["x-amz-checksum-type"] = "FULL_OBJECT"
+        return WireResponse(200, {"ETag": f'"{info.etag}"', **checksums})
 
     def _check_write_conditions(
         self, bucket: str, key: str, if_match: str | None, if_none_match: str | None
@@ -612,7 +841,9 @@ class S3Handler:
         if if_match is not None and not _etag_listed(f'"{info.etag}"', if_match):
             raise precondition_failed("If-Match")
 
-    def copy_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+    def _copy_source(self, request: WireRequest) -> tuple[str, str, ObjectInfo | None]:
+        """The bucket and key ``x-amz-copy-source`` names, after its ``x-amz-copy-source-if-*`` conditions
+        (412 when one fails); the source's info when the conditions needed it."""
         source = unquote((request.header("x-amz-copy-source") or "").split("?versionId=")[0]).lstrip("/")
         src_bucket, _, src_key = source.partition("/")
         if not src_bucket or not src_key:
@@ -637,6 +868,11 @@ class S3Handler:
             failed = failed_precondition(source_info, **conditions)
             if failed is not None:  # CopyObject answers 412 where GetObject would answer 304
                 raise precondition_failed(f"x-amz-copy-source-{failed[1]}")
+            return src_bucket, src_key, source_info
+        return src_bucket, src_key, None
+
+    def copy_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        src_bucket, src_key, _ = self._copy_source(request)
         if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
             try:
                 data = self.store.get_object(src_bucket, src_key)
