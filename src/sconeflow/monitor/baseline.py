@@ -279,9 +279,92 @@ class Baseline:
 
 def load_baseline(settings: Settings, uri: str | None = None) -> Baseline:
     uri = uri or default_baseline_uri(settings)
-    return Baseline(
-        uri, read_document(settings, uri, STATISTICS_FILE), read_document(settings, uri, CONSTRAINTS_FILE)
+    statistics = read_document(settings, uri, STATISTICS_FILE)
+    constraints = read_document(settings, uri, CONSTRAINTS_FILE)
+    try:
+        _check_statistics(statistics)
+        _check_constraints(constraints)
+    except _Unusable as exc:
+        raise BaselineError(f"the baseline at {uri} is not one Model Monitor can use: {exc}") from None
+    return Baseline(uri, statistics, constraints)
+
+
+# -- checking a baseline read back (hand-edited, or from elsewhere) -----------------------------------
+# Every value that monitoring and the report read is checked here, so a bad one is a BaselineError that
+# names it, never a KeyError or TypeError in the middle of a run.
+
+
+class _Unusable(Exception):
+    """A value of a baseline document has the wrong shape (the message says which)."""
+
+
+def _is_number(value: Any) -> bool:  # NaN included: Model Monitor writes "NaN" for some statistics
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``parent[key]`` when it is an object, ``{}`` when absent."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Unusable(f"{where}.{key} is not an object")
+    return value
+
+
+def _numbers(parent: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if parent.get(key) is not None and not _is_number(parent[key]):
+            raise _Unusable(f"{where}.{key} is not a number: {parent[key]!r}")
+
+
+def _features(document: dict[str, Any], file: str) -> list[tuple[str, dict[str, Any]]]:
+    features = []
+    for index, feature in enumerate(document["features"]):
+        if not isinstance(feature, dict) or not isinstance(feature.get("name"), str) or not feature["name"]:
+            raise _Unusable(f'{file} features[{index}] is not an object with a "name" string')
+        features.append((f"{file} feature {feature['name']!r}", feature))
+    return features
+
+
+def _check_statistics(statistics: dict[str, Any]) -> None:
+    _numbers(_object(statistics, "dataset", STATISTICS_FILE), ("item_count",), f"{STATISTICS_FILE} dataset")
+    for where, feature in _features(statistics, STATISTICS_FILE):
+        numerical = _object(feature, "numerical_statistics", where)
+        _numbers(_object(numerical, "common", where), ("num_present", "num_missing"), f"{where} common")
+        _numbers(numerical, ("mean", "sum", "std_dev", "min", "max"), where)
+        distribution = _object(numerical, "distribution", where)
+        sketch = _object(_object(distribution, "kll", where), "sketch", where)
+        data = sketch.get("data")
+        if data is not None and not (
+            isinstance(data, list)
+            and all(isinstance(level, list) and all(_is_number(v) for v in level) for level in data)
+        ):
+            raise _Unusable(f"{where} distribution.kll.sketch.data is not a list of lists of numbers")
+        strings = _object(_object(feature, "string_statistics", where), "distribution", where)
+        buckets = _object(strings, "categorical", where).get("buckets", [])
+        if not isinstance(buckets, list) or not all(
+            isinstance(b, dict) and "value" in b and _is_number(b.get("count")) for b in buckets
+        ):
+            raise _Unusable(f"{where} distribution.categorical.buckets is not a list of {{value, count}}")
+
+
+def _check_constraints(constraints: dict[str, Any]) -> None:
+    where = f"{CONSTRAINTS_FILE} monitoring_config"
+    config = _object(constraints, "monitoring_config", CONSTRAINTS_FILE)
+    _numbers(config, ("datatype_check_threshold", "domain_content_threshold"), where)
+    thresholds = ("comparison_threshold", "categorical_comparison_threshold")
+    _numbers(
+        _object(config, "distribution_constraints", where), thresholds, f"{where}.distribution_constraints"
     )
+    for where, feature in _features(constraints, CONSTRAINTS_FILE):
+        _numbers(feature, ("completeness",), where)
+        overrides = _object(feature, "monitoringConfigOverrides", where)
+        dist = _object(overrides, "distribution_constraints", f"{where} monitoringConfigOverrides")
+        _numbers(dist, thresholds, f"{where} monitoringConfigOverrides.distribution_constraints")
+        domains = _object(feature, "string_constraints", where).get("domains")
+        if domains is not None and not isinstance(domains, list):
+            raise _Unusable(f"{where} string_constraints.domains is not a list")
 
 
 # -- baseline job ---------------------------------------------------------------------------------

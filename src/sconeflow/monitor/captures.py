@@ -100,7 +100,12 @@ def _block(capture: dict, name: str) -> tuple[str | None, str | None, str | None
     data = block.get("data")
     if data is not None and not isinstance(data, str):
         raise ValueError(f"captureData.{name}.data is not a string")
-    return block.get("observedContentType"), block.get("encoding"), data
+    content_type, encoding = block.get("observedContentType"), block.get("encoding")
+    if content_type is not None and not isinstance(content_type, str):
+        raise ValueError(f"captureData.{name}.observedContentType is not a string")
+    if encoding is not None and not isinstance(encoding, str):
+        raise ValueError(f"captureData.{name}.encoding is not a string")
+    return content_type, encoding, data
 
 
 def parse_record(line: bytes | str, source: str = "<memory>", line_no: int = 1) -> CaptureRecord:

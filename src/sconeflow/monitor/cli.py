@@ -92,15 +92,12 @@ def captures_cmd(
 
     if output_format not in ("table", "jsonl"):  # before reading anything
         raise typer.BadParameter("must be 'table' or 'jsonl'", param_hint="'--format'")
+    given = _parse_classes(classes) if classes is not None else None
     settings = settings_for(home)
     start, end = resolve_window(None, since, until)
     capture_source = resolve_source(settings, endpoint=endpoint, source=source)
     captures = read_captures(settings, capture_source, since=start, until=end)
-    class_list = (
-        [c.strip() for c in classes.split(",") if c.strip()]
-        if classes
-        else _known_classes(settings, endpoint)
-    )
+    class_list = given if given is not None else _known_classes(settings, endpoint)
     table = table_from_records(captures.records, class_list)
     if output_format == "jsonl":
         for i in range(len(table)):
@@ -172,6 +169,18 @@ def _captures_view(table, uri: str, limit: int, *, wide: bool) -> Table:  # type
         }
         view.add_row(*(cells[col] for col in columns))
     return view
+
+
+def _parse_classes(text: str) -> list[str]:
+    """``--classes a,b,c``: one column each, so no empty list and no name twice (two output columns
+    under one name would share one ``prob_<class>`` feature and every prediction would name it)."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise typer.BadParameter(f"{text!r} names no class", param_hint="'--classes'")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise typer.BadParameter(f"{', '.join(twice)} named more than once", param_hint="'--classes'")
+    return names
 
 
 def _known_classes(settings: Settings, endpoint: str | None = None) -> list[str] | None:

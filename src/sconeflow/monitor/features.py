@@ -20,6 +20,7 @@ import binascii
 import io
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -196,15 +197,36 @@ def _csv_row(text: str) -> list[float | str] | None:
     return cells
 
 
-def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[float] | None, bool]:
-    """The output probability list and whether it held values of the wrong type."""
+def _media_type(content_type: str | None) -> str:
+    """``text/csv; charset=utf-8`` -> ``text/csv``."""
+    if not isinstance(content_type, str):  # a capture line can hold anything there
+        return ""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_csv(content_type: str | None) -> bool:
+    media = _media_type(content_type)
+    return media == "text/csv" or media.endswith(("/csv", "+csv"))
+
+
+def parse_probabilities(
+    text: str | None, encoding: str | None, content_type: str | None = None
+) -> tuple[list[float] | None, bool]:
+    """The output probability list and whether it held values of the wrong type.
+
+    ``encoding`` is the capture's (``JSON``, ``CSV`` or ``BASE64``); a ``BASE64`` body is decoded and then
+    read as CSV when its ``content_type`` (the record's ``observedContentType``) is CSV, else as JSON:
+    an endpoint config without ``CaptureContentTypeHeader`` base64-encodes every payload.
+    """
     if text is None:
         return None, False
     if encoding == "BASE64":
         try:
-            text = base64.b64decode(text, validate=False).decode("utf-8")
+            text = base64.b64decode(text, validate=False).decode("utf-8-sig")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None, False
+        if _is_csv(content_type):
+            encoding = "CSV"
     if encoding == "CSV":
         value: object = _csv_row(text)
     else:
@@ -221,7 +243,9 @@ def parse_probabilities(text: str | None, encoding: str | None) -> tuple[list[fl
     probs: list[float] = []
     wrong = False
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, int | float):
+        # NaN / Infinity (JSON accepts them, CSV too) are no probability: a wrong type, not a number that
+        # would turn every mean, distance and statistics.json value into NaN or Infinity.
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
             wrong = True
             probs.append(float("nan"))
         else:
@@ -269,7 +293,9 @@ def table_from_records(
     outputs: list[list[float] | None] = []
     wrong: list[bool] = []
     for record in records:
-        probs, bad = parse_probabilities(record.output_data, record.output_encoding)
+        probs, bad = parse_probabilities(
+            record.output_data, record.output_encoding, record.output_content_type
+        )
         outputs.append(probs)
         wrong.append(bad)
     if classes is None:
@@ -358,7 +384,11 @@ def concat_tables(parts: Sequence[FeatureTable], classes: Sequence[str]) -> Feat
 
 
 def _output_width(records: Sequence[CaptureRecord]) -> int | None:
-    widths = [len(p) for r in records if (p := parse_probabilities(r.output_data, r.output_encoding)[0])]
+    widths = [
+        len(p)
+        for r in records
+        if (p := parse_probabilities(r.output_data, r.output_encoding, r.output_content_type)[0])
+    ]
     return max(set(widths), key=widths.count) if widths else None
 
 

@@ -36,7 +36,13 @@ def _table(stats: dict[str, Any], title: str) -> Table:
         table.add_row("rate", f"{stats['achieved_rate_per_s']:.2f}/s")
     if stats["mean_latency_ms"] is not None:
         table.add_row(
-            "latency", f"mean {stats['mean_latency_ms']:.1f} ms, max {stats['max_latency_ms']:.1f} ms"
+            "latency (succeeded)",
+            f"mean {stats['mean_latency_ms']:.1f} ms, max {stats['max_latency_ms']:.1f} ms",
+        )
+    if stats["failed_mean_latency_ms"] is not None:
+        table.add_row(
+            "latency (failed)",
+            f"mean {stats['failed_mean_latency_ms']:.1f} ms, max {stats['failed_max_latency_ms']:.1f} ms",
         )
     if stats["true_classes"]:
         table.add_row("drawn (true class)", ", ".join(f"{k} {v}" for k, v in stats["true_classes"].items()))

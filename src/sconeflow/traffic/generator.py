@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -49,6 +50,7 @@ _PER = {
 }
 MAX_RATE = 1000.0
 MAX_BATCH = 1000  # the batch workflow's list_images MAX_KEYS default; also fits a state's 256 KiB
+MAX_BURST = 100_000  # a burst queues every input up front (a future and its PNG each): bound the memory
 
 
 def parse_rate(text: str) -> float:
@@ -83,8 +85,11 @@ class TrafficPlan:
             raise InvalidShift(f"unknown shift {self.shift!r}; choose one of {', '.join(SHIFTS)}")
         if self.shift_class is not None and self.shift != "one-class":
             raise InvalidTrafficOptions(f"--class {self.shift_class} is for --shift one-class only")
-        if self.burst is not None and self.burst < 1:
-            raise InvalidTrafficOptions(f"--burst {self.burst} must be at least 1")
+        if self.burst is not None and not 1 <= self.burst <= MAX_BURST:
+            raise InvalidTrafficOptions(
+                f"--burst {self.burst} is outside 1..{MAX_BURST} (a longer run is a --rate stream)"
+            )
+        _check_seed(self.seed)
         if self.burst is None and not 0 < self.rate <= MAX_RATE:
             raise InvalidRate(f"rate {self.rate} must be above 0 and at most {MAX_RATE:g}/s")
         if self.duration is not None and self.duration <= 0:
@@ -93,6 +98,11 @@ class TrafficPlan:
             raise InvalidTrafficOptions(f"--batch-size {self.batch_size} is outside 1..{MAX_BATCH}")
         if not 1 <= self.concurrency <= 256:
             raise InvalidTrafficOptions(f"--concurrency {self.concurrency} is outside 1..256")
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:  # numpy's generators take non-negative seeds only
+        raise InvalidTrafficOptions(f"--seed {seed} must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class InputPool:
         from sconeflow.data.dataset import load_split
         from sconeflow.errors import SconeflowError
 
+        _check_seed(seed)
         try:
             split = load_split(store, bucket, "test")
         except SconeflowError as exc:
@@ -192,14 +203,17 @@ class Target(Protocol):
 class EndpointTarget:
     """InvokeEndpoint through boto3 ``sagemaker-runtime`` against the endpoint's server."""
 
-    def __init__(self, settings: Settings, endpoint: str, *, concurrency: int = 8) -> None:
+    def __init__(
+        self, settings: Settings, endpoint: str, *, concurrency: int = 8, url: str | None = None
+    ) -> None:
+        """``url``: the server to call (default: the endpoint's running server, from the registry)."""
         import boto3
         from botocore.config import Config
 
         from sconeflow.endpoint.registry import resolve_endpoint_url
 
         self.endpoint = endpoint
-        self.url = resolve_endpoint_url(settings, endpoint)
+        self.url = url or resolve_endpoint_url(settings, endpoint)
         self.description = f"endpoint {endpoint} ({self.url})"
         self.client = boto3.client(
             "sagemaker-runtime",
@@ -220,19 +234,60 @@ class EndpointTarget:
             response = self.client.invoke_endpoint(
                 EndpointName=self.endpoint, ContentType="image/png", Body=sample.png
             )
-            probs = json.loads(response["Body"].read())
+            body = response["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "ClientError")
             return Outcome(False, code, f"{code}: {exc.response.get('Error', {}).get('Message', '')}")
         except (BotoCoreError, OSError, ValueError) as exc:
             return Outcome(False, type(exc).__name__, str(exc))
         header = response["ResponseMetadata"]["HTTPHeaders"].get("x-sconeflow-classes")
-        classes = json.loads(header) if header else [f"class_{i}" for i in range(len(probs))]
-        best = max(range(len(probs)), key=probs.__getitem__)
-        return Outcome(True, str(classes[best]))
+        try:
+            return Outcome(True, predicted_class(body, header))
+        except ValueError as exc:
+            return Outcome(False, MALFORMED_RESPONSE, f"{MALFORMED_RESPONSE}: {exc}")
 
     def close(self) -> None:
         self.client.close()
+
+
+MALFORMED_RESPONSE = "MalformedResponse"  # the outcome of a 200 answer that is not a probability list
+
+
+def _short(data: bytes | str, limit: int = 80) -> str:
+    text = repr(data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def predicted_class(body: bytes, classes_header: str | None) -> str:
+    """The class with the highest probability in an InvokeEndpoint answer: ``body`` is a JSON list of
+    numbers (or a one-row list of them), ``classes_header`` the ``X-Sconeflow-Classes`` JSON list of
+    names (``class_<i>`` without it). Raises ``ValueError`` saying what is wrong with a malformed answer."""
+    try:
+        probs = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"the body is not JSON: {_short(body)}") from None
+    if isinstance(probs, list) and len(probs) == 1 and isinstance(probs[0], list):
+        probs = probs[0]
+    if (
+        not isinstance(probs, list)
+        or not probs
+        or not all(isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) for p in probs)
+    ):
+        raise ValueError(f"the body is not a list of probabilities: {_short(body)}")
+    if classes_header is None:
+        classes: list[Any] = [f"class_{i}" for i in range(len(probs))]
+    else:
+        try:
+            classes = json.loads(classes_header)
+        except (ValueError, RecursionError):
+            classes = None  # type: ignore[assignment]
+        if not isinstance(classes, list) or len(classes) != len(probs):
+            raise ValueError(
+                f"X-Sconeflow-Classes {_short(classes_header)} does not name the {len(probs)} classes "
+                "of the body"
+            )
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return str(classes[best])
 
 
 class WorkflowTarget:
@@ -327,8 +382,15 @@ class TrafficStats:
     outcomes: Counter = field(default_factory=Counter)  # predicted class / execution status
     errors: Counter = field(default_factory=Counter)
     true_classes: Counter = field(default_factory=Counter)
+    # Latency per answered request, kept apart by how it went: a request whose inputs all succeeded
+    # (latency_*) or one with at least one failed input (failed_latency_*: a fast error or a timeout
+    # would otherwise pull the figures of the answered requests down or up).
+    latency_count: int = 0
     latency_sum: float = 0.0
     latency_max: float = 0.0
+    failed_latency_count: int = 0
+    failed_latency_sum: float = 0.0
+    failed_latency_max: float = 0.0
     elapsed: float = 0.0
     stopped_by: str = ""  # duration | burst | interrupt | stop
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -354,13 +416,19 @@ class TrafficStats:
                     self.failed += 1
                     self.errors[outcome.label] += 1
             self.requests_done += 1
-            self.latency_sum += seconds
-            self.latency_max = max(self.latency_max, seconds)
+            if all(outcome.ok for outcome in outcomes):
+                self.latency_count += 1
+                self.latency_sum += seconds
+                self.latency_max = max(self.latency_max, seconds)
+            else:
+                self.failed_latency_count += 1
+                self.failed_latency_sum += seconds
+                self.failed_latency_max = max(self.failed_latency_max, seconds)
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             done = self.succeeded + self.failed
-            requests = self.requests_done
+            ok, bad = self.latency_count, self.failed_latency_count
             return {
                 "target": self.target,
                 "shift": self.shift,
@@ -373,8 +441,10 @@ class TrafficStats:
                 "outcomes": dict(sorted(self.outcomes.items())),
                 "errors": dict(sorted(self.errors.items())),
                 "true_classes": dict(sorted(self.true_classes.items())),
-                "mean_latency_ms": round(1000 * self.latency_sum / requests, 3) if requests else None,
-                "max_latency_ms": round(1000 * self.latency_max, 3),
+                "mean_latency_ms": round(1000 * self.latency_sum / ok, 3) if ok else None,
+                "max_latency_ms": round(1000 * self.latency_max, 3) if ok else None,
+                "failed_mean_latency_ms": round(1000 * self.failed_latency_sum / bad, 3) if bad else None,
+                "failed_max_latency_ms": round(1000 * self.failed_latency_max, 3) if bad else None,
                 "elapsed_s": round(self.elapsed, 3),
                 "achieved_rate_per_s": round(done / self.elapsed, 3) if self.elapsed > 0 else None,
                 "stopped_by": self.stopped_by,
@@ -397,6 +467,7 @@ def run_traffic(
     senders = threading.BoundedSemaphore(plan.concurrency)
     start = time.monotonic()
     last_tick = 0.0
+    reported: set[str] = set()  # exception types already logged at WARNING (the rest go to DEBUG)
 
     def tick(force: bool = False) -> None:
         nonlocal last_tick
@@ -412,9 +483,19 @@ def run_traffic(
             outcomes = target.send(samples, seq)
             if len(outcomes) != len(samples):
                 raise RuntimeError(f"{len(samples)} inputs sent, {len(outcomes)} outcomes")
-        except Exception as exc:  # a target bug must not kill the generator; count it
-            log.exception("sending request %d failed", seq)
-            outcomes = [Outcome(False, type(exc).__name__, str(exc))] * len(samples)
+        except Exception as exc:  # a target bug must not kill the generator (nor print a traceback); count it
+            name = type(exc).__name__
+            first = name not in reported
+            reported.add(name)
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "request %d failed: %s: %s (counted under errors; --log-level DEBUG shows the traceback)",
+                seq,
+                name,
+                exc,
+            )
+            log.debug("request %d: traceback", seq, exc_info=True)
+            outcomes = [Outcome(False, name, str(exc))] * len(samples)
         finally:
             if plan.burst is None:
                 senders.release()
