@@ -201,14 +201,18 @@ def invoke(
 
         error = exc.response.get("Error", {})
         raise InvocationError(f"{error.get('Code')}: {error.get('Message')}") from exc
-    body = response["Body"].read().decode()
+    body = response["Body"].read()
     classes_header = response["ResponseMetadata"]["HTTPHeaders"].get("x-sconeflow-classes")
-    console.print(body, highlight=False)
+    console.print(body.decode(errors="replace"), highlight=False, markup=False)
     if classes_header:
-        probs = json.loads(body)
-        classes = json.loads(classes_header)
-        best = max(range(len(probs)), key=probs.__getitem__)
-        err_console.print(f"-> {classes[best]} ({probs[best]:.3f})", highlight=False)
+        from sconeflow.endpoint.answer import best_class
+        from sconeflow.endpoint.errors import InvalidEndpointAnswer
+
+        try:
+            best, probability = best_class(body, classes_header)
+        except ValueError as exc:
+            raise InvalidEndpointAnswer(f"endpoint {name} answered 200 with a malformed body: {exc}") from exc
+        err_console.print(f"-> {best} ({probability:.3f})", highlight=False, markup=False)
 
 
 @endpoint_app.command()

@@ -45,6 +45,10 @@ class ModelLoadError(EndpointError):
     """The model artifact cannot be loaded."""
 
 
+class InvalidEndpointAnswer(EndpointError):
+    """The endpoint answered 200 with a body that is not a probability list for its classes."""
+
+
 class InvocationError(SconeflowError):
     """An InvokeEndpoint failure as the runtime API reports it (status + ``x-amzn-ErrorType``)."""
 

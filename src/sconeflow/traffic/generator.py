@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -253,41 +252,11 @@ class EndpointTarget:
 MALFORMED_RESPONSE = "MalformedResponse"  # the outcome of a 200 answer that is not a probability list
 
 
-def _short(data: bytes | str, limit: int = 80) -> str:
-    text = repr(data)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def predicted_class(body: bytes, classes_header: str | None) -> str:
-    """The class with the highest probability in an InvokeEndpoint answer: ``body`` is a JSON list of
-    numbers (or a one-row list of them), ``classes_header`` the ``X-Sconeflow-Classes`` JSON list of
-    names (``class_<i>`` without it). Raises ``ValueError`` saying what is wrong with a malformed answer."""
-    try:
-        probs = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise ValueError(f"the body is not JSON: {_short(body)}") from None
-    if isinstance(probs, list) and len(probs) == 1 and isinstance(probs[0], list):
-        probs = probs[0]
-    if (
-        not isinstance(probs, list)
-        or not probs
-        or not all(isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) for p in probs)
-    ):
-        raise ValueError(f"the body is not a list of probabilities: {_short(body)}")
-    if classes_header is None:
-        classes: list[Any] = [f"class_{i}" for i in range(len(probs))]
-    else:
-        try:
-            classes = json.loads(classes_header)
-        except (ValueError, RecursionError):
-            classes = None  # type: ignore[assignment]
-        if not isinstance(classes, list) or len(classes) != len(probs):
-            raise ValueError(
-                f"X-Sconeflow-Classes {_short(classes_header)} does not name the {len(probs)} classes "
-                "of the body"
-            )
-    best = max(range(len(probs)), key=probs.__getitem__)
-    return str(classes[best])
+    """The most probable class of an InvokeEndpoint answer; ``ValueError`` names what is malformed."""
+    from sconeflow.endpoint.answer import best_class
+
+    return best_class(body, classes_header)[0]
 
 
 class WorkflowTarget:
