@@ -584,7 +584,7 @@ def run_execution(
         {"input": input_text, "inputDetails": {"truncated": False}, "roleArn": context.role_arn},
     )
     try:
-        data = json.loads(input_text) if input_text.strip() else {}
+        data = json.loads(input_text, parse_float=intrinsics.finite_float) if input_text.strip() else {}
     except ValueError:
         data = None
         error, cause = E.RUNTIME, "The execution input is not valid JSON"

@@ -102,6 +102,9 @@ SCHEMA = Migrations(
             PRIMARY KEY (resource_arn, key)
         );
         """,
+        # The version ARN (``<machine ARN>:<n>``) an execution was started through, as AWS records it:
+        # DescribeExecution returns it, and ListExecutions given that version ARN lists only these.
+        "ALTER TABLE sfn_executions ADD COLUMN state_machine_version_arn TEXT;",
     ],
 )
 
@@ -162,6 +165,7 @@ class ExecutionRecord:
     stop_requested: bool
     stop_error: str | None
     stop_cause: str | None
+    version_arn: str | None = None  # set when started through a version ARN (``...:stateMachine:x:1``)
 
 
 def to_datetime(value: float | None) -> datetime | None:
@@ -226,7 +230,18 @@ def _row_to_execution(row: sqlite3.Row) -> ExecutionRecord:
         stop_requested=bool(row["stop_requested"]),
         stop_error=row["stop_error"],
         stop_cause=row["stop_cause"],
+        version_arn=row["state_machine_version_arn"],
     )
+
+
+def version_arn_of(ref: str) -> tuple[str, int] | None:
+    """``(machine ARN, version)`` when ``ref`` is a version ARN (``arn:...:stateMachine:x:3``), else None."""
+    if not ref.startswith("arn:"):
+        return None
+    base, _, suffix = ref.rpartition(":")
+    if not suffix.isdigit() or base.count(":") != 6 or base.split(":")[5] != "stateMachine":
+        return None
+    return base, int(suffix)
 
 
 _MACHINE_SELECT = (
@@ -404,6 +419,7 @@ class ExecutionStore:
         input_text: str,
         start_date: datetime,
         runner: tuple[str, int, str],
+        version_arn: str | None = None,
     ) -> ExecutionRecord:
         host, pid, token = runner
         start = to_epoch(start_date)
@@ -411,8 +427,8 @@ class ExecutionStore:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO sfn_executions (arn, name, state_machine_arn, state_machine_name, revision,"
-                    " kind, status, input, start_date, runner_host, runner_pid, runner_token, heartbeat)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                    " kind, status, input, start_date, runner_host, runner_pid, runner_token, heartbeat,"
+                    " state_machine_version_arn) VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
                     (
                         arn,
                         name,
@@ -426,6 +442,7 @@ class ExecutionStore:
                         pid,
                         token,
                         start,
+                        version_arn,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -451,13 +468,22 @@ class ExecutionStore:
         return _row_to_execution(row) if row else None
 
     def list_executions(
-        self, machine_arn: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        machine_arn: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        *,
+        version_arn: str | None = None,
     ) -> list[ExecutionRecord]:
+        """Newest first; ``version_arn`` keeps only the executions started through that version ARN."""
         sql = "SELECT * FROM sfn_executions WHERE 1=1"
         params: list[Any] = []
         if machine_arn:
             sql += " AND state_machine_arn = ?"
             params.append(machine_arn)
+        if version_arn:
+            sql += " AND state_machine_version_arn = ?"
+            params.append(version_arn)
         if status:
             sql += " AND status = ?"
             params.append(status)

@@ -277,7 +277,21 @@ def _string_to_json(call: Call, args: list[Any]) -> Any:
         raise IntrinsicError("States.StringToJson needs a string")
     if not text.strip():
         return None
-    return json.loads(text)
+    return json.loads(text, parse_float=finite_float, parse_constant=_no_constant)
+
+
+def finite_float(token: str) -> float:
+    """A JSON number as a float; one a float cannot hold (``1e999``) is refused, never ``inf``.
+
+    Python would read it as ``inf`` and write it back as ``Infinity``, which is not JSON."""
+    value = float(token)
+    if math.isinf(value):
+        raise ValueError(f"the number {token} is too large for a 64-bit floating-point value")
+    return value
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"'{token}' is not valid JSON")
 
 
 def compact(value: Any) -> str:
@@ -324,14 +338,18 @@ def _json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+MAX_RANGE_ITEMS = 1000  # AWS: the generated array holds at most 1000 items
+
+
 def _array_range(call: Call, args: list[Any]) -> list:
     start, end, step = (_int_arg(a) for a in args)
     if step == 0:
         raise IntrinsicError("step must not be 0")
-    out = list(range(start, end + (1 if step > 0 else -1), step))
-    if len(out) > 1000:
-        raise IntrinsicError("too many items")
-    return out
+    span = range(start, end + (1 if step > 0 else -1), step)
+    # counted before it is built: States.ArrayRange(0, 1e12, 1) must fail, not fill the memory
+    if span[MAX_RANGE_ITEMS:]:
+        raise IntrinsicError(f"States.ArrayRange would return more than {MAX_RANGE_ITEMS} items")
+    return list(span)
 
 
 def _array_get_item(call: Call, args: list[Any]) -> Any:
@@ -359,18 +377,81 @@ def _array_unique(call: Call, args: list[Any]) -> list:
     return out
 
 
+MAX_CODEC_CHARS = 10_000  # AWS: Base64Encode/Base64Decode input and States.Hash's stringified data
+
+
+def _java_length(text: str) -> int:
+    """The length AWS (Java) counts: UTF-16 code units, so a character beyond U+FFFF counts twice."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _limited(call: Call, text: str, what: str = "input string") -> str:
+    length = _java_length(text)
+    if length > MAX_CODEC_CHARS:
+        raise IntrinsicError(
+            f"The {what} of {call.name} must be at most {MAX_CODEC_CHARS} characters, but it has {length}"
+        )
+    return text
+
+
 def _b64encode(call: Call, args: list[Any]) -> str:
-    text = _s(args[0])
+    (text,) = args
+    text = _s(text)
     if not isinstance(text, str):
         raise IntrinsicError("not a string")
-    return base64.b64encode(text.encode()).decode()
+    return base64.b64encode(_limited(call, text).encode()).decode()
+
+
+_B64_VALUES = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+
+
+def mime_b64decode(text: str) -> bytes:
+    """Decode MIME Base64 (RFC 2045) as AWS documents for States.Base64Decode, like Java's MIME decoder.
+
+    Characters outside the Base64 alphabet are ignored (so ``'!!!'`` decodes to nothing) and padding
+    may be left out (``'YQ'`` is ``a``), but a last unit of a single character, ``=`` where padding
+    cannot be, or alphabet characters after the padding are invalid (ValueError)."""
+    out = bytearray()
+    bits, shift, i, n = 0, 18, 0, len(text)
+    while i < n:
+        ch = text[i]
+        i += 1
+        if ch == "=":
+            if shift == 18 or (shift == 6 and (i >= n or text[i] != "=")):
+                raise ValueError("the input has a wrong 4-character ending unit")
+            if shift == 6:
+                i += 1
+            break
+        value = _B64_VALUES.get(ch)
+        if value is None:
+            continue
+        bits |= value << shift
+        shift -= 6
+        if shift < 0:
+            out += bits.to_bytes(3, "big")
+            bits, shift = 0, 18
+    if shift == 12:
+        raise ValueError("the last unit does not have enough valid bits")
+    if shift == 6:
+        out.append(bits >> 16)
+    elif shift == 0:
+        out += (bits >> 8).to_bytes(2, "big")
+    if any(ch in _B64_VALUES for ch in text[i:]):
+        raise ValueError(f"the input has an incorrect ending character at {i}")
+    return bytes(out)
 
 
 def _b64decode(call: Call, args: list[Any]) -> str:
-    text = _s(args[0])
+    (text,) = args
+    text = _s(text)
     if not isinstance(text, str):
         raise IntrinsicError("not a string")
-    return base64.b64decode(text.encode()).decode()
+    try:
+        data = mime_b64decode(_limited(call, text))
+    except ValueError as exc:
+        raise IntrinsicError(f"The input of {call.name} is not valid Base64: {exc}") from exc
+    # bytes that are not UTF-8 become U+FFFD, as Java's String(bytes, UTF_8) does, instead of failing
+    return data.decode("utf-8", errors="replace")
 
 
 _HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
@@ -382,7 +463,7 @@ def _hash(call: Call, args: list[Any]) -> str:
         raise IntrinsicError(f"unsupported algorithm {algo}")
     if not isinstance(data, str):
         data = compact(data)
-    return hashlib.new(_HASHES[algo], data.encode()).hexdigest()
+    return hashlib.new(_HASHES[algo], _limited(call, data, "stringified data").encode()).hexdigest()
 
 
 def _json_merge(call: Call, args: list[Any]) -> dict:

@@ -182,6 +182,9 @@ def execution_shape(record: ex.ExecutionRecord) -> dict[str, Any]:
         "stopDate": _epoch(record.stop_date),
         "input": record.input,
         "inputDetails": {"included": True},
+        # started through a version ARN: AWS returns it (null for an unqualified ARN, even when the
+        # execution ran the same revision); sconeflow has no aliases, so never stateMachineAliasArn
+        "stateMachineVersionArn": record.version_arn,
     }
     if record.status == "SUCCEEDED":
         out["output"] = record.output
@@ -210,6 +213,7 @@ def list_item_shape(record: ex.ExecutionRecord) -> dict[str, Any]:
             "status": record.status,
             "startDate": _epoch(record.start_date),
             "stopDate": _epoch(record.stop_date),
+            "stateMachineVersionArn": record.version_arn,
         }
     )
 
@@ -344,6 +348,14 @@ def _describe_execution(service: svc.StepFunctionsService, body: dict[str, Any])
 
 
 def _list_executions(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
+    map_run = body.get("mapRunArn")
+    if map_run and body.get("stateMachineArn"):
+        raise _ApiError(
+            "ValidationException", "You can specify either a mapRunArn or a stateMachineArn, but not both"
+        )
+    if map_run:  # sconeflow runs no Distributed Map, so no Map Run exists
+        raise _ApiError("ResourceNotFound", f"Resource not found: '{map_run}'")
+    # a version ARN (...:stateMachine:x:2) lists only the executions started through it
     machine_arn = _arn(body, "stateMachineArn")
     status = body.get("statusFilter")
     if status is not None and status not in (*ex.STATUSES, "PENDING_REDRIVE"):

@@ -36,7 +36,9 @@ from sconeflow.stepfunctions.executions import (
     ExecutionStore,
     StateMachineRecord,
     event_to_row,
+    version_arn_of,
 )
+from sconeflow.stepfunctions.intrinsics import finite_float
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,9 @@ def check_input(input_text: str | None) -> str:
     if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise InvalidExecutionInput(f"Execution input is larger than {MAX_PAYLOAD_BYTES} bytes (256 KiB)")
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        # a number a 64-bit float cannot hold (1e999) is refused too: read as inf it would come back
+        # as Infinity in the output, which is not JSON (documented in docs/stepfunctions.md)
+        json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
     except ValueError as exc:
         raise InvalidExecutionInput(f"Invalid State Machine Execution Input: '{exc}'") from exc
     return text
@@ -279,6 +283,13 @@ def _abort_on_exit() -> None:
 
 # -- the service ------------------------------------------------------------------------------
 
+
+def _version(machine_ref: str) -> str | None:
+    """The version ARN ``machine_ref`` names (call after the machine lookup succeeded), else None."""
+    parsed = version_arn_of(machine_ref)
+    return f"{parsed[0]}:{parsed[1]}" if parsed else None
+
+
 IntegrationsFactory = Callable[[StateMachineRecord], Any]
 
 
@@ -416,7 +427,9 @@ class StepFunctionsService:
         machine = self.store.get_machine(machine_ref)
         # an EXPRESS machine's asynchronous executions get AWS's express ARN too
         # (arn:aws:states:<region>:<account>:express:<machine>:<name>:<uuid>)
-        return self._start(machine, input_text, name, kind=machine.type, background=True)
+        return self._start(
+            machine, input_text, name, kind=machine.type, background=True, version_arn=_version(machine_ref)
+        )
 
     def start_sync_execution(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
@@ -427,14 +440,18 @@ class StepFunctionsService:
             raise StateMachineTypeNotSupported(
                 "This operation is not supported by this type of state machine"
             )
-        return self._start(machine, input_text, name, kind="EXPRESS", background=False)
+        return self._start(
+            machine, input_text, name, kind="EXPRESS", background=False, version_arn=_version(machine_ref)
+        )
 
     def run_to_end(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
     ) -> ExecutionRecord:
         """Start an execution of any type and wait for it in this thread (``sfn start --wait``)."""
         machine = self.store.get_machine(machine_ref)
-        return self._start(machine, input_text, name, kind=machine.type, background=False)
+        return self._start(
+            machine, input_text, name, kind=machine.type, background=False, version_arn=_version(machine_ref)
+        )
 
     def _start(
         self,
@@ -444,7 +461,10 @@ class StepFunctionsService:
         *,
         kind: str,
         background: bool,
+        version_arn: str | None = None,
     ) -> ExecutionRecord:
+        """``version_arn``: the version ARN the caller named (``machine`` is then that version's
+        revision); AWS associates the execution with it, an unqualified ARN with no version."""
         from sconeflow.stepfunctions.engine import ExecutionContext
 
         name = check_name(name or str(uuid.uuid4()), "execution name")
@@ -465,6 +485,7 @@ class StepFunctionsService:
                 input_text=text,
                 start_date=start,
                 runner=(_HOST, os.getpid(), _PROCESS_TOKEN),
+                version_arn=version_arn,
             )
         except BaseException:
             _RUNS.remove(arn)
@@ -564,9 +585,12 @@ class StepFunctionsService:
     def list_executions(
         self, machine_ref: str | None = None, status: str | None = None, limit: int | None = None
     ) -> list[ExecutionRecord]:
+        """Newest first. A version ARN (``...:stateMachine:x:2``) lists only the executions started
+        through that version ARN, as ListExecutions does; the unqualified ARN or name lists them all."""
         machine_arn = self.store.get_machine(machine_ref).arn if machine_ref else None
-        self.reconcile(self.store.list_executions(machine_arn, status="RUNNING"))
-        return self.store.list_executions(machine_arn, status=status, limit=limit)
+        version_arn = _version(machine_ref) if machine_ref else None
+        self.reconcile(self.store.list_executions(machine_arn, status="RUNNING", version_arn=version_arn))
+        return self.store.list_executions(machine_arn, status=status, limit=limit, version_arn=version_arn)
 
     def history(self, ref: str) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
         record = self.describe_execution(ref)
