@@ -44,7 +44,8 @@ class ServiceRecord:
 
     @property
     def alive(self) -> bool:
-        return pid_alive(self.pid)
+        """Its process still runs: the PID is alive and was not handed to another process since."""
+        return pid_alive(self.pid) and not pid_reused(self.pid, self.started_at)
 
 
 def package_pythonpath() -> str:
@@ -86,6 +87,37 @@ def pid_alive(pid: int) -> bool:
             if stat.read_text().split(")")[-1].split()[0] == "Z":
                 return False
     return True
+
+
+# A run file is written after its process started, so a live process that started later than its run
+# file got the PID afterwards: the service died without removing the file and the PID was reused (after a
+# reboot, typically). The slack covers /proc's clock-tick rounding, not a real race: a PID is reused only
+# after the whole PID space has been cycled through.
+REUSED_PID_SLACK_S = 1.0
+
+
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (Linux /proc, to about 10 ms); None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pid_reused(pid: int, recorded_at: str) -> bool:
+    """True when the live process ``pid`` started after ``recorded_at`` (ISO time), i.e. it is not the
+    process that was recorded then. False where that cannot be told (no /proc, unreadable time)."""
+    started = process_start_time(pid)
+    if started is None:
+        return False
+    try:
+        recorded = datetime.fromisoformat(recorded_at).timestamp()
+    except (TypeError, ValueError):
+        return False
+    return started > recorded + REUSED_PID_SLACK_S
 
 
 def _record_path(settings: Settings, name: str) -> Path:
@@ -206,12 +238,23 @@ def stop_pid(pid: int, timeout: float = 10.0) -> bool:
 
 
 def stop_service(settings: Settings, name: str, timeout: float = 10.0) -> bool:
-    """Stop a service by name; True if it was running. Safe to call twice."""
+    """Stop a service by name; True if it was running. Safe to call twice.
+
+    A run file whose PID now belongs to another process (see :func:`pid_reused`) is removed without
+    signalling that process.
+    """
     record = read_record(settings, name)
     if record is None:
         return False
     was_alive = record.alive
-    stop_pid(record.pid, timeout)
+    if was_alive:
+        stop_pid(record.pid, timeout)
+    elif pid_alive(record.pid):
+        log.warning(
+            "run file of %s named pid %d, which now belongs to a process started after it; not signalled",
+            name,
+            record.pid,
+        )
     remove_record(settings, name)
     return was_alive
 

@@ -113,3 +113,29 @@ def test_down_stops_executions_running_in_a_detached_process(settings: Settings,
             break
         time.sleep(0.1)
     assert not pid_alive(runner_pid)
+
+
+def test_down_never_signals_a_process_that_got_a_dead_services_pid(settings: Settings) -> None:
+    """A run file outlives its service (SIGKILL, a reboot) and its PID goes to an unrelated process:
+    `sconeflow down` removes the run file and leaves that process alone (it used to SIGTERM/SIGKILL it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sconeflow import services
+
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        written = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()  # before the bystander started
+        for name, kind in (("gateway", "gateway"), ("endpoint-old", "endpoint")):
+            services.write_record(
+                settings, services.ServiceRecord(name, kind, bystander.pid, "http://127.0.0.1:9", "", written)
+            )
+        record = services.read_record(settings, "gateway")
+        assert record is not None and not record.alive  # the PID lives, but not as the recorded service
+        stopped = _sconeflow("down", "--home", str(settings.home))
+        assert stopped.returncode == 0, stopped.stderr
+        time.sleep(0.3)
+        assert bystander.poll() is None
+        assert services.list_records(settings) == []
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -92,8 +92,6 @@ def cleanup(settings: Settings, *, remove_all: bool = False) -> CleanupReport:
 
 # interpreter options that take a separate value (``python -X dev -m sconeflow``)
 _PYTHON_VALUE_OPTIONS = frozenset({"-X", "-W", "-Q"})
-# how much younger than its run file a recorded process may look (clock-tick and /proc/uptime rounding)
-_START_SLACK_S = 0.25
 
 
 def _runs_sconeflow(argv: list[str]) -> bool:
@@ -186,17 +184,6 @@ def _is_home_process(settings: Settings, pid: int) -> str | None:
     return " ".join(argv)
 
 
-def _start_time(pid: int) -> float | None:
-    """When ``pid`` started, in seconds since the epoch (Linux /proc, to about 10 ms), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])  # field 22, starttime: clock ticks since boot
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _record_is_ours(settings: Settings, record: services.ServiceRecord) -> bool:
     """Whether the live process a run file names is the one that wrote it (not a reused PID)."""
     if record.pid in _ancestors():
@@ -205,24 +192,16 @@ def _record_is_ours(settings: Settings, record: services.ServiceRecord) -> bool:
         return True  # no way to tell: trust the run file, as `sconeflow down` does
     if _is_home_process(settings, record.pid) is not None:
         return True
-    started = _start_time(record.pid)
-    if started is None:
+    if services.process_start_time(record.pid) is None:
         return False
-    from datetime import datetime
-
-    try:
-        recorded = datetime.fromisoformat(record.started_at).timestamp()
-    except ValueError:
-        return False
-    # a run file is written after its process started: a process younger than the file got the PID later
-    return started <= recorded + _START_SLACK_S
+    return not services.pid_reused(record.pid, record.started_at)
 
 
 def _check_run_files(settings: Settings, report: CleanupReport) -> None:
     """Drop run files that no longer name this home's process, so nothing below signals that PID."""
     for record in services.list_records(settings):
         where = f"{settings.run_dir / (record.name + '.json')}"
-        if not record.alive:
+        if not services.pid_alive(record.pid):
             services.remove_record(settings, record.name)
             report.removed.append(f"stale run file {where} ({record.kind}, pid {record.pid} had exited)")
         elif record.pid in _ancestors():
