@@ -45,7 +45,7 @@ class ServiceRecord:
     @property
     def alive(self) -> bool:
         """Its process still runs: the PID is alive and was not handed to another process since."""
-        return pid_alive(self.pid) and not pid_reused(self.pid, self.started_at)
+        return process_alive_since(self.pid, self.started_at)
 
 
 def package_pythonpath() -> str:
@@ -118,6 +118,13 @@ def pid_reused(pid: int, recorded_at: str) -> bool:
     except (TypeError, ValueError):
         return False
     return started > recorded + REUSED_PID_SLACK_S
+
+
+def process_alive_since(pid: int, recorded_at: str) -> bool:
+    """``pid`` runs the process that recorded it at ``recorded_at`` (ISO time): alive, and not a later
+    process that was given the same PID (a run file, a training job or a demo run records its PID right
+    after its process started)."""
+    return pid_alive(pid) and not pid_reused(pid, recorded_at)
 
 
 def _record_path(settings: Settings, name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -82,3 +83,21 @@ def test_job_names_statuses_and_reaping(settings):
         b.name: "Stopped",
         c.name: "Failed",
     }
+
+
+def test_a_job_whose_pid_went_to_a_later_process_is_failed(settings):
+    """The training process died without a word (SIGKILL, a reboot) and its PID now runs something else:
+    the job must read Failed, not InProgress for as long as that other process lives."""
+    jobs = TrainingJobs(settings)
+    job = jobs.create("bucket", {})
+    time.sleep(1.5)  # the bystander starts clearly after the job was recorded
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        # the kernel cannot be made to reuse a PID on demand: write the bystander's PID as the job's
+        jobs.db.execute("UPDATE training_jobs SET pid = ? WHERE name = ?", (bystander.pid, job.name))
+        reaped = jobs.get(job.name)
+        assert reaped.status == "Failed" and "exited before the job finished" in reaped.failure_reason
+        assert bystander.poll() is None  # and nothing was signalled
+    finally:
+        bystander.kill()
+        bystander.wait()

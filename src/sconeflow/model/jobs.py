@@ -12,7 +12,7 @@ from typing import Any
 from sconeflow.config import Settings
 from sconeflow.db import Database, Migrations
 from sconeflow.model.errors import TrainingJobNotFound
-from sconeflow.services import pid_alive
+from sconeflow.services import process_alive_since
 
 JOB_PREFIX = "image-classification"
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -231,7 +231,11 @@ class TrainingJobs:
 
     def _reap(self, row: Any) -> bool:
         """An InProgress job whose training process is gone (killed, crashed) becomes Failed."""
-        if row["status"] != "InProgress" or not row["pid"] or pid_alive(row["pid"]):
+        if (
+            row["status"] != "InProgress"
+            or not row["pid"]
+            or process_alive_since(row["pid"], row["created_at"])
+        ):
             return False
         reason = f"the training process (pid {row['pid']}) exited before the job finished"
         with self.db.transaction() as conn:

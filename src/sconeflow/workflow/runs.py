@@ -15,7 +15,7 @@ from typing import Any
 
 from sconeflow.config import Settings
 from sconeflow.db import Database, Migrations
-from sconeflow.services import pid_alive
+from sconeflow.services import process_alive_since
 
 WORKFLOW_SCHEMA = Migrations(
     "workflow",
@@ -100,7 +100,7 @@ class DemoRuns:
 
     def _reap(self, row: Any) -> bool:
         """A Running run whose process is gone becomes Failed in the step it was in."""
-        if row["status"] != "Running" or not row["pid"] or pid_alive(row["pid"]):
+        if row["status"] != "Running" or not row["pid"] or process_alive_since(row["pid"], row["started_at"]):
             return False
         summary = json.loads(row["summary"])
         summary["failed_step"] = row["current_step"]
