@@ -249,6 +249,15 @@ def _decode_token(token: str) -> str:
         raise StoreError(f"invalid continuation token {token!r}") from exc
 
 
+def common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
+    """The CommonPrefixes entry ``key`` rolls up into (S3 listing): ``prefix`` plus everything up to and
+    including the first ``delimiter`` after it; None when the key is listed itself."""
+    if not delimiter:
+        return None
+    cut = key.find(delimiter, len(prefix))
+    return key[: cut + len(delimiter)] if cut >= 0 else None
+
+
 class LocalStore:
     """An S3-like object store in a local directory."""
 
@@ -588,13 +597,9 @@ class LocalStore:
                 continue
             if skip_prefix and key.startswith(skip_prefix):
                 continue
-            common = None
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    if prefixes and prefixes[-1] == common:
-                        continue
+            common = common_prefix(key, prefix, delimiter)
+            if common is not None and prefixes and prefixes[-1] == common:
+                continue
             if len(objects) + len(prefixes) >= max_keys:
                 truncated = True
                 break

@@ -38,6 +38,7 @@ from sconeflow.store import (
     ObjectInfo,
     ObjectStore,
     StoreError,
+    common_prefix,
 )
 
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -583,13 +584,9 @@ class S3Handler:
             key = info.upload.key
             if not key.startswith(prefix):
                 continue
-            common = None
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    if common in prefixes or (key_marker and common <= key_marker):
-                        continue
+            common = common_prefix(key, prefix, delimiter)
+            if common is not None and (common in prefixes or (key_marker and common <= key_marker)):
+                continue
             if len(uploads) + len(prefixes) >= max_uploads:
                 truncated = True
                 break
