@@ -113,6 +113,10 @@ class ExecutionContext:
     role_arn: str = "arn:aws:iam::123456789012:role/service-role/StepFunctions-sconeflow"
     start_time: datetime | None = None  # UTC; default now
     redrive_count: int = 0
+    # started through a version ARN (or an alias ARN, which names the version it routed to): the
+    # ExecutionStarted event carries them, as on AWS
+    version_arn: str | None = None
+    alias_arn: str | None = None
 
 
 class HistoryListener(Protocol):
@@ -579,10 +583,16 @@ def run_execution(
     """Run one execution to its end and return its result with the full history."""
     run = _Run(machine, context, integrations, listener, cancel, clock or RealClock())
     history = run.history
-    history.add(
-        "ExecutionStarted",
-        {"input": input_text, "inputDetails": {"truncated": False}, "roleArn": context.role_arn},
-    )
+    started: dict[str, Any] = {
+        "input": input_text,
+        "inputDetails": {"truncated": False},
+        "roleArn": context.role_arn,
+    }
+    if context.alias_arn:
+        started["stateMachineAliasArn"] = context.alias_arn
+    if context.version_arn:
+        started["stateMachineVersionArn"] = context.version_arn
+    history.add("ExecutionStarted", started)
     try:
         data = json.loads(input_text, parse_float=intrinsics.finite_float) if input_text.strip() else {}
     except ValueError:

@@ -11,6 +11,9 @@ Tables (component ``stepfunctions``):
 * ``sfn_history``: the AWS history events of each execution (id, previousEventId, type, timestamp and
   the ``<x>EventDetails`` object as JSON).
 * ``sfn_tags``: the tags of each state machine (key, value), in the order they were first set.
+* ``sfn_published_versions``: the versions published from revisions (AWS numbers them 1, 2, 3 ... per
+  state machine, never reusing a number), with their description.
+* ``sfn_aliases``: state machine aliases and their routing configuration (one or two weighted versions).
 
 This module holds no threads and no engine: :mod:`sconeflow.stepfunctions.service` drives it.
 """
@@ -105,6 +108,35 @@ SCHEMA = Migrations(
         # The version ARN (``<machine ARN>:<n>``) an execution was started through, as AWS records it:
         # DescribeExecution returns it, and ListExecutions given that version ARN lists only these.
         "ALTER TABLE sfn_executions ADD COLUMN state_machine_version_arn TEXT;",
+        # Versions as AWS numbers them: only published revisions get a version (1, 2, 3 ... per state
+        # machine; ``last_version`` keeps a deleted number from being reused), and aliases routing
+        # StartExecution to one or two versions. Before this migration every revision was addressable
+        # as ``<machine ARN>:<revision>``: those revisions become published versions with that number,
+        # so version ARNs already handed out (and executions started through them) stay valid.
+        """
+        CREATE TABLE sfn_published_versions (
+            state_machine_arn TEXT NOT NULL REFERENCES sfn_state_machines(arn) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            revision INTEGER NOT NULL,
+            description TEXT,
+            created REAL NOT NULL,
+            PRIMARY KEY (state_machine_arn, version)
+        );
+        CREATE TABLE sfn_aliases (
+            arn TEXT PRIMARY KEY,
+            state_machine_arn TEXT NOT NULL REFERENCES sfn_state_machines(arn) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            description TEXT,
+            routing TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        ALTER TABLE sfn_state_machines ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sfn_executions ADD COLUMN state_machine_alias_arn TEXT;
+        INSERT INTO sfn_published_versions (state_machine_arn, version, revision, description, created)
+            SELECT state_machine_arn, revision, revision, NULL, created FROM sfn_state_machine_versions;
+        UPDATE sfn_state_machines SET last_version = revision;
+        """,
     ],
 )
 
@@ -127,6 +159,44 @@ class ExecutionAlreadyExists(SconeflowError):
 
 class AmbiguousExecution(SconeflowError):
     """An execution name matches several executions; give its ARN."""
+
+
+class ConflictException(SconeflowError):
+    """A version or alias operation conflicts with the current state (AWS's ConflictException)."""
+
+
+class ServiceQuotaExceeded(SconeflowError):
+    """More than 1000 versions or 100 aliases for one state machine."""
+
+
+MAX_VERSIONS = 1000  # AWS: versions per state machine
+MAX_ALIASES = 100  # AWS: aliases per state machine
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A published version: ``<machine ARN>:<version>`` names the immutable ``revision``."""
+
+    machine_arn: str
+    version: int
+    revision: int
+    description: str | None
+    created: datetime
+
+    @property
+    def arn(self) -> str:
+        return f"{self.machine_arn}:{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    arn: str  # <machine ARN>:<alias name>
+    machine_arn: str
+    name: str
+    description: str | None
+    routing: list[tuple[str, int]]  # (version ARN, weight), weights summing to 100
+    created: datetime
+    updated: datetime
 
 
 @dataclass(frozen=True)
@@ -166,6 +236,7 @@ class ExecutionRecord:
     stop_error: str | None
     stop_cause: str | None
     version_arn: str | None = None  # set when started through a version ARN (``...:stateMachine:x:1``)
+    alias_arn: str | None = None  # set when started through an alias ARN (``...:stateMachine:x:PROD``)
 
 
 def to_datetime(value: float | None) -> datetime | None:
@@ -231,6 +302,29 @@ def _row_to_execution(row: sqlite3.Row) -> ExecutionRecord:
         stop_error=row["stop_error"],
         stop_cause=row["stop_cause"],
         version_arn=row["state_machine_version_arn"],
+        alias_arn=row["state_machine_alias_arn"],
+    )
+
+
+def _row_to_version(row: sqlite3.Row) -> VersionRecord:
+    return VersionRecord(
+        machine_arn=row["state_machine_arn"],
+        version=row["version"],
+        revision=row["revision"],
+        description=row["description"],
+        created=to_datetime(row["created"]),  # type: ignore[arg-type]
+    )
+
+
+def _row_to_alias(row: sqlite3.Row) -> AliasRecord:
+    return AliasRecord(
+        arn=row["arn"],
+        machine_arn=row["state_machine_arn"],
+        name=row["name"],
+        description=row["description"],
+        routing=[(arn, int(weight)) for arn, weight in json.loads(row["routing"])],
+        created=to_datetime(row["created"]),  # type: ignore[arg-type]
+        updated=to_datetime(row["updated"]),  # type: ignore[arg-type]
     )
 
 
@@ -289,15 +383,199 @@ class ExecutionStore:
 
     # -- state machines ---------------------------------------------------------------------
     def get_machine(self, ref: str) -> StateMachineRecord:
-        """A state machine by ARN (with or without a ``:<revision>`` suffix) or by name."""
+        """A state machine by ARN or name; a version ARN (``<ARN>:<n>``) gives the revision that
+        published version ``n`` names (versions are numbered as AWS does, not by revision)."""
         row = self.db.query_one(_MACHINE_SELECT + " WHERE m.arn = ? OR m.name = ?", (ref, ref))
         if row is None and ref.startswith("arn:"):
             base, _, suffix = ref.rpartition(":")
             if suffix.isdigit():
-                return self.get_machine_revision(base, int(suffix))
+                version = self.get_version(base, int(suffix))
+                if version is not None:
+                    return self.get_machine_revision(base, version.revision)
         if row is None:
             raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{ref}'")
         return _row_to_machine(row)
+
+    # -- versions and aliases -----------------------------------------------------------------
+    def get_version(self, machine_arn: str, version: int) -> VersionRecord | None:
+        row = self.db.query_one(
+            "SELECT * FROM sfn_published_versions WHERE state_machine_arn = ? AND version = ?",
+            (machine_arn, version),
+        )
+        return _row_to_version(row) if row else None
+
+    def list_versions(self, machine_arn: str) -> list[VersionRecord]:
+        """Newest first, as ListStateMachineVersions returns them."""
+        rows = self.db.query(
+            "SELECT * FROM sfn_published_versions WHERE state_machine_arn = ? ORDER BY version DESC",
+            (machine_arn,),
+        )
+        return [_row_to_version(r) for r in rows]
+
+    def publish_version(
+        self, machine_arn: str, *, revision_id: str | None = None, description: str | None = None
+    ) -> tuple[VersionRecord, bool]:
+        """Publish the current revision as the next version number; (version, created).
+
+        Idempotent as on AWS: when a version of the current revision exists it is returned unchanged.
+        ``revision_id`` (``INITIAL`` for a machine never updated) must name the current revision,
+        else ConflictException."""
+        now = datetime.now(UTC).timestamp()
+        with self.db.transaction() as conn:
+            row = conn.execute(_MACHINE_SELECT + " WHERE m.arn = ?", (machine_arn,)).fetchone()
+            if row is None:
+                raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{machine_arn}'")
+            current = row["revision_id"]
+            initial = revision_id == "INITIAL" and row["revision"] == 1
+            if revision_id is not None and revision_id != current and not initial:
+                raise ConflictException(
+                    f"Failed to publish the State Machine version for revision {revision_id}. "
+                    f"The current State Machine revision is {current}."
+                )
+            existing = conn.execute(
+                "SELECT * FROM sfn_published_versions WHERE state_machine_arn = ? AND revision = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (machine_arn, row["revision"]),
+            ).fetchone()
+            if existing is not None:
+                return _row_to_version(existing), False
+            count = conn.execute(
+                "SELECT COUNT(*) FROM sfn_published_versions WHERE state_machine_arn = ?", (machine_arn,)
+            ).fetchone()[0]
+            if count >= MAX_VERSIONS:
+                raise ServiceQuotaExceeded(
+                    f"Failed to publish a version: a state machine can have at most {MAX_VERSIONS} "
+                    "versions; delete unused versions with DeleteStateMachineVersion"
+                )
+            version = row["last_version"] + 1
+            conn.execute(
+                "INSERT INTO sfn_published_versions (state_machine_arn, version, revision, description,"
+                " created) VALUES (?, ?, ?, ?, ?)",
+                (machine_arn, version, row["revision"], description, now),
+            )
+            conn.execute(
+                "UPDATE sfn_state_machines SET last_version = ? WHERE arn = ?", (version, machine_arn)
+            )
+        return VersionRecord(machine_arn, version, row["revision"], description, to_datetime(now)), True  # type: ignore[arg-type]
+
+    def delete_version(self, machine_arn: str, version: int) -> None:
+        """Delete a published version (nothing to do when it does not exist); refused with
+        ConflictException while an alias routes to it."""
+        version_arn = f"{machine_arn}:{version}"
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM sfn_aliases WHERE state_machine_arn = ? ORDER BY created, name", (machine_arn,)
+            ).fetchall()
+            names = [r["name"] for r in rows if any(v == version_arn for v, _ in _row_to_alias(r).routing)]
+            if names:
+                raise ConflictException(
+                    "Version to be deleted must not be referenced by an alias. "
+                    f"Current list of aliases referencing this version: [{', '.join(names)}]"
+                )
+            conn.execute(
+                "DELETE FROM sfn_published_versions WHERE state_machine_arn = ? AND version = ?",
+                (machine_arn, version),
+            )
+
+    def get_alias(self, alias_arn: str) -> AliasRecord | None:
+        row = self.db.query_one("SELECT * FROM sfn_aliases WHERE arn = ?", (alias_arn,))
+        return _row_to_alias(row) if row else None
+
+    def list_aliases(self, machine_arn: str) -> list[AliasRecord]:
+        """In the order they were created, as ListStateMachineAliases returns them."""
+        rows = self.db.query(
+            "SELECT * FROM sfn_aliases WHERE state_machine_arn = ? ORDER BY created, rowid", (machine_arn,)
+        )
+        return [_row_to_alias(r) for r in rows]
+
+    def _check_routing(
+        self, conn: sqlite3.Connection, machine_arn: str, routing: list[tuple[str, int]]
+    ) -> bool:
+        """Whether every version ARN of ``routing`` is a published version of ``machine_arn``."""
+        for version_arn, _ in routing:
+            number = int(version_arn.rpartition(":")[2])
+            found = conn.execute(
+                "SELECT 1 FROM sfn_published_versions WHERE state_machine_arn = ? AND version = ?",
+                (machine_arn, number),
+            ).fetchone()
+            if found is None:
+                return False
+        return True
+
+    def put_alias(
+        self, *, machine_arn: str, name: str, description: str | None, routing: list[tuple[str, int]]
+    ) -> tuple[AliasRecord, bool] | None:
+        """Create an alias; (alias, created). The same name, description and routing again returns the
+        existing alias; another description or routing is ConflictException. None when a routed version
+        (or the state machine) does not exist."""
+        arn = f"{machine_arn}:{name}"
+        now = datetime.now(UTC).timestamp()
+        with self.db.transaction() as conn:
+            machine = conn.execute(
+                "SELECT arn FROM sfn_state_machines WHERE arn = ?", (machine_arn,)
+            ).fetchone()
+            if machine is None or not self._check_routing(conn, machine_arn, routing):
+                return None
+            row = conn.execute("SELECT * FROM sfn_aliases WHERE arn = ?", (arn,)).fetchone()
+            if row is not None:
+                existing = _row_to_alias(row)
+                if existing.description == description and existing.routing == routing:
+                    return existing, False
+                raise ConflictException(
+                    "Failed to create alias because an alias with the same name and a different "
+                    "routing configuration already exists."
+                )
+            count = conn.execute(
+                "SELECT COUNT(*) FROM sfn_aliases WHERE state_machine_arn = ?", (machine_arn,)
+            ).fetchone()[0]
+            if count >= MAX_ALIASES:
+                raise ServiceQuotaExceeded(
+                    f"Failed to create alias: a state machine can have at most {MAX_ALIASES} aliases"
+                )
+            conn.execute(
+                "INSERT INTO sfn_aliases (arn, state_machine_arn, name, description, routing, created,"
+                " updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (arn, machine_arn, name, description, json.dumps(routing), now, now),
+            )
+        created = to_datetime(now)
+        return AliasRecord(arn, machine_arn, name, description, routing, created, created), True  # type: ignore[arg-type]
+
+    def update_alias(
+        self,
+        alias_arn: str,
+        *,
+        description: str | None = None,
+        routing: list[tuple[str, int]] | None = None,
+    ) -> AliasRecord | bool:
+        """Change an alias's description and/or routing; False when the alias does not exist, True
+        when a routed version does not exist (nothing written)."""
+        now = datetime.now(UTC).timestamp()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT * FROM sfn_aliases WHERE arn = ?", (alias_arn,)).fetchone()
+            if row is None:
+                return False
+            alias = _row_to_alias(row)
+            if routing is not None and not self._check_routing(conn, alias.machine_arn, routing):
+                return True
+            new_description = alias.description if description is None else description
+            new_routing = alias.routing if routing is None else routing
+            conn.execute(
+                "UPDATE sfn_aliases SET description = ?, routing = ?, updated = ? WHERE arn = ?",
+                (new_description, json.dumps(new_routing), now, alias_arn),
+            )
+        return AliasRecord(
+            alias.arn,
+            alias.machine_arn,
+            alias.name,
+            new_description,
+            new_routing,
+            alias.created,
+            to_datetime(now),  # type: ignore[arg-type]
+        )
+
+    def delete_alias(self, alias_arn: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM sfn_aliases WHERE arn = ?", (alias_arn,))
 
     def get_machine_revision(self, ref: str, revision: int) -> StateMachineRecord:
         current = self.get_machine(ref)
@@ -420,6 +698,7 @@ class ExecutionStore:
         start_date: datetime,
         runner: tuple[str, int, str],
         version_arn: str | None = None,
+        alias_arn: str | None = None,
     ) -> ExecutionRecord:
         host, pid, token = runner
         start = to_epoch(start_date)
@@ -428,7 +707,8 @@ class ExecutionStore:
                 conn.execute(
                     "INSERT INTO sfn_executions (arn, name, state_machine_arn, state_machine_name, revision,"
                     " kind, status, input, start_date, runner_host, runner_pid, runner_token, heartbeat,"
-                    " state_machine_version_arn) VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
+                    " state_machine_version_arn, state_machine_alias_arn)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         arn,
                         name,
@@ -443,6 +723,7 @@ class ExecutionStore:
                         token,
                         start,
                         version_arn,
+                        alias_arn,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -474,8 +755,10 @@ class ExecutionStore:
         limit: int | None = None,
         *,
         version_arn: str | None = None,
+        alias_arn: str | None = None,
     ) -> list[ExecutionRecord]:
-        """Newest first; ``version_arn`` keeps only the executions started through that version ARN."""
+        """Newest first; ``version_arn`` / ``alias_arn`` keep only the executions started through
+        that version (directly or through an alias) / that alias."""
         sql = "SELECT * FROM sfn_executions WHERE 1=1"
         params: list[Any] = []
         if machine_arn:
@@ -484,6 +767,9 @@ class ExecutionStore:
         if version_arn:
             sql += " AND state_machine_version_arn = ?"
             params.append(version_arn)
+        if alias_arn:
+            sql += " AND state_machine_alias_arn = ?"
+            params.append(alias_arn)
         if status:
             sql += " AND status = ?"
             params.append(status)

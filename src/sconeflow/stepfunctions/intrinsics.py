@@ -474,9 +474,17 @@ def _json_merge(call: Call, args: list[Any]) -> dict:
 
 
 def _math_random(call: Call, args: list[Any]) -> int:
-    start, end = (int(_s(a)) for a in args[:2])
+    """A random integer in [start, end): AWS documents the start as inclusive and the end as
+    exclusive, and rounds a non-integer start or end to the nearest integer. A range with no
+    integer in it (start >= end) has no result, so it fails instead of inventing one."""
+    start, end = (_round_half_up(a) for a in args[:2])
+    if start >= end:
+        raise IntrinsicError(
+            f"The start number ({start}) of States.MathRandom must be less than its end number ({end}), "
+            "which is exclusive"
+        )
     rng = random.Random(_int_arg(args[2])) if len(args) > 2 else random
-    return rng.randrange(start, end) if end > start else start
+    return rng.randrange(start, end)
 
 
 def _round_half_up(value: Any) -> int:
@@ -486,9 +494,19 @@ def _round_half_up(value: Any) -> int:
     return math.floor(value + 0.5) if isinstance(value, float) else value
 
 
+MATH_ADD_RANGE = (-2_147_483_648, 2_147_483_647)  # AWS: States.MathAdd takes 32-bit integers
+
+
 def _math_add(call: Call, args: list[Any]) -> int:
-    a, b = args
-    return _round_half_up(a) + _round_half_up(b)
+    a, b = (_round_half_up(x) for x in args)
+    low, high = MATH_ADD_RANGE
+    for value in (a, b):
+        if not low <= value <= high:
+            raise IntrinsicError(
+                f"The arguments of States.MathAdd must be integers between {low} and {high}, "
+                f"but one is {value}"
+            )
+    return a + b
 
 
 def _string_split(call: Call, args: list[Any]) -> list[str]:

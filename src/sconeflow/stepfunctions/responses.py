@@ -37,6 +37,8 @@ _ERROR_CODES: dict[type[BaseException], str] = {
     ex.StateMachineAlreadyExists: "StateMachineAlreadyExists",
     ex.ExecutionDoesNotExist: "ExecutionDoesNotExist",
     ex.ExecutionAlreadyExists: "ExecutionAlreadyExists",
+    ex.ConflictException: "ConflictException",
+    ex.ServiceQuotaExceeded: "ServiceQuotaExceededException",
     svc.InvalidName: "InvalidName",
     svc.InvalidArn: "InvalidArn",
     svc.InvalidExecutionInput: "InvalidExecutionInput",
@@ -172,6 +174,31 @@ def machine_shape(machine: ex.StateMachineRecord) -> dict[str, Any]:
     }
 
 
+def version_shape(version: ex.VersionRecord, machine: ex.StateMachineRecord) -> dict[str, Any]:
+    """DescribeStateMachine of a version ARN: that version's definition, revision and description."""
+    shape = machine_shape(machine)
+    shape["stateMachineArn"] = version.arn
+    shape["creationDate"] = _epoch(version.created)
+    if version.description is not None:
+        shape["description"] = version.description
+    return shape
+
+
+def alias_shape(alias: ex.AliasRecord) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "stateMachineAliasArn": alias.arn,
+            "name": alias.name,
+            "description": alias.description,
+            "routingConfiguration": [
+                {"stateMachineVersionArn": arn, "weight": weight} for arn, weight in alias.routing
+            ],
+            "creationDate": _epoch(alias.created),
+            "updateDate": _epoch(alias.updated),
+        }
+    )
+
+
 def execution_shape(record: ex.ExecutionRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
         "executionArn": record.arn,
@@ -182,9 +209,10 @@ def execution_shape(record: ex.ExecutionRecord) -> dict[str, Any]:
         "stopDate": _epoch(record.stop_date),
         "input": record.input,
         "inputDetails": {"included": True},
-        # started through a version ARN: AWS returns it (null for an unqualified ARN, even when the
-        # execution ran the same revision); sconeflow has no aliases, so never stateMachineAliasArn
+        # started through a version ARN (or an alias, which names the version it chose): AWS returns
+        # them (neither for an unqualified ARN, even when the execution ran the same revision)
         "stateMachineVersionArn": record.version_arn,
+        "stateMachineAliasArn": record.alias_arn,
     }
     if record.status == "SUCCEEDED":
         out["output"] = record.output
@@ -214,6 +242,7 @@ def list_item_shape(record: ex.ExecutionRecord) -> dict[str, Any]:
             "startDate": _epoch(record.start_date),
             "stopDate": _epoch(record.stop_date),
             "stateMachineVersionArn": record.version_arn,
+            "stateMachineAliasArn": record.alias_arn,
         }
     )
 
@@ -233,8 +262,17 @@ def event_shape(event: dict[str, Any], include_data: bool = True) -> dict[str, A
 # -- operations ------------------------------------------------------------------------------------
 
 
+def _version_description(body: dict[str, Any]) -> str | None:
+    """``versionDescription`` (at most 256 characters), which AWS accepts only with ``publish``."""
+    description = body.get("versionDescription")
+    if description is not None and not body.get("publish"):
+        raise _ApiError("ValidationException", "Version description can only be set when publish is true")
+    return svc.check_description(description, "versionDescription")
+
+
 def _create_state_machine(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
     definition = _definition(body)
+    description = _version_description(body)
     machine = service.create_state_machine(
         _require(body, "name"),
         definition,
@@ -244,12 +282,17 @@ def _create_state_machine(service: svc.StepFunctionsService, body: dict[str, Any
     )
     out = {"stateMachineArn": machine.arn, "creationDate": _epoch(machine.created)}
     if body.get("publish"):
-        out["stateMachineVersionArn"] = f"{machine.arn}:{machine.revision}"
+        out["stateMachineVersionArn"] = service.publish_version(machine.arn, description=description).arn
     return out
 
 
 def _update_state_machine(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
-    current = service.describe_state_machine(_arn(body, "stateMachineArn"))
+    target = _arn(body, "stateMachineArn")
+    current = service.describe_state_machine(target)
+    if target != current.arn:  # a version is immutable; an alias is changed with UpdateStateMachineAlias
+        raise _ApiError(
+            "ValidationException", f"Invalid Arn: '{target}': only a state machine ARN can be updated"
+        )
     changes = ("definition", "roleArn", "loggingConfiguration", "tracingConfiguration")
     if not any(body.get(k) for k in changes):
         raise _ApiError(
@@ -259,6 +302,7 @@ def _update_state_machine(service: svc.StepFunctionsService, body: dict[str, Any
         )
     if body.get("definition"):
         _definition(body)
+    description = _version_description(body)
     machine = service.create_state_machine(
         current.name,
         body.get("definition") or current.definition,
@@ -268,13 +312,16 @@ def _update_state_machine(service: svc.StepFunctionsService, body: dict[str, Any
         update=True,
     )
     out = {"updateDate": _epoch(machine.updated), "revisionId": machine.revision_id}
-    if body.get("publish"):
-        out["stateMachineVersionArn"] = f"{machine.arn}:{machine.revision}"
+    if body.get("publish"):  # an unchanged revision already published answers with that version
+        out["stateMachineVersionArn"] = service.publish_version(machine.arn, description=description).arn
     return out
 
 
 def _describe_state_machine(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
-    return machine_shape(service.describe_state_machine(_arn(body, "stateMachineArn")))
+    arn = _arn(body, "stateMachineArn")
+    if ex.version_arn_of(arn) is not None:  # a version ARN: that version's definition and description
+        return version_shape(*service.describe_version(arn))
+    return machine_shape(service.describe_state_machine(arn))
 
 
 def _describe_state_machine_for_execution(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
@@ -308,7 +355,7 @@ def _delete_state_machine(service: svc.StepFunctionsService, body: dict[str, Any
 
 def _start_execution(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict[str, Any]:
     machine_arn = _arn(body, "stateMachineArn")
-    machine = service.describe_state_machine(machine_arn)
+    machine = service.machine_of(machine_arn)  # also for a version or alias ARN
     name = body.get("name")
     input_text = body.get("input")
     if name:
@@ -408,6 +455,61 @@ def _list_tags_for_resource(service: svc.StepFunctionsService, body: dict[str, A
     return {"tags": service.list_tags(_arn(body, "resourceArn"))}
 
 
+def _publish_state_machine_version(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    version = service.publish_version(
+        _arn(body, "stateMachineArn"), revision_id=body.get("revisionId"), description=body.get("description")
+    )
+    return {"creationDate": _epoch(version.created), "stateMachineVersionArn": version.arn}
+
+
+def _list_state_machine_versions(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    versions = [
+        {"stateMachineVersionArn": v.arn, "creationDate": _epoch(v.created)}
+        for v in service.list_versions(_arn(body, "stateMachineArn"))
+    ]
+    chunk, token = _page(versions, body, key=lambda v: v["stateMachineVersionArn"])
+    return _drop_none({"stateMachineVersions": chunk, "nextToken": token})
+
+
+def _delete_state_machine_version(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    service.delete_version(_arn(body, "stateMachineVersionArn"))
+    return {}
+
+
+def _create_state_machine_alias(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    alias, _ = service.create_alias(
+        body.get("name"), _require(body, "routingConfiguration"), body.get("description")
+    )
+    return {"stateMachineAliasArn": alias.arn, "creationDate": _epoch(alias.created)}
+
+
+def _describe_state_machine_alias(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    return alias_shape(service.describe_alias(_arn(body, "stateMachineAliasArn")))
+
+
+def _update_state_machine_alias(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    alias = service.update_alias(
+        _arn(body, "stateMachineAliasArn"),
+        description=body.get("description"),
+        routing=body.get("routingConfiguration"),
+    )
+    return {"updateDate": _epoch(alias.updated)}
+
+
+def _delete_state_machine_alias(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    service.delete_alias(_arn(body, "stateMachineAliasArn"))
+    return {}
+
+
+def _list_state_machine_aliases(service: svc.StepFunctionsService, body: dict[str, Any]) -> dict:
+    aliases = [
+        {"stateMachineAliasArn": a.arn, "creationDate": _epoch(a.created)}
+        for a in service.list_aliases(_arn(body, "stateMachineArn"))
+    ]
+    chunk, token = _page(aliases, body, key=lambda a: a["stateMachineAliasArn"])
+    return _drop_none({"stateMachineAliases": chunk, "nextToken": token})
+
+
 OPERATIONS: dict[str, Callable[[svc.StepFunctionsService, dict[str, Any]], dict[str, Any]]] = {
     "CreateStateMachine": _create_state_machine,
     "UpdateStateMachine": _update_state_machine,
@@ -425,6 +527,14 @@ OPERATIONS: dict[str, Callable[[svc.StepFunctionsService, dict[str, Any]], dict[
     "TagResource": _tag_resource,
     "UntagResource": _untag_resource,
     "ListTagsForResource": _list_tags_for_resource,
+    "PublishStateMachineVersion": _publish_state_machine_version,
+    "ListStateMachineVersions": _list_state_machine_versions,
+    "DeleteStateMachineVersion": _delete_state_machine_version,
+    "CreateStateMachineAlias": _create_state_machine_alias,
+    "DescribeStateMachineAlias": _describe_state_machine_alias,
+    "UpdateStateMachineAlias": _update_state_machine_alias,
+    "DeleteStateMachineAlias": _delete_state_machine_alias,
+    "ListStateMachineAliases": _list_state_machine_aliases,
 }
 
 
@@ -467,7 +577,7 @@ def handle(
         return _error_response("InvalidDefinition", _definition_message(exc))
     except SconeflowError as exc:
         code = next((c for t, c in _ERROR_CODES.items() if isinstance(exc, t)), "ValidationException")
-        return _error_response(code, str(exc))
+        return _error_response(code, str(exc), 409 if code == "ConflictException" else 400)
     except Exception as exc:  # never answer with a traceback
         log.exception("Step Functions %s failed", operation)
         return _error_response("InternalFailure", f"{type(exc).__name__}: {exc}", status=500)

@@ -17,6 +17,7 @@ import atexit
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
@@ -31,10 +32,15 @@ from sconeflow.config import Settings
 from sconeflow.errors import SconeflowError
 from sconeflow.services import pid_alive
 from sconeflow.stepfunctions.executions import (
+    AliasRecord,
+    ConflictException,
     EventRow,
     ExecutionRecord,
     ExecutionStore,
+    ServiceQuotaExceeded,
+    StateMachineDoesNotExist,
     StateMachineRecord,
+    VersionRecord,
     event_to_row,
     version_arn_of,
 )
@@ -85,6 +91,115 @@ class TooManyTags(SconeflowError):
 
 
 MAX_TAGS = 50  # AWS's limit of tags per resource
+MAX_DESCRIPTION = 256  # AWS: version and alias descriptions
+
+# AWS's pattern for alias names: letters, digits, _ - . with at least one non-digit, so that an alias
+# ARN can never be read as a version ARN (``<machine ARN>:1``)
+_ALIAS_NAME_PATTERN = r"^(?=.*[a-zA-Z_\-\.])[a-zA-Z0-9_\-\.]+$"
+_ALIAS_NAME_RE = re.compile(_ALIAS_NAME_PATTERN)
+_NOT_FOUND = "Request references a resource that does not exist."
+
+
+def _constraint(value: Any, field: str, constraint: str) -> ValidationException:
+    """AWS's wording for a request member that breaks its model constraint."""
+    return ValidationException(
+        f"1 validation error detected: Value '{value}' at '{field}' "
+        f"failed to satisfy constraint: {constraint}"
+    )
+
+
+def check_description(description: Any, field: str = "description") -> str | None:
+    if description is None:
+        return None
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise _constraint(
+            description, field, f"Member must have length less than or equal to {MAX_DESCRIPTION}"
+        )
+    return description
+
+
+def check_alias_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationException("Invalid length for parameter name, value: 0, valid min length: 1")
+    if len(name) > 80:
+        raise _constraint(name, "name", "Member must have length less than or equal to 80")
+    if not _ALIAS_NAME_RE.match(name):
+        raise _constraint(
+            name, "name", f"Member must satisfy regular expression pattern: {_ALIAS_NAME_PATTERN}"
+        )
+    return name
+
+
+def alias_arn_of(ref: str) -> tuple[str, str] | None:
+    """``(machine ARN, alias name)`` when ``ref`` is an alias ARN (``arn:...:stateMachine:x:PROD``)."""
+    if not ref.startswith("arn:"):
+        return None
+    base, _, suffix = ref.rpartition(":")
+    if not suffix or suffix.isdigit() or base.count(":") != 6 or base.split(":")[5] != "stateMachine":
+        return None
+    return base, suffix
+
+
+def check_routing(routing: Any) -> tuple[str, list[tuple[str, int]]]:
+    """(machine ARN, [(version ARN, weight)]) of a ``routingConfiguration``, checked as AWS does:
+    one or two distinct version ARNs of one state machine, weights 0-100 summing to 100."""
+    if not isinstance(routing, list) or not routing:
+        raise ValidationException(
+            "Invalid length for parameter routingConfiguration, value: 0, valid min length: 1"
+        )
+    items: list[tuple[str, int]] = []
+    for item in routing:
+        arn = item.get("stateMachineVersionArn") if isinstance(item, dict) else None
+        weight = item.get("weight") if isinstance(item, dict) else None
+        if not isinstance(arn, str) or isinstance(weight, bool) or not isinstance(weight, int):
+            raise ValidationException(
+                "Each routingConfiguration item needs a stateMachineVersionArn (string) "
+                "and a weight (integer)"
+            )
+        items.append((arn, weight))
+    if len(items) > 2:
+        listed = ", ".join(
+            f"RoutingConfigurationListItem(stateMachineVersionArn={a}, weight={w})" for a, w in items
+        )
+        raise _constraint(
+            f"[{listed}]", "routingConfiguration", "Member must have length less than or equal to 2"
+        )
+    arns = [a for a, _ in items]
+    if len(set(arns)) < len(arns):
+        raise ValidationException(
+            "Routing configuration must contain distinct state machine version ARNs. "
+            f"Received: [{', '.join(arns)}]"
+        )
+    for i, (_, weight) in enumerate(items, start=1):
+        if weight < 0:
+            raise ValidationException(
+                f"Invalid value for parameter routingConfiguration[{i}].weight, value: {weight}, "
+                "valid min value: 0"
+            )
+        if weight > 100:
+            raise _constraint(
+                weight,
+                f"routingConfiguration.{i}.member.weight",
+                "Member must have value less than or equal to 100",
+            )
+    weights = [w for _, w in items]
+    if sum(weights) != 100:
+        raise ValidationException(
+            f"Sum of routing configuration weights must equal 100. Received: {json.dumps(weights)}"
+        )
+    parsed = [version_arn_of(a) for a in arns]
+    if any(p is None for p in parsed):
+        raise ValidationException(
+            f"Routing configuration must contain state machine version ARNs. Received: [{', '.join(arns)}]"
+        )
+    machines = {p[0] for p in parsed if p is not None}
+    if len(machines) > 1:
+        raise ValidationException(
+            "Routing configuration must contain state machine version ARNs of the same state machine. "
+            f"Received: [{', '.join(arns)}]"
+        )
+    # normalized: <machine ARN>:<n> (a version ARN written with a leading zero names the same version)
+    return machines.pop(), [(f"{p[0]}:{p[1]}", w) for p, (_, w) in zip(parsed, items, strict=True) if p]
 
 
 def check_tags(tags: Any) -> list[tuple[str, str]]:
@@ -391,11 +506,127 @@ class StepFunctionsService:
     def describe_state_machine(self, ref: str) -> StateMachineRecord:
         return self.store.get_machine(ref)
 
+    # -- versions -----------------------------------------------------------------------------
+    def publish_version(
+        self, ref: str, *, revision_id: str | None = None, description: str | None = None
+    ) -> VersionRecord:
+        """Publish the current revision as the next version (1, 2, 3 ... as AWS numbers them);
+        a revision published before is answered with its existing version."""
+        check_description(description)
+        machine = self.store.get_machine(ref)
+        if machine.arn != ref and machine.name != ref:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{ref}'")
+        version, _ = self.store.publish_version(machine.arn, revision_id=revision_id, description=description)
+        return version
+
+    def describe_version(self, version_arn: str) -> tuple[VersionRecord, StateMachineRecord]:
+        """A published version and the revision it names (DescribeStateMachine on a version ARN)."""
+        parsed = version_arn_of(version_arn)
+        version = self.store.get_version(*parsed) if parsed else None
+        if version is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{version_arn}'")
+        return version, self.store.get_machine_revision(version.machine_arn, version.revision)
+
+    def list_versions(self, machine_arn: str) -> list[VersionRecord]:
+        machine = self.store.get_machine(machine_arn)
+        if machine.arn != machine_arn:
+            raise InvalidArn(f"Invalid Arn: 'Resource type not valid in this context: {machine_arn}'")
+        return self.store.list_versions(machine.arn)
+
+    def delete_version(self, version_arn: str) -> None:
+        """Delete a published version; one that does not exist is no error (as on AWS), one an alias
+        routes to is ConflictException. Running executions of the version go on."""
+        parsed = version_arn_of(version_arn)
+        if parsed is None:
+            raise InvalidArn(f"Invalid Arn: 'Resource type not valid in this context: {version_arn}'")
+        self.store.delete_version(*parsed)
+
+    # -- aliases ------------------------------------------------------------------------------
+    def create_alias(self, name: Any, routing: Any, description: Any = None) -> tuple[AliasRecord, bool]:
+        check_alias_name(name)
+        check_description(description)
+        machine_arn, items = check_routing(routing)
+        result = self.store.put_alias(
+            machine_arn=machine_arn, name=name, description=description, routing=items
+        )
+        if result is None:
+            raise ResourceNotFound(_NOT_FOUND)
+        return result
+
+    def describe_alias(self, alias_arn: str) -> AliasRecord:
+        if alias_arn_of(alias_arn) is None:
+            raise InvalidArn(f"Invalid Arn: 'Resource type not valid in this context: {alias_arn}'")
+        alias = self.store.get_alias(alias_arn)
+        if alias is None:
+            raise ResourceNotFound(_NOT_FOUND)
+        return alias
+
+    def update_alias(self, alias_arn: str, *, description: Any = None, routing: Any = None) -> AliasRecord:
+        if alias_arn_of(alias_arn) is None:
+            raise InvalidArn(f"Invalid Arn: 'Resource type not valid in this context: {alias_arn}'")
+        if description is None and routing is None:
+            raise ValidationException(
+                "Either the description or the routingConfiguration must be specified to update an alias"
+            )
+        check_description(description)
+        items = None
+        if routing is not None:
+            machine_arn, items = check_routing(routing)
+            if machine_arn != alias_arn.rpartition(":")[0]:
+                raise ValidationException(
+                    "Routing configuration must contain state machine version ARNs of the alias's state "
+                    f"machine. Received: [{', '.join(a for a, _ in items)}]"
+                )
+        result = self.store.update_alias(alias_arn, description=description, routing=items)
+        if result is False or result is True:  # no such alias / a routed version does not exist
+            raise ResourceNotFound(_NOT_FOUND)
+        return result
+
+    def delete_alias(self, alias_arn: str) -> None:
+        """Delete an alias (its versions stay); one that does not exist is no error, as on AWS."""
+        if alias_arn_of(alias_arn) is None:
+            raise InvalidArn(f"Invalid Arn: 'Resource type not valid in this context: {alias_arn}'")
+        self.store.delete_alias(alias_arn)
+
+    def list_aliases(self, ref: str) -> list[AliasRecord]:
+        """The aliases of a state machine, oldest first; given a version ARN, those routing to it."""
+        machine = self.store.get_machine(ref)
+        aliases = self.store.list_aliases(machine.arn)
+        if ref != machine.arn:
+            aliases = [a for a in aliases if any(v == ref for v, _ in a.routing)]
+        return aliases
+
+    def machine_of(self, ref: str) -> StateMachineRecord:
+        """The state machine a name, ARN, version ARN or alias ARN belongs to."""
+        target = alias_arn_of(ref)
+        if target is not None and self.store.get_alias(ref) is not None:
+            return self.store.get_machine(target[0])
+        return self.store.get_machine(ref)
+
+    def _resolve(self, ref: str) -> tuple[StateMachineRecord, str | None, str | None]:
+        """(revision to run, version ARN, alias ARN) for what StartExecution was given: an alias
+        picks one of its versions at random by the routing weights, as AWS does."""
+        if alias_arn_of(ref) is not None:
+            alias = self.store.get_alias(ref)
+            if alias is None:
+                raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{ref}'")
+            versions = [v for v, w in alias.routing if w > 0]
+            weights = [w for _, w in alias.routing if w > 0]
+            version_arn = random.choices(versions, weights=weights)[0]
+            return self.store.get_machine(version_arn), version_arn, alias.arn
+        return self.store.get_machine(ref), _version(ref), None
+
     def list_state_machines(self) -> list[StateMachineRecord]:
         return self.store.list_machines()
 
     def delete_state_machine(self, ref: str) -> StateMachineRecord:
+        """Delete a state machine with its versions and aliases (executions keep what they ran)."""
         machine = self.store.get_machine(ref)
+        if ref not in (machine.arn, machine.name):  # a version or alias ARN: never the whole machine
+            raise ValidationException(
+                f"Invalid Arn: '{ref}': DeleteStateMachine takes a state machine ARN; delete versions "
+                "with DeleteStateMachineVersion and aliases with DeleteStateMachineAlias"
+            )
         for execution in self.store.list_executions(machine.arn, status="RUNNING"):
             self.stop_execution(
                 execution.arn, error="StateMachineDeleted", cause="The state machine was deleted"
@@ -423,34 +654,54 @@ class StepFunctionsService:
     def start_execution(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
     ) -> ExecutionRecord:
-        """Start an execution in a background thread of this process; returns its RUNNING record."""
-        machine = self.store.get_machine(machine_ref)
+        """Start an execution in a background thread of this process; returns its RUNNING record.
+
+        ``machine_ref``: a name, ARN, version ARN or alias ARN (an alias picks a version by weight)."""
+        machine, version_arn, alias_arn = self._resolve(machine_ref)
         # an EXPRESS machine's asynchronous executions get AWS's express ARN too
         # (arn:aws:states:<region>:<account>:express:<machine>:<name>:<uuid>)
         return self._start(
-            machine, input_text, name, kind=machine.type, background=True, version_arn=_version(machine_ref)
+            machine,
+            input_text,
+            name,
+            kind=machine.type,
+            background=True,
+            version_arn=version_arn,
+            alias_arn=alias_arn,
         )
 
     def start_sync_execution(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
     ) -> ExecutionRecord:
         """Run an EXPRESS execution to its end in the calling thread (StartSyncExecution)."""
-        machine = self.store.get_machine(machine_ref)
+        machine, version_arn, alias_arn = self._resolve(machine_ref)
         if machine.type != "EXPRESS":
             raise StateMachineTypeNotSupported(
                 "This operation is not supported by this type of state machine"
             )
         return self._start(
-            machine, input_text, name, kind="EXPRESS", background=False, version_arn=_version(machine_ref)
+            machine,
+            input_text,
+            name,
+            kind="EXPRESS",
+            background=False,
+            version_arn=version_arn,
+            alias_arn=alias_arn,
         )
 
     def run_to_end(
         self, machine_ref: str, input_text: str | None = None, *, name: str | None = None
     ) -> ExecutionRecord:
         """Start an execution of any type and wait for it in this thread (``sfn start --wait``)."""
-        machine = self.store.get_machine(machine_ref)
+        machine, version_arn, alias_arn = self._resolve(machine_ref)
         return self._start(
-            machine, input_text, name, kind=machine.type, background=False, version_arn=_version(machine_ref)
+            machine,
+            input_text,
+            name,
+            kind=machine.type,
+            background=False,
+            version_arn=version_arn,
+            alias_arn=alias_arn,
         )
 
     def _start(
@@ -462,9 +713,11 @@ class StepFunctionsService:
         kind: str,
         background: bool,
         version_arn: str | None = None,
+        alias_arn: str | None = None,
     ) -> ExecutionRecord:
-        """``version_arn``: the version ARN the caller named (``machine`` is then that version's
-        revision); AWS associates the execution with it, an unqualified ARN with no version."""
+        """``version_arn``: the version the caller named, or the one its alias (``alias_arn``) routed
+        to (``machine`` is then that version's revision); AWS associates the execution with them, an
+        unqualified ARN with neither."""
         from sconeflow.stepfunctions.engine import ExecutionContext
 
         name = check_name(name or str(uuid.uuid4()), "execution name")
@@ -486,6 +739,7 @@ class StepFunctionsService:
                 start_date=start,
                 runner=(_HOST, os.getpid(), _PROCESS_TOKEN),
                 version_arn=version_arn,
+                alias_arn=alias_arn,
             )
         except BaseException:
             _RUNS.remove(arn)
@@ -497,6 +751,8 @@ class StepFunctionsService:
             state_machine_name=machine.name,
             role_arn=machine.role_arn,
             start_time=start,
+            version_arn=version_arn,
+            alias_arn=alias_arn,
         )
 
         def target() -> None:
@@ -585,12 +841,19 @@ class StepFunctionsService:
     def list_executions(
         self, machine_ref: str | None = None, status: str | None = None, limit: int | None = None
     ) -> list[ExecutionRecord]:
-        """Newest first. A version ARN (``...:stateMachine:x:2``) lists only the executions started
-        through that version ARN, as ListExecutions does; the unqualified ARN or name lists them all."""
-        machine_arn = self.store.get_machine(machine_ref).arn if machine_ref else None
+        """Newest first. A version ARN (``...:stateMachine:x:2``) lists only the executions of that
+        version (started through it or through an alias that routed to it), an alias ARN only those
+        started through the alias, as ListExecutions does; the unqualified ARN or name lists them all."""
+        machine_arn = self.machine_of(machine_ref).arn if machine_ref else None
         version_arn = _version(machine_ref) if machine_ref else None
-        self.reconcile(self.store.list_executions(machine_arn, status="RUNNING", version_arn=version_arn))
-        return self.store.list_executions(machine_arn, status=status, limit=limit, version_arn=version_arn)
+        alias_arn = machine_ref if machine_ref and alias_arn_of(machine_ref) else None
+        running = self.store.list_executions(
+            machine_arn, status="RUNNING", version_arn=version_arn, alias_arn=alias_arn
+        )
+        self.reconcile(running)
+        return self.store.list_executions(
+            machine_arn, status=status, limit=limit, version_arn=version_arn, alias_arn=alias_arn
+        )
 
     def history(self, ref: str) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
         record = self.describe_execution(ref)
@@ -673,10 +936,12 @@ class StepFunctionsService:
 
 
 __all__ = [
+    "ConflictException",
     "InvalidArn",
     "InvalidExecutionInput",
     "InvalidName",
     "ResourceNotFound",
+    "ServiceQuotaExceeded",
     "StateMachineTypeNotSupported",
     "StepFunctionsService",
     "TooManyTags",

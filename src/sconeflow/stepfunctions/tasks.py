@@ -17,6 +17,7 @@ from sconeflow.stepfunctions.definition import (
     TaskState,
 )
 from sconeflow.stepfunctions.errors import LambdaFunctionNotFound, StatesError
+from sconeflow.stepfunctions.intrinsics import finite_float
 from sconeflow.stepfunctions.runtime import (
     MAX_PAYLOAD_BYTES,
     Aborted,
@@ -216,12 +217,13 @@ class TaskStates:
                     f"END RequestId: {request_id}\n".encode()
                 ).decode()
             )
+        payload_value = self._lambda_result(sctx, text)
         result = {"ExecutedVersion": response.executed_version}
         if log_result is not None:
             result["LogResult"] = log_result
         result.update(
             {
-                "Payload": _parse_payload(text),
+                "Payload": payload_value,
                 "SdkHttpMetadata": _http_metadata(
                     request_id, response.executed_version, len(response.payload), self.clock.now(), log_result
                 ),
@@ -230,6 +232,16 @@ class TaskStates:
             }
         )
         return self.task_result(sctx, resource_type, "invoke", result)
+
+    def _lambda_result(self, sctx: StateCtx, text: str) -> Any:
+        """The function's result; one holding a number a float cannot hold fails the execution
+        with States.Runtime, as such execution input does (never written out as ``Infinity``)."""
+        try:
+            return _parse_payload(text)
+        except UnrepresentableNumber as exc:
+            raise self.runtime_error(
+                sctx, f"The Lambda function returned a result that is not valid JSON here: {exc}"
+            ) from None
 
     def invoke_legacy_lambda(self, sctx: StateCtx, resource: str, params: Any, timeout: Any) -> Any:
         name, qualifier, region, account = _parse_function(resource, self.region, self.account)
@@ -277,7 +289,7 @@ class TaskStates:
                 details["cause"] = cause
             self.history.add("LambdaFunctionFailed", details)
             raise StatesError(error, cause)
-        result = _parse_payload(text)
+        result = self._lambda_result(sctx, text)
         out_text = compact(result)
         if len(out_text.encode()) > MAX_PAYLOAD_BYTES:
             cause = self._limit_cause(resource)
@@ -358,24 +370,47 @@ def _is_json_text(text: str) -> bool:
     return True
 
 
+class UnrepresentableNumber(ValueError):
+    """A Lambda result holds a number a 64-bit float cannot hold (``1e999``) or NaN/Infinity."""
+
+
+def _finite(token: str) -> float:
+    try:
+        return finite_float(token)
+    except ValueError as exc:
+        raise UnrepresentableNumber(str(exc)) from None
+
+
+def _no_constant(token: str) -> Any:
+    raise UnrepresentableNumber(f"'{token}' is not a JSON number")
+
+
 def _parse_payload(text: str) -> Any:
+    """A Lambda result as JSON, or the text itself when it is not JSON. A number a float cannot
+    hold raises UnrepresentableNumber: read as ``inf`` it would be written back as ``Infinity``,
+    which is not JSON (the engine refuses such numbers everywhere they enter)."""
     if not text:
         return None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except UnrepresentableNumber:
+        raise
     except ValueError:
         return text
 
 
 def _function_error(text: str, *, compact_cause: bool) -> tuple[str | None, str | None]:
+    exact = True
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except UnrepresentableNumber:  # the error body as written: compacted it would hold Infinity
+        obj, exact = json.loads(text), False
     except ValueError:
         return "Lambda.Unknown", text
     error = obj.get("errorType") if isinstance(obj, dict) else None
     if error is None:
         error = "Lambda.Unknown"
-    cause = compact(obj) if compact_cause else text
+    cause = compact(obj) if compact_cause and exact else text
     return error, cause
 
 
