@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from botocore.config import Config
 
 from sconeflow.config import Settings
 from sconeflow.gateway.wire import WireRequest
@@ -15,23 +13,6 @@ from sconeflow.stepfunctions.responses import handle
 from .sfn_helpers import FILTER_TASK, PASS_CHAIN, WAIT_LONG, dumps, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/StepFunctions-test"
-
-
-@pytest.fixture
-def sfn(settings: Settings) -> Iterator[object]:
-    import boto3
-
-    from sconeflow.gateway.server import running_gateway
-
-    with running_gateway(settings) as gateway:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=gateway.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
-        )
 
 
 def _code(exc_info: pytest.ExceptionInfo) -> str:

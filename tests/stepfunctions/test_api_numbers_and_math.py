@@ -12,11 +12,9 @@ real boto3 client, the real gateway and the real local Lambda runtime.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botocore.config import Config
 
 from sconeflow.config import Settings
 from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
@@ -25,23 +23,6 @@ from .sfn_helpers import dumps, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/StepFunctions-test"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{name}"
-
-
-@pytest.fixture
-def sfn(settings: Settings) -> Iterator[object]:
-    import boto3
-
-    from sconeflow.gateway.server import running_gateway
-
-    with running_gateway(settings) as gateway:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=gateway.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
-        )
 
 
 def _register(settings: Settings, tmp_path: Path, name: str, body: str) -> None:

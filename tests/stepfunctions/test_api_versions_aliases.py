@@ -9,7 +9,6 @@ responses where the reference gives no wording).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from botocore.config import Config
@@ -24,23 +23,6 @@ ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:vm"
 
 def _machine(result: str) -> str:
     return dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": result, "End": True}}})
-
-
-@pytest.fixture
-def sfn(settings: Settings) -> Iterator[object]:
-    import boto3
-
-    from sconeflow.gateway.server import running_gateway
-
-    with running_gateway(settings) as gateway:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=gateway.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
-        )
 
 
 def _error(exc_info: pytest.ExceptionInfo) -> tuple[str, str]:

@@ -8,12 +8,8 @@ ARN, even when that ran the same revision): DescribeExecution and ListExecutions
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from botocore.config import Config
-
-from sconeflow.config import Settings
 
 from .sfn_helpers import dumps, wait_for
 
@@ -22,23 +18,6 @@ ROLE = "arn:aws:iam::123456789012:role/service-role/StepFunctions-test"
 
 def _machine(result: str) -> str:
     return dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": result, "End": True}}})
-
-
-@pytest.fixture
-def sfn(settings: Settings) -> Iterator[object]:
-    import boto3
-
-    from sconeflow.gateway.server import running_gateway
-
-    with running_gateway(settings) as gateway:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=gateway.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
-        )
 
 
 def _finished(sfn, arn: str) -> dict:
