@@ -48,7 +48,7 @@ def _out(line: str) -> None:
 @store_app.command("ls")
 def ls(
     uri: Annotated[
-        str | None, typer.Argument(help="s3://bucket[/prefix]; nothing lists the buckets.")
+        str | None, typer.Argument(help="s3://bucket\\[/prefix]; nothing lists the buckets.")
     ] = None,
     recursive: RecursiveOption = False,
     home: HomeOption = None,

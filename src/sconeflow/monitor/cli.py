@@ -229,7 +229,7 @@ def baseline_cmd(
     dataset: Annotated[
         str,
         typer.Option(
-            "--dataset", "-d", help="bucket[/train|test], s3://bucket/prefix, or a training job name."
+            "--dataset", "-d", help="bucket\\[/train|test], s3://bucket/prefix, or a training job name."
         ),
     ] = "",
     model: Annotated[
