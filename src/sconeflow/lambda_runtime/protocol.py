@@ -2,6 +2,7 @@
 
 Runtime -> worker: ``>II`` (header length, payload length), the JSON header, the payload bytes.
 Worker -> runtime: ``>III`` (header length, payload length, log length), header, payload, log text.
+(The worker sends its log through a file instead, see ``worker._Capture``, so the log part is empty.)
 One ``os.write`` per message, so a message is never interleaved with another.
 """
 

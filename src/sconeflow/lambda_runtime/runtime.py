@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -87,18 +88,34 @@ def _utc_stamp() -> str:
 
 
 class _Worker:
-    """One warm worker process and its two pipes."""
+    """One warm worker process, its two pipes and its log file.
+
+    The worker writes what the handler prints to the log file as it goes (an unlinked temporary file
+    shared through a file descriptor), so the text printed before a timeout or a crash is still there
+    for the invocation's log. It runs in a process group of its own: stopping it stops every process
+    the handler started, as Lambda does when it retires a sandbox.
+    """
 
     def __init__(self, config: FunctionConfig, env: dict[str, str], stdout: IO[bytes]) -> None:
         self.log_stream = env["AWS_LAMBDA_LOG_STREAM_NAME"]
         self.max_memory_mb = 0
         self.last_used = time.monotonic()
+        log_fd, log_path = tempfile.mkstemp(prefix="sconeflow-lambda-", suffix=".log")
+        os.unlink(log_path)
+        self.log_fd = log_fd
         req_read, self.req_write = os.pipe()
         self.resp_read, resp_write = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sconeflow.lambda_runtime.worker", str(req_read), str(resp_write)],
-                pass_fds=(req_read, resp_write),
+                [
+                    sys.executable,
+                    "-m",
+                    "sconeflow.lambda_runtime.worker",
+                    str(req_read),
+                    str(resp_write),
+                    str(log_fd),
+                ],
+                pass_fds=(req_read, resp_write, log_fd),
                 env=env,
                 cwd=str(config.code_path),
                 stdin=subprocess.DEVNULL,
@@ -107,15 +124,35 @@ class _Worker:
                 start_new_session=True,
             )
         except OSError:
-            os.close(self.req_write)
-            os.close(self.resp_read)
+            for fd in (self.req_write, self.resp_read, self.log_fd):
+                os.close(fd)
             raise
         finally:
             os.close(req_read)
             os.close(resp_write)
 
+    def read_log(self, size: int | None = None) -> bytes:
+        """``size`` bytes of the log file (None: all of it, e.g. after a timeout or a crash)."""
+        if self.log_fd < 0:
+            return b""
+        try:
+            if size is None:
+                size = os.fstat(self.log_fd).st_size
+            chunks: list[bytes] = []
+            offset = 0
+            while offset < size:
+                chunk = os.pread(self.log_fd, size - offset, offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+        except OSError:
+            return b""
+        return b"".join(chunks)
+
     def wait_ready(self, deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
-        return read_response(self.resp_read, deadline)
+        head, body, _ = read_response(self.resp_read, deadline)
+        return head, body, self.read_log(int(head.get("log", 0)))
 
     def call(
         self, header: dict[str, Any], payload: bytes, deadline: float
@@ -124,11 +161,14 @@ class _Worker:
             write_all(self.req_write, encode_request(header, payload))
         except (BrokenPipeError, OSError) as exc:
             raise WorkerGone() from exc
-        head, body, text = read_response(self.resp_read, deadline)
+        head, body, _ = read_response(self.resp_read, deadline)
         self.max_memory_mb = max(self.max_memory_mb, int(head.get("max_rss_kb", 0)) // 1024)
-        return head, body, text
+        return head, body, self.read_log(int(head.get("log", 0)))
 
     def exit_reason(self) -> str:
+        # The worker closed its pipe: it is exiting, or has exited and is not yet reaped, so its exit
+        # status is settled and its pid (its group's id) cannot have been reused: stop the group first.
+        self._kill_group()
         try:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -141,22 +181,32 @@ class _Worker:
             return f"Runtime exited with error: signal: {name.lower()}"
         return f"Runtime exited with error: exit status {code}"
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
+    def _kill_group(self) -> None:
+        if self.proc.returncode is not None:  # reaped: the group id may belong to someone else now
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> None:
+        """Kill the worker and every process it started; the log file stays readable."""
+        self._kill_group()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("worker %s did not exit after SIGKILL", self.proc.pid)
-        for fd in (self.req_write, self.resp_read):
+
+    def kill(self) -> None:
+        self.stop()
+        for fd in (self.req_write, self.resp_read, self.log_fd):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.req_write = self.resp_read = -1
+        self.req_write = self.resp_read = self.log_fd = -1
 
 
 class _Pool:
@@ -243,6 +293,7 @@ class _Engine:
         self._raw_logs: dict[str, IO[bytes]] = {}
         self._reaper: threading.Thread | None = None
         self._closed = threading.Event()
+        self.closing = False  # set while close() runs: queued Event invocations stop waiting for workers
 
     # -- endpoint for the handlers' boto3 clients ------------------------------------------------
     def endpoint_url(self) -> str | None:
@@ -352,6 +403,13 @@ class _Engine:
             return self._executor
 
     def close(self) -> None:
+        self.closing = True
+        try:
+            self._close()
+        finally:
+            self.closing = False
+
+    def _close(self) -> None:
         with self.lock:
             pools, self.pools = list(self.pools.values()), {}
             executor, self._executor = self._executor, None
@@ -439,18 +497,27 @@ class LambdaRuntime:
         if invocation_type == "DryRun":
             return InvokeResult(204, b"", None, None, LATEST, request_id)
         if invocation_type == "Event":
-            self._engine.executor().submit(
-                self._run_logged, config, payload, request_id, invoked_arn, context
-            )
+            # Lambda passes the ClientContext to synchronous invocations only
+            self._engine.executor().submit(self._run_event, config.name, payload, request_id, invoked_arn)
             return InvokeResult(202, b"", None, None, LATEST, request_id)
         result = self._run(config, payload, request_id, invoked_arn, context, log_type == "Tail")
         return result
 
-    def _run_logged(self, *args: Any) -> None:
-        try:
-            self._run(*args, False)
-        except Exception:
-            log.exception("asynchronous invocation %s failed", args[2])
+    def _run_event(self, name: str, payload: bytes, request_id: str, invoked_arn: str) -> None:
+        """An Event invocation, from the queue: Lambda retries a throttled event (for up to six hours)
+        instead of dropping it, so a busy function only delays it. The configuration is the one the
+        function has when the event runs, as on AWS."""
+        while True:
+            try:
+                self._run(self.registry.get(name), payload, request_id, invoked_arn, None, False)
+                return
+            except TooManyRequests:
+                if self._engine.closing:
+                    log.warning("asynchronous invocation %s of %s dropped at close", request_id, name)
+                    return
+            except Exception:
+                log.exception("asynchronous invocation %s failed", request_id)
+                return
 
     def _run(
         self,
@@ -486,23 +553,26 @@ class LambdaRuntime:
             head, body, text_bytes = worker.call(header, payload, deadline)
         except WorkerTimeout:
             elapsed_ms = (time.monotonic() - started) * 1000
+            worker.stop()
+            printed = _log_text(worker.read_log())  # what the handler printed before the timeout
             pool.discard(worker)
             message = f"Task timed out after {config.timeout:.2f} seconds"
             body = _compact(
                 {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {request_id} Error: {message}"}
             )
-            text = f"{_utc_stamp()} {request_id} {message}\n"
+            text = f"{printed}{_utc_stamp()} {request_id} {message}\n"
             return self._finish(
                 config, request_id, body, True, init_text, text, elapsed_ms, init_ms, worker, "timeout", tail
             )
         except WorkerGone:
             elapsed_ms = (time.monotonic() - started) * 1000
             reason = worker.exit_reason()
+            printed = _log_text(worker.read_log())  # what the handler printed before the crash
             pool.discard(worker)
             body = _compact(
                 {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: {reason}"}
             )
-            text = f"RequestId: {request_id} Error: {reason}\nRuntime.ExitError\n"
+            text = f"{printed}RequestId: {request_id} Error: {reason}\nRuntime.ExitError\n"
             return self._finish(
                 config, request_id, body, True, init_text, text, elapsed_ms, init_ms, worker, "error", tail
             )
@@ -555,17 +625,25 @@ class LambdaRuntime:
         try:
             head, body, text = worker.wait_ready(started + INIT_TIMEOUT_S)
         except WorkerTimeout:
+            worker.stop()
+            printed = _log_text(worker.read_log())
             pool.discard(worker)
             init_ms = (time.monotonic() - started) * 1000
             message = f"RequestId:  Error: Task timed out after {INIT_TIMEOUT_S:.2f} seconds (init)"
-            return worker, "", init_ms, _compact({"errorType": "Sandbox.Timedout", "errorMessage": message})
+            return (
+                worker,
+                printed,
+                init_ms,
+                _compact({"errorType": "Sandbox.Timedout", "errorMessage": message}),
+            )
         except WorkerGone:
             reason = worker.exit_reason()
+            printed = _log_text(worker.read_log())
             pool.discard(worker)
             init_ms = (time.monotonic() - started) * 1000
             return (
                 worker,
-                "",
+                printed,
                 init_ms,
                 _compact({"errorType": "Runtime.ExitError", "errorMessage": f"Error: {reason}"}),
             )
@@ -618,6 +696,12 @@ class LambdaRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _log_text(data: bytes) -> str:
+    """Log bytes as text ending with a newline (a line cut short by a crash still ends its line)."""
+    text = data.decode("utf-8", "replace")
+    return text if not text or text.endswith("\n") else text + "\n"
 
 
 def _decode_client_context(value: str | None) -> dict[str, Any] | None:

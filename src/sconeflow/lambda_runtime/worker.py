@@ -1,8 +1,8 @@
 """A Lambda worker process: imports the handler once (cold start), then serves invocations for ever.
 
-Run as ``python -m sconeflow.lambda_runtime.worker READ_FD WRITE_FD`` by the runtime, with the function's
-environment (``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_*``, the user's variables). Standard
-library only. Marshalling and error payloads follow ``awslambdaric`` (the AWS Python runtime client).
+Run as ``python -m sconeflow.lambda_runtime.worker READ_FD WRITE_FD LOG_FD`` by the runtime, with the
+function's environment (``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_*``, the user's variables).
+Standard library only. Marshalling and error payloads follow ``awslambdaric`` (the AWS Python runtime client).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -128,30 +129,86 @@ class _BytesSink(io.RawIOBase):
         return len(data)
 
 
+_PENDING_MAX = 1 << 16  # characters kept back waiting for a newline before they are written anyway
+
+
 class _Capture(io.TextIOBase):
-    """sys.stdout / sys.stderr of the handler: everything lands in the invocation's log."""
+    """sys.stdout / sys.stderr of the handler: everything lands in the invocation's log.
+
+    The text goes to the log file the runtime handed over (``log_fd``) line by line as it is written,
+    not when the invocation ends: when the handler times out or kills its process, the runtime still
+    finds what it printed up to then, as CloudWatch has it on AWS. The runtime reads the file after
+    each answer; the worker empties it when the next invocation starts.
+    """
 
     encoding = "utf-8"
     errors = "replace"
 
-    def __init__(self, fd: int) -> None:
-        self.buffer_ = io.StringIO()
+    def __init__(self, fd: int, log_fd: int) -> None:
         self.buffer = _BytesSink(self)
         self._fd = fd
+        self._log_fd = log_fd
+        self._pending: list[str] = []
+        self._pending_len = 0
+        self._written = 0  # bytes in the log file
+        self._reported = 0  # of which the runtime was told (and has read)
+        self._lock = threading.RLock()  # a signal handler that prints must not deadlock
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        return self.buffer_.write(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            self._pending.append(text)
+            self._pending_len += len(text)
+            if "\n" in text or self._pending_len > _PENDING_MAX:
+                self._flush_locked()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8", "replace")
+        self._pending.clear()
+        self._pending_len = 0
+        try:
+            write_all(self._log_fd, data)
+        except OSError:  # a full disk must not fail the invocation; the text is lost as on a full disk
+            return
+        self._written += len(data)
 
     def fileno(self) -> int:  # C-level writers (subprocesses, faulthandler) reach the worker's raw log
         return self._fd
 
-    def reset(self) -> str:
-        text = self.buffer_.getvalue()
-        self.buffer_ = io.StringIO()
-        return text
+    def taken(self) -> int:
+        """Flush and return how many bytes of log this invocation (or the init) wrote."""
+        with self._lock:
+            self._flush_locked()
+            self._reported = self._written
+            return self._written
+
+    def start_invocation(self) -> None:
+        """Empty the log file: the runtime has read the previous invocation's text by now. What a
+        background thread wrote since is kept for this invocation (as a thawed sandbox logs it)."""
+        with self._lock:
+            self._flush_locked()
+            if not self._written:
+                return
+            late = b""
+            if self._written > self._reported:
+                late = os.pread(self._log_fd, self._written - self._reported, self._reported)
+            os.ftruncate(self._log_fd, 0)
+            os.lseek(self._log_fd, 0, os.SEEK_SET)
+            self._written = self._reported = 0
+            if late:
+                write_all(self._log_fd, late)
+                self._written = len(late)
 
 
 def _max_rss_kb() -> int:
@@ -159,8 +216,8 @@ def _max_rss_kb() -> int:
 
 
 def main(argv: list[str]) -> int:
-    read_fd, write_fd = int(argv[1]), int(argv[2])
-    capture = _Capture(1)
+    read_fd, write_fd, log_fd = int(argv[1]), int(argv[2]), int(argv[3])
+    capture = _Capture(1, log_fd)
     sys.stdout = capture  # type: ignore[assignment]
     sys.stderr = capture  # type: ignore[assignment]
     id_filter = _RequestIdFilter()
@@ -186,13 +243,15 @@ def main(argv: list[str]) -> int:
         error = fault_from_exception(exc, None)
         return _init_failed(write_fd, error, capture, started)
     init_ms = (time.perf_counter() - started) * 1000
-    write_all(write_fd, encode_response({"ready": True, "init_ms": init_ms}, b"", capture.reset().encode()))
+    head = {"ready": True, "init_ms": init_ms, "max_rss_kb": _max_rss_kb(), "log": capture.taken()}
+    write_all(write_fd, encode_response(head, b"", b""))
 
     while True:
         try:
             header, payload = read_request(read_fd)
         except (WorkerGone, OSError):
             return 0
+        capture.start_invocation()
         request_id = header["id"]
         id_filter.request_id = request_id
         context = LambdaContext(
@@ -222,8 +281,13 @@ def main(argv: list[str]) -> int:
         duration_ms = (time.perf_counter() - started) * 1000
         if error:
             body = json.dumps(body, ensure_ascii=_ENSURE_ASCII).encode("utf-8")
-        head = {"error": error, "duration_ms": duration_ms, "max_rss_kb": _max_rss_kb()}
-        write_all(write_fd, encode_response(head, body, capture.reset().encode("utf-8", "replace")))
+        head = {
+            "error": error,
+            "duration_ms": duration_ms,
+            "max_rss_kb": _max_rss_kb(),
+            "log": capture.taken(),
+        }
+        write_all(write_fd, encode_response(head, body, b""))
 
 
 def _log_error(capture: _Capture, error: dict, request_id: str) -> None:
@@ -240,8 +304,14 @@ def _init_failed(write_fd: int, error: dict, capture: _Capture, started: float) 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     capture.write(f"[ERROR] {error['errorType']}: {error['errorMessage']}\n")
     body = json.dumps(error, ensure_ascii=_ENSURE_ASCII).encode("utf-8")
-    head = {"ready": False, "init_ms": init_ms, "max_rss_kb": _max_rss_kb(), "at": stamp}
-    write_all(write_fd, encode_response(head, body, capture.reset().encode("utf-8", "replace")))
+    head = {
+        "ready": False,
+        "init_ms": init_ms,
+        "max_rss_kb": _max_rss_kb(),
+        "at": stamp,
+        "log": capture.taken(),
+    }
+    write_all(write_fd, encode_response(head, body, b""))
     return 1
 
 
