@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import tarfile
 import time
@@ -100,13 +101,20 @@ def validate_metadata(meta: dict[str, Any]) -> None:
     for key in ("mean", "std"):
         values = norm.get(key) if isinstance(norm, dict) else None
         if not (
-            isinstance(values, list) and len(values) == 3 and all(isinstance(v, int | float) for v in values)
+            isinstance(values, list)
+            and len(values) == 3
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+            )
         ):
-            raise InvalidModelArtifact(f"model.json input.normalization.{key} must be three numbers")
+            raise InvalidModelArtifact(f"model.json input.normalization.{key} must be three finite numbers")
     if any(v <= 0 for v in norm["std"]):
         raise InvalidModelArtifact("model.json input.normalization.std must be positive")
     if inp.get("layout") != "NCHW":
         raise InvalidModelArtifact("model.json input.layout must be NCHW")
+    for section in ("preprocessing", "output"):
+        if not isinstance(meta.get(section, {}), dict):
+            raise InvalidModelArtifact(f"model.json {section} must be a JSON object")
     resize = meta.get("preprocessing", {}).get("resize", "bilinear")
     if resize not in RESIZE_METHODS:
         raise InvalidModelArtifact(
@@ -265,6 +273,18 @@ class OnnxClassifier:
         if len(inputs) != 1:
             raise InvalidModelArtifact(f"model.onnx must have one input, has {len(inputs)}")
         self._input_name = inputs[0].name
+        # The graph's fixed input dims must be model.json's input.shape, or every prediction would fail
+        # inside onnxruntime with an untyped error (or, worse, run on a misdescribed input).
+        in_shape = inputs[0].shape
+        if inputs[0].type != "tensor(float)" or len(in_shape) != 4:
+            raise InvalidModelArtifact(
+                f"model.onnx input must be a float32 [batch, {c}, {h}, {w}] tensor, "
+                f"is {inputs[0].type} {in_shape}"
+            )
+        if any(isinstance(d, int) and d != want for d, want in zip(in_shape[1:], (c, h, w), strict=True)):
+            raise InvalidModelArtifact(
+                f"model.onnx takes input {in_shape[1:]} but model.json input.shape is {[c, h, w]}"
+            )
         out_shape = self._session.get_outputs()[0].shape
         if isinstance(out_shape[-1], int) and out_shape[-1] != len(self.classes):
             raise InvalidModelArtifact(
@@ -335,7 +355,11 @@ def decode_image(image: Any, size: tuple[int, int], resize: str = "bilinear") ->
                     raise InvalidImage(f"image of {im.width}x{im.height} pixels is too large")
                 im.load()
                 pil = to_rgb(im)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        except UnidentifiedImageError as exc:  # its message names only an in-memory buffer
+            raise InvalidImage(
+                "cannot decode image: not an image format Pillow reads (PNG, JPEG, ...)"
+            ) from exc
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise InvalidImage(f"cannot decode image: {exc}") from exc
     elif isinstance(image, Image.Image):
         pil = to_rgb(image)

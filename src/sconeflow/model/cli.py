@@ -220,7 +220,7 @@ def _print_job_summary(settings: Any, job: Any) -> None:
     metrics = job.final_metrics
     table = Table(title=f"training job {job.name}", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # the artifact URI whole (folded), never cut with "…"
     table.add_row("status", job.status)
     table.add_row("model artifact", job.model_artifacts or "-")
     for key in ("val_accuracy", "val_accuracy_flip_tta", "test_accuracy", "test_ece"):
@@ -314,7 +314,10 @@ def list_jobs(
         console.print_json(json.dumps({"TrainingJobSummaries": [_summary(j) for j in jobs]}))
         return
     table = Table(title="training jobs")
-    for column in ("name", "status", "created", "duration", "val acc", "test acc"):
+    # The name is what describe/evaluate/predict take: never cut it (nor the status) to fit the width.
+    table.add_column("name", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("created", "duration", "val acc", "test acc"):
         table.add_column(column)
     for job in jobs:
         seconds = job.training_seconds
@@ -380,8 +383,7 @@ def evaluate_command(
     store = open_store(settings.resolved_store_uri)
     data = load_split_data(store, bucket or settings.bucket, split)
     report = evaluate(classifier, data)
-    label = resolved.job_name or Path(resolved.uri).parent.parent.name or "model"
-    target = png or settings.home / "reports" / f"{label}-{split}.png"
+    target = png or settings.home / "reports" / f"{_report_label(resolved)}-{split}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(render_png(report, title=f"{resolved.ref} on {split}"))
     if as_json:
@@ -390,6 +392,39 @@ def evaluate_command(
     console.print(f"model {resolved.uri}")
     _print_report(report)
     console.print(f"PNG: {target}")
+
+
+def _report_label(resolved: Any) -> str:
+    """The default report name of a model: its training job's name (also for its artifact in the store),
+    else the file's name and the first 8 hex digits of its SHA-256, so two different artifacts never
+    write (and overwrite) one report."""
+    if resolved.job_name:
+        return str(resolved.job_name)
+    parts = resolved.uri.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-4] == "models" and parts[-2] == "output" and parts[-1] == "model.tar.gz":
+        return parts[-3]  # models/<job>/output/model.tar.gz
+    stem = parts[-1]
+    for suffix in (".tar.gz", ".tgz", ".tar", ".gz"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return f"{stem or 'model'}-{resolved.sha256[:8]}"
+
+
+MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024
+
+
+def _read_image_file(path: Path) -> bytes:
+    from sconeflow.model.errors import InvalidImage
+
+    try:
+        with path.open("rb") as handle:  # bounded: a device or a FIFO would never end
+            data = handle.read(MAX_IMAGE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidImage(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise InvalidImage(f"{path} is larger than {MAX_IMAGE_FILE_BYTES} bytes")
+    return data
 
 
 def predict_command(
@@ -402,18 +437,22 @@ def predict_command(
     home: HomeOption = None,
 ) -> None:
     """Print class probabilities for each image."""
+    import numpy as np
+
     from sconeflow.model.artifact import load_classifier, resolve_model
     from sconeflow.model.errors import InvalidImage
+    from sconeflow.model.evaluate import require_finite
 
     settings = settings_for(home)
     classifier = load_classifier(resolve_model(settings, model), intra_op_threads=threads)
-    payloads = []
+    pixels = []
     for path in images:
-        try:
-            payloads.append(path.read_bytes())
-        except OSError as exc:
-            raise InvalidImage(f"cannot read {path}: {exc.strerror}") from exc
-    probs = classifier.predict_images(payloads)
+        try:  # one file at a time, so that the error names the file that is not an image
+            pixels.append(classifier.preprocess([_read_image_file(path)]))
+        except InvalidImage as exc:
+            message = str(exc)
+            raise InvalidImage(message if str(path) in message else f"{path}: {message}") from exc
+    probs = require_finite(classifier.predict_proba(np.concatenate(pixels)))
     if as_json:
         for path, row in zip(images, probs, strict=True):
             line = {

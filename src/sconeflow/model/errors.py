@@ -45,6 +45,14 @@ class InvalidTrainingJobName(ModelError):
     """A training-job name breaks SageMaker's rule: 1-63 of a-z A-Z 0-9 and inner hyphens."""
 
 
+class ResourceInUse(ModelError):
+    """A training job of that name already exists (SageMaker's CreateTrainingJob error of the same name)."""
+
+
+class TrainingDiverged(ModelError):
+    """The training loss became NaN or infinite (typically a learning rate far too high): no model."""
+
+
 class TrainingJobNotFound(ModelError):
     """No training job has that name."""
 

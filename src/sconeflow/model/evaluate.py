@@ -130,6 +130,20 @@ def metrics_from_probs(
     )
 
 
+def require_finite(probs: np.ndarray) -> np.ndarray:
+    """``probs`` when every value is finite; else :class:`InvalidModelArtifact` (a NaN row's argmax is
+    class 0, so accuracy, reports and predictions would be silently wrong)."""
+    bad = ~np.isfinite(probs).all(axis=1) if probs.ndim == 2 else ~np.isfinite(probs)
+    if bad.any():
+        from sconeflow.model.errors import InvalidModelArtifact
+
+        raise InvalidModelArtifact(
+            f"the model outputs NaN or infinite probabilities for {int(bad.sum())} of {len(probs)} images "
+            "(its weights are not finite: a diverged training?)"
+        )
+    return probs
+
+
 def evaluate(classifier: Any, split: SplitData) -> EvaluationReport:
     """Evaluate ``classifier`` (``.predict_proba``, ``.classes``) on a split."""
     if list(classifier.classes) != list(split.classes):
@@ -139,7 +153,7 @@ def evaluate(classifier: Any, split: SplitData) -> EvaluationReport:
             f"the model predicts {', '.join(classifier.classes)} but the dataset's classes are "
             f"{', '.join(split.classes)} (same names in the same order are needed)"
         )
-    probs = classifier.predict_proba(split.images)
+    probs = require_finite(classifier.predict_proba(split.images))
     report = metrics_from_probs(probs, split.labels, list(classifier.classes), split.keys)
     wrong = np.flatnonzero(probs.argmax(axis=1) != split.labels)
     report.images = split.images[wrong[:MAX_GRID]]

@@ -100,9 +100,16 @@ class TrainingJob:
                 "TrainingInputMode": "File",
             },
             "HyperParameters": self.hyperparameters,
+            # The channels of SageMaker's image-classification in "lst" mode: the images under
+            # train/ and the manifest, the object train.lst (an S3Prefix URI matches keys by prefix).
             "InputDataConfig": [
-                {"ChannelName": ch, "DataSource": {"S3DataSource": {"S3Uri": f"s3://{self.bucket}/{ch}/"}}}
-                for ch in ("train", "train_lst")
+                {
+                    "ChannelName": channel,
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{self.bucket}/{where}"}
+                    },
+                }
+                for channel, where in (("train", "train/"), ("train_lst", "train.lst"))
             ],
             "CreationTime": self.created_at,
             "TrainingStartTime": self.started_at,
@@ -180,9 +187,12 @@ class TrainingJobs:
                     )
                     return self.get(job_name)
             if name:
-                from sconeflow.model.errors import InvalidHyperparameter
+                from sconeflow.model.errors import ResourceInUse
 
-                raise InvalidHyperparameter(f"a training job named {name!r} already exists")
+                raise ResourceInUse(
+                    f"a training job named {name!r} already exists (training-job names are unique; "
+                    "pick another --job-name)"
+                )
             time.sleep(0.002)
         raise RuntimeError("could not allocate a unique training-job name")
 

@@ -5,6 +5,7 @@ No torch import here: the CLI builds a :class:`TrainConfig` before any heavy mod
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ DISTILL_TARGET_CHOICES = ("live", "fixed")
 STUDENT_CALIBRATION_CHOICES = ("members", "holdout")
 QUANTIZE_CHOICES = ("none", "int8", "auto")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16")
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
-            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                "learning_rate must be a finite number > 0",
+            ),
             (self.mini_batch_size >= 1, "mini_batch_size must be >= 1"),
             (self.num_classes is None or self.num_classes >= 2, "num_classes must be >= 2"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
@@ -111,6 +116,9 @@ class TrainConfig:
                 f"precision must be one of {', '.join(PRECISION_CHOICES)}",
             ),
             (self.num_threads >= 1, "num_threads must be >= 1"),
+            # numpy's generators take no negative seed, and torch.manual_seed none past 2**64 - 1 (the
+            # members use seed * 1000 + m): either would be a traceback after the job was created.
+            (0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         ]
         for ok, message in checks:

@@ -36,7 +36,12 @@ from sconeflow.model.artifact import (
 )
 from sconeflow.model.calibration import Calibration, calibrate
 from sconeflow.model.dataload import SplitData, describe_error, load_split_data
-from sconeflow.model.errors import InvalidHyperparameter, QuantizationFailed, TrainingStopped
+from sconeflow.model.errors import (
+    InvalidHyperparameter,
+    QuantizationFailed,
+    TrainingDiverged,
+    TrainingStopped,
+)
 from sconeflow.model.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx
 from sconeflow.model.jobs import TrainingJob, TrainingJobs
 from sconeflow.model.net import AirbenchNet, ProbabilityModel, count_parameters
@@ -405,6 +410,13 @@ def fit_network(
         report = EpochReport(
             stage, epoch, epochs, total_loss / n, correct / n, val_acc, time.perf_counter() - t0
         )
+        if not math.isfinite(report.loss):
+            # The weights are NaN/inf from here on: the graph would output NaN probabilities, which
+            # argmax reads as the first class. Fail the job rather than ship that as Completed.
+            raise TrainingDiverged(
+                f"the training loss became {report.loss} at {stage} epoch {epoch}/{epochs}: the weights "
+                f"are no longer finite (learning_rate {config.learning_rate} is likely too high)"
+            )
         reports.append(report)
         log.info("%s epoch %d/%d loss %.4f val %s", stage, epoch, epochs, report.loss, val_acc)
         if on_epoch is not None:
