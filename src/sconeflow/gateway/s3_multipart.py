@@ -5,10 +5,16 @@ concatenates the parts into one object in the store, recorded with S3's multipar
 (``<md5 of the part MD5s>-<number of parts>``). Upload ids are random, so processes never clash.
 Each part ``NNNNN.part`` has a sidecar ``NNNNN.etag`` (its MD5 and size) so that ListParts need not read
 the parts; ListMultipartUploads reads the ``upload.json`` of every upload in progress.
+
+A completed upload leaves ``objects/<sha1 of bucket and key>.json``: the object's multipart ETag, its
+parts' sizes (GetObject/HeadObject ``partNumber``) and checksums (the composite ``<base64>-N`` checksum S3
+keeps for an upload created with a ``ChecksumAlgorithm``). The record describes the object only while the
+object still has that ETag, so an overwrite, a copy or a delete needs no bookkeeping here.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -16,10 +22,12 @@ import re
 import shutil
 import tempfile
 import uuid
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sconeflow.store import NoSuchBucket, ObjectInfo, ObjectStore, validate_key
 
@@ -45,6 +53,91 @@ class Upload:
     metadata: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None  # CreateMultipartUpload's x-amz-checksum-algorithm
+    checksum_type: str | None = None  # and its x-amz-checksum-type (COMPOSITE, FULL_OBJECT)
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """One ``<Part>`` of a CompleteMultipartUpload request."""
+
+    number: int
+    etag: str
+    checksums: dict[str, str] = field(default_factory=dict)  # {"ChecksumCRC32": base64, ...} as named
+
+
+@dataclass(frozen=True)
+class ObjectParts:
+    """What S3 keeps of a completed multipart object besides its bytes."""
+
+    etag: str  # the multipart ETag: the record holds while the object has it
+    sizes: list[int]
+    checksum_algorithm: str | None = None  # "CRC32", ... when the upload was created with one
+    checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT"
+    checksum: str | None = None  # the object's: "<base64>-N" (COMPOSITE) or a plain base64 (FULL_OBJECT)
+    part_checksums: list[str | None] = field(default_factory=list)  # each part's, of checksum_algorithm
+
+    def part_range(self, number: int) -> tuple[int, int]:
+        """The first and last byte offsets of part ``number`` (1-based; the last is first - 1 when empty)."""
+        start = sum(self.sizes[: number - 1])
+        return start, start + self.sizes[number - 1] - 1
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+# The checksum algorithms this module computes over part data, by S3's name.
+HASHERS: dict[str, Callable[[], Hasher]] = {
+    "CRC32": _Crc32,
+    "SHA1": lambda: hashlib.sha1(usedforsecurity=False),
+    "SHA256": hashlib.sha256,
+}
+# S3 combines part checksums into a COMPOSITE object checksum for these (CRC64NVME is FULL_OBJECT only).
+COMPOSITE_ALGORITHMS = frozenset({"CRC32", "CRC32C", "SHA1", "SHA256"})
+
+
+def _crc32c(data: bytes) -> bytes:
+    """CRC-32C (Castagnoli), bit by bit: only ever run over a few bytes per part (composite checksums)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return (crc ^ 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:
+    """S3's checksum of a multipart object created with a COMPOSITE ``algorithm``: the checksum of the
+    parts' binary checksums joined in part order, base64, then ``-`` and the number of parts."""
+    joined = b"".join(base64.b64decode(value) for value in part_checksums)
+    if algorithm == "CRC32C":
+        digest = _crc32c(joined)
+    else:
+        hasher = HASHERS[algorithm]()
+        hasher.update(joined)
+        digest = hasher.digest()
+    return f"{base64.b64encode(digest).decode()}-{len(part_checksums)}"
+
+
+def checksum_of(algorithm: str, data: bytes) -> str | None:
+    """The base64 ``algorithm`` checksum of ``data``; None for one this module cannot compute."""
+    if algorithm not in HASHERS:
+        return None
+    hasher = HASHERS[algorithm]()
+    hasher.update(data)
+    return base64.b64encode(hasher.digest()).decode()
 
 
 @dataclass(frozen=True)
@@ -81,6 +174,7 @@ class MultipartUploads:
         headers: dict[str, str] | None = None,
         *,
         checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
     ) -> Upload:
         validate_key(key)
         if not self.store.bucket_exists(bucket):
@@ -93,6 +187,7 @@ class MultipartUploads:
             dict(metadata),
             dict(headers or {}),
             checksum_algorithm,
+            checksum_type,
         )
         folder = self._dir(upload.upload_id)
         folder.mkdir(parents=True)
@@ -187,7 +282,15 @@ class MultipartUploads:
         found.sort(key=lambda info: (info.upload.key, info.initiated, info.upload.upload_id))
         return found
 
-    def complete(self, upload: Upload, parts: list[tuple[int, str]]) -> ObjectInfo:
+    def complete(
+        self, upload: Upload, parts: list[CompletedPart], full_object_checksum: str | None = None
+    ) -> tuple[ObjectInfo, ObjectParts]:
+        """Join ``parts`` into the object. Each part's ETag, and each ``Checksum*`` value the request names
+        for it, must match the part uploaded (InvalidPart); the object gets S3's multipart ETag and, for
+        an upload created with a checksum algorithm, S3's checksum of it (COMPOSITE: of the parts'
+        checksums; FULL_OBJECT: the CRC of the whole object, which must match ``full_object_checksum``, the
+        request's ``x-amz-checksum-<algorithm>``, when given: BadDigest; CRC32C and CRC64NVME, which this
+        module cannot compute, are taken as given, as PutObject takes them)."""
         folder = self._dir(upload.upload_id)
         if not parts:
             raise MultipartError(
@@ -195,7 +298,7 @@ class MultipartUploads:
                 "The XML you provided was not well-formed or did not validate against our published schema",
                 400,
             )
-        numbers = [n for n, _ in parts]
+        numbers = [part.number for part in parts]
         if numbers != sorted(set(numbers)):
             raise MultipartError(
                 "InvalidPartOrder",
@@ -203,19 +306,27 @@ class MultipartUploads:
                 "list must be specified in order by part number.",
                 400,
             )
-        files, digests = [], []
-        for index, (number, etag) in enumerate(parts):
-            path = folder / f"{number:05d}.part"
-            digest = _md5(path) if path.is_file() else None
-            if digest is None or digest != etag.strip('"'):
-                raise MultipartError(
-                    "InvalidPart",
-                    "One or more of the specified parts could not be found. The "
-                    "part may not have been uploaded, or the specified entity tag may not match "
-                    "the part's entity tag.",
-                    400,
-                )
-            if index < len(parts) - 1 and path.stat().st_size < MIN_PART_BYTES:
+        algorithm = upload.checksum_algorithm
+        checksum_type = (upload.checksum_type or "COMPOSITE") if algorithm else None
+        whole = HASHERS[algorithm]() if checksum_type == "FULL_OBJECT" and algorithm == "CRC32" else None
+        files, digests, sizes, part_checksums = [], [], [], []
+        for index, part in enumerate(parts):
+            path = folder / f"{part.number:05d}.part"
+            stored = self._stored_checksums(folder, part.number)
+            wanted = {name[len("Checksum") :] for name in part.checksums}
+            if algorithm:
+                wanted.add(algorithm)
+            computable = sorted(a for a in wanted if f"Checksum{a}" not in stored and a in HASHERS)
+            found = _digest_file(path, computable, whole) if path.is_file() else None
+            if found is None or found[0] != part.etag.strip('"'):
+                raise _invalid_part()
+            digest, computed = found
+            checksums = {**computed, **stored}
+            for name, value in part.checksums.items():
+                if name in checksums and checksums[name] != value:
+                    raise _invalid_part()
+            size = path.stat().st_size
+            if index < len(parts) - 1 and size < MIN_PART_BYTES:
                 raise MultipartError(
                     "EntityTooSmall",
                     "Your proposed upload is smaller than the minimum allowed object size.",
@@ -223,6 +334,31 @@ class MultipartUploads:
                 )
             files.append(path)
             digests.append(digest)
+            sizes.append(size)
+            part_checksums.append(checksums.get(f"Checksum{algorithm}") if algorithm else None)
+        checksum = None
+        if checksum_type == "COMPOSITE" and algorithm in COMPOSITE_ALGORITHMS and all(part_checksums):
+            checksum = composite_checksum(algorithm, [value for value in part_checksums if value])
+        elif whole is not None:
+            checksum = base64.b64encode(whole.digest()).decode()
+            if full_object_checksum and full_object_checksum != checksum:
+                raise MultipartError(
+                    "BadDigest", f"The {algorithm} you specified did not match the calculated checksum.", 400
+                )
+        elif checksum_type == "FULL_OBJECT" and full_object_checksum:
+            checksum = full_object_checksum
+        record = ObjectParts(
+            multipart_etag(digests),
+            sizes,
+            algorithm,
+            checksum_type if checksum else None,
+            checksum,
+            part_checksums if algorithm else [],
+        )
+        # Written before the object: a record whose object never came has an ETag no object has.
+        _write_atomically(
+            self._records(), _record_name(upload.bucket, upload.key), _record_json(upload, record)
+        )
         with _Concatenated(files) as reader:
             info = self.store.put_object(
                 upload.bucket,
@@ -231,13 +367,87 @@ class MultipartUploads:
                 content_type=upload.content_type,
                 metadata=upload.metadata,
                 headers=upload.headers,
-                etag=multipart_etag(digests),
+                etag=record.etag,
             )
         shutil.rmtree(folder, ignore_errors=True)
-        return info
+        return info, record
+
+    @staticmethod
+    def _stored_checksums(folder: Path, number: int) -> dict[str, str]:
+        try:
+            recorded = json.loads((folder / f"{number:05d}.etag").read_text())
+            return {str(k): str(v) for k, v in (recorded.get("checksums") or {}).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _records(self) -> Path:
+        folder = self.root / "objects"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def object_parts(self, info: ObjectInfo) -> ObjectParts | None:
+        """The parts of ``info``'s object when it is a completed multipart upload (its record names the
+        same bucket, key, ETag and size), else None: a single-part object, or a record that predates it."""
+        if "-" not in info.etag:  # only a multipart ETag has a record: no file is opened for the rest
+            return None
+        try:
+            raw = json.loads((self.root / "objects" / _record_name(info.bucket, info.key)).read_text())
+            record = ObjectParts(
+                raw["etag"],
+                [int(size) for size in raw["sizes"]],
+                raw.get("checksum_algorithm"),
+                raw.get("checksum_type"),
+                raw.get("checksum"),
+                list(raw.get("part_checksums") or []),
+            )
+            same = (raw["bucket"], raw["key"], record.etag) == (info.bucket, info.key, info.etag)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return record if same and sum(record.sizes) == info.size else None
 
     def abort(self, upload: Upload) -> None:
         shutil.rmtree(self._dir(upload.upload_id), ignore_errors=True)
+
+
+def _invalid_part() -> MultipartError:
+    return MultipartError(
+        "InvalidPart",
+        "One or more of the specified parts could not be found. The "
+        "part may not have been uploaded, or the specified entity tag may not match "
+        "the part's entity tag.",
+        400,
+    )
+
+
+def _record_name(bucket: str, key: str) -> str:
+    return hashlib.sha1(f"{bucket}/{key}".encode(), usedforsecurity=False).hexdigest() + ".json"
+
+
+def _record_json(upload: Upload, record: ObjectParts) -> bytes:
+    return json.dumps({"bucket": upload.bucket, "key": upload.key, **record.__dict__}).encode()
+
+
+def _digest_file(
+    path: Path, algorithms: list[str], whole: Hasher | None
+) -> tuple[str, dict[str, str]] | None:
+    """The part's hex MD5 and its base64 ``algorithms`` checksums (``{"ChecksumCRC32": ...}``) in one
+    read; ``whole`` is fed the bytes too. None when the part is gone."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    hashers = {algorithm: HASHERS[algorithm]() for algorithm in algorithms}
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                md5.update(chunk)
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+                if whole is not None:
+                    whole.update(chunk)
+    except OSError:
+        return None
+    return md5.hexdigest(), {
+        f"Checksum{algorithm}": base64.b64encode(hasher.digest()).decode()
+        for algorithm, hasher in hashers.items()
+    }
 
 
 def _no_such_upload() -> MultipartError:

@@ -2,9 +2,11 @@
 
 Operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, PutObject,
 GetObject (with Range), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2, ListObjects,
-and multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
-ListMultipartUploads). A request naming any other operation through a query sub-resource (``?tagging``,
-``?acl``, ``?policy``, ``?versioning``, ...) answers 501 NotImplemented and touches nothing.
+multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ListMultipartUploads), GetObject/HeadObject of one part (``partNumber``) and browser-based uploads (POST
+Object: an HTML form's multipart/form-data with a POST policy). A request naming any other operation
+through a query sub-resource (``?tagging``, ``?acl``, ``?policy``, ``?versioning``, ...) answers 501
+NotImplemented and touches nothing.
 Errors are S3's XML error documents with S3's codes and statuses; HEAD errors carry no body, as on S3.
 """
 
@@ -18,12 +20,21 @@ import uuid
 import zlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from sconeflow.config import Settings
-from sconeflow.gateway.s3_multipart import MultipartError, MultipartUploads, Upload
+from sconeflow.gateway.s3_errors import S3Error
+from sconeflow.gateway.s3_multipart import (
+    CompletedPart,
+    MultipartError,
+    MultipartUploads,
+    ObjectParts,
+    Upload,
+    checksum_of,
+)
+from sconeflow.gateway.s3_post import MAX_POST_BYTES, check_post_policy, parse_form_data
 from sconeflow.gateway.wire import WireRequest, WireResponse
 from sconeflow.store import (
     STANDARD_HEADERS,
@@ -64,15 +75,6 @@ UNSUPPORTED_SUBRESOURCES = frozenset(
         "versioning", "versions", "website",
     }
 )  # fmt: skip
-
-
-class S3Error(Exception):
-    def __init__(self, code: str, message: str, status: int, **extra: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.extra = extra
 
 
 def _content_type(request: WireRequest) -> str:
@@ -414,12 +416,12 @@ class S3Handler:
                 return self.list_objects(request, bucket, v2=False)
             if method == "POST" and "delete" in request.query:
                 return self.delete_objects(request, bucket)
+            if method == "POST" and not request.query:
+                return self.post_object(request, bucket)
             raise S3Error(
                 "MethodNotAllowed", "The specified method is not allowed against this resource.", 405
             )
         upload_id = request.query_one("uploadId")
-        if method in ("GET", "HEAD") and upload_id is None and "partNumber" in request.query:
-            raise not_implemented("GetObject/HeadObject of one part (?partNumber)")
         if method == "POST" and "uploads" in request.query:
             return self.create_multipart_upload(request, bucket, key)
         if upload_id is not None:
@@ -441,6 +443,7 @@ class S3Handler:
 
     def create_multipart_upload(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
         algorithm = (request.header("x-amz-checksum-algorithm") or "").upper() or None
+        checksum_type = (request.header("x-amz-checksum-type") or "").upper() or None
         upload = self._uploads().create(
             bucket,
             key,
@@ -448,11 +451,17 @@ class S3Handler:
             self._metadata(request),
             _stored_headers(request),
             checksum_algorithm=algorithm,
+            checksum_type=checksum_type if algorithm else None,
         )
+        headers = {}
+        if algorithm:
+            headers["x-amz-checksum-algorithm"] = algorithm
+            if checksum_type:
+                headers["x-amz-checksum-type"] = checksum_type
         return _xml(
             f'<InitiateMultipartUploadResult xmlns="{XMLNS}"><Bucket>{_e(bucket)}</Bucket>'
             f"<Key>{_e(key)}</Key><UploadId>{upload.upload_id}</UploadId></InitiateMultipartUploadResult>",
-            headers={"x-amz-checksum-algorithm": algorithm} if algorithm else None,
+            headers=headers,
         )
 
     def multipart(self, request: WireRequest, bucket: str, key: str, upload_id: str) -> WireResponse:
@@ -473,12 +482,19 @@ class S3Handler:
                 uploads.abort(upload)
                 return WireResponse(204)
             if request.method == "POST":
-                info = uploads.complete(upload, self._completed_parts(request.body))
+                algorithm = (upload.checksum_algorithm or "").lower()
+                full = request.header(f"x-amz-checksum-{algorithm}") if algorithm else None
+                info, record = uploads.complete(upload, self._completed_parts(request.body), full)
+                checksum = ""
+                if record.checksum:
+                    name = f"Checksum{record.checksum_algorithm}"
+                    checksum = f"<{name}>{_e(record.checksum)}</{name}>"
+                    checksum += f"<ChecksumType>{record.checksum_type}</ChecksumType>"
                 return _xml(
                     f'<CompleteMultipartUploadResult xmlns="{XMLNS}">'
                     f"<Location>/{_e(bucket)}/{_e(key)}</Location>"
                     f"<Bucket>{_e(bucket)}</Bucket><Key>{_e(key)}</Key><ETag>&quot;{info.etag}&quot;</ETag>"
-                    "</CompleteMultipartUploadResult>"
+                    f"{checksum}</CompleteMultipartUploadResult>"
                 )
         except MultipartError as exc:
             extra = {"UploadId": upload_id} if exc.code == "NoSuchUpload" else {}
@@ -550,10 +566,16 @@ class S3Handler:
             data = self.store.get_object(src_bucket, src_key, byte_range=byte_range)
         except NoSuchKey:
             raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
-        etag = uploads.put_part(upload, number, data)
+        # S3 gives a copied part the checksum the upload was created with, as an uploaded part brings one.
+        algorithm = upload.checksum_algorithm
+        value = checksum_of(algorithm, data) if algorithm else None
+        checksums = {f"Checksum{algorithm}": value} if value else {}
+        etag = uploads.put_part(upload, number, data, checksums)
         return _xml(
             f'<CopyPartResult xmlns="{XMLNS}"><LastModified>{_iso(datetime.now(UTC))}</LastModified>'
-            f"<ETag>&quot;{etag}&quot;</ETag></CopyPartResult>"
+            f"<ETag>&quot;{etag}&quot;</ETag>"
+            + "".join(f"<{name}>{_e(v)}</{name}>" for name, v in checksums.items())
+            + "</CopyPartResult>"
         )
 
     def list_multipart_uploads(self, request: WireRequest, bucket: str) -> WireResponse:
@@ -626,12 +648,20 @@ class S3Handler:
         return _xml("".join(body))
 
     @staticmethod
-    def _completed_parts(body: bytes) -> list[tuple[int, str]]:
+    def _completed_parts(body: bytes) -> list[CompletedPart]:
         try:
             root = ElementTree.fromstring(body)
             ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
             return [
-                (int(part.findtext(f"{ns}PartNumber") or ""), part.findtext(f"{ns}ETag") or "")
+                CompletedPart(
+                    int(part.findtext(f"{ns}PartNumber") or ""),
+                    part.findtext(f"{ns}ETag") or "",
+                    {
+                        child.tag[len(ns) :]: (child.text or "").strip()
+                        for child in part
+                        if child.tag.startswith(f"{ns}Checksum") and (child.text or "").strip()
+                    },
+                )
                 for part in root.findall(f"{ns}Part")
             ]
         except (ElementTree.ParseError, ValueError):
@@ -640,6 +670,87 @@ class S3Handler:
                 "The XML you provided was not well-formed or did not validate against our published schema",
                 400,
             ) from None
+
+    # -- browser-based uploads -------------------------------------------------------------------
+    def post_object(self, request: WireRequest, bucket: str) -> WireResponse:
+        """POST Object: what ``generate_presigned_post`` hands a browser form. The ``key`` field may hold
+        ``${filename}``; the answer is ``success_action_redirect`` (303), else ``success_action_status``
+        (201: a PostResponse document; 200 and the default 204: no body)."""
+        content_type = request.header("content-type") or ""
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise S3Error(
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+                412,
+                Condition="Bucket POST must be of the enclosure-type multipart/form-data",
+            )
+        if not self.store.bucket_exists(bucket):
+            raise NoSuchBucket(bucket)
+        fields, upload = parse_form_data(content_type, request.body)
+        if "key" not in fields:
+            raise S3Error(
+                "InvalidArgument",
+                "Bucket POST must contain a field named 'key'.  If it is specified, please check the order "
+                "of the fields.",
+                400,
+                ArgumentName="key",
+                ArgumentValue="",
+            )
+        if upload is None:
+            raise S3Error(
+                "InvalidArgument",
+                "POST requires exactly one file upload per request.",
+                400,
+                ArgumentName="file",
+                ArgumentValue="0",
+            )
+        if fields.get("policy"):
+            check_post_policy(fields["policy"], bucket, fields, len(upload.data))
+        if len(upload.data) > MAX_POST_BYTES:
+            raise S3Error(
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size",
+                400,
+                ProposedSize=str(len(upload.data)),
+                MaxSizeAllowed=str(MAX_POST_BYTES),
+            )
+        verify_digests(
+            upload.data,
+            {k: v for k, v in fields.items() if k == "content-md5" or k.startswith("x-amz-checksum-")},
+        )
+        key = fields["key"].replace("${filename}", upload.filename)
+        try:
+            info = self.store.put_object(
+                bucket,
+                key,
+                upload.data,
+                content_type=fields.get("content-type") or "binary/octet-stream",
+                metadata={
+                    k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.startswith("x-amz-meta-")
+                },
+                headers={name: fields[name.lower()] for name in STANDARD_HEADERS if fields.get(name.lower())},
+            )
+        except StoreError as exc:
+            raise _translate(exc, bucket, key) from None
+        etag = f'"{info.etag}"'
+        host = request.header("host") or "127.0.0.1"
+        location = f"http://{host}/{quote(bucket)}/{quote(key, safe='/')}"
+        headers = {"ETag": etag, "Location": location}
+        redirect = fields.get("success_action_redirect") or fields.get("redirect") or ""
+        target = urlsplit(redirect)
+        if target.scheme in ("http", "https") and target.netloc:  # S3 ignores a redirect it cannot follow
+            query = urlencode({"bucket": bucket, "key": key, "etag": etag})
+            headers["Location"] = f"{redirect}{'&' if target.query else '?'}{query}"
+            return WireResponse(303, headers)
+        status = fields.get("success_action_status", "").strip()
+        if status == "201":
+            return _xml(
+                f"<PostResponse><Location>{_e(location)}</Location><Bucket>{_e(bucket)}</Bucket>"
+                f"<Key>{_e(key)}</Key><ETag>{_e(etag)}</ETag></PostResponse>",
+                201,
+                headers,
+            )
+        return WireResponse(200 if status == "200" else 204, headers)
 
     # -- buckets ---------------------------------------------------------------------------------
     def list_buckets(self) -> WireResponse:
@@ -902,6 +1013,11 @@ class S3Handler:
         )
 
     def get_object(self, request: WireRequest, bucket: str, key: str, *, head: bool) -> WireResponse:
+        part_number = _part_number(request) if "partNumber" in request.query else None
+        if part_number is not None and request.header("range"):
+            raise S3Error(
+                "InvalidRequest", "Cannot specify both Range header and partNumber query parameter", 400
+            )
         info = self.store.head_object(bucket, key)
         headers = self._object_headers(info)
         failed = failed_precondition(
@@ -920,6 +1036,13 @@ class S3Handler:
             value = request.query_one(parameter)
             if value is not None:
                 headers[header] = value
+        checksum_mode = (request.header("x-amz-checksum-mode") or "").upper() == "ENABLED"
+        parts = self._uploads().object_parts(info) if part_number or checksum_mode else None
+        if part_number is not None:
+            return self._get_part(info, parts, part_number, headers, head=head, checksum_mode=checksum_mode)
+        if checksum_mode and parts is not None and parts.checksum and parts.checksum_algorithm:
+            headers[f"x-amz-checksum-{parts.checksum_algorithm.lower()}"] = parts.checksum
+            headers["x-amz-checksum-type"] = parts.checksum_type or "COMPOSITE"
         byte_range = self._parse_range(request.header("range"), info.size)
         if byte_range is None:
             headers["Content-Length"] = str(info.size)
@@ -929,6 +1052,41 @@ class S3Handler:
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
         headers["Content-Length"] = str(end - start + 1)
         body = b"" if head else self.store.get_object(bucket, key, byte_range=(start, end))
+        return WireResponse(206, headers, body)
+
+    def _get_part(
+        self,
+        info: ObjectInfo,
+        parts: ObjectParts | None,
+        number: int,
+        headers: dict[str, str],
+        *,
+        head: bool,
+        checksum_mode: bool,
+    ) -> WireResponse:
+        """GetObject/HeadObject ``partNumber``: the bytes of that part of a multipart object, as a 206 with
+        ``x-amz-mp-parts-count``; a single-part object is one part (the whole object, without the count)."""
+        count = len(parts.sizes) if parts is not None else 1
+        if number > count:
+            raise S3Error(
+                "InvalidPartNumber",
+                "The requested partnumber is not satisfiable",
+                416,
+                PartNumberRequested=str(number),
+                ActualPartCount=str(count),
+            )
+        start, end = parts.part_range(number) if parts is not None else (0, info.size - 1)
+        if parts is not None:
+            headers["x-amz-mp-parts-count"] = str(count)
+            part_checksum = parts.part_checksums[number - 1] if len(parts.part_checksums) >= number else None
+            if checksum_mode and part_checksum and parts.checksum_type == "COMPOSITE":
+                headers[f"x-amz-checksum-{(parts.checksum_algorithm or '').lower()}"] = part_checksum
+                headers["x-amz-checksum-type"] = "COMPOSITE"
+        headers["Content-Length"] = str(end - start + 1)
+        if end < start:  # an empty object (or part): nothing to range over
+            return WireResponse(200, headers, b"")
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        body = b"" if head else self.store.get_object(info.bucket, info.key, byte_range=(start, end))
         return WireResponse(206, headers, body)
 
     @staticmethod
