@@ -149,7 +149,7 @@ def logs(
     from sconeflow.lambda_runtime.registry import FunctionRegistry, parse_function_name
 
     settings = settings_for(home)
-    function, _ = parse_function_name(name)
+    function, _ = parse_function_name(name, settings=settings)
     FunctionRegistry(settings).get(function)
     store = LogStore(settings)
     offset = store.size(function)
@@ -182,16 +182,19 @@ def _print_logs(function: str, records: list) -> None:  # type: ignore[type-arg]
 
 @lambda_app.command()
 def package(
-    name: Annotated[str, typer.Argument(help="Function name.")],
+    name: Annotated[
+        str, typer.Argument(help="Function name, name:version, name:alias or ARN (default $LATEST).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Zip file to write.")] = Path("function.zip"),
     home: HomeOption = None,
 ) -> None:
     """Build the zip to upload to AWS Lambda (handler file(s) at the zip's root)."""
     from sconeflow.lambda_runtime.packaging import build_package
-    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.registry import FunctionRegistry, parse_function_name
 
     settings = settings_for(home)
-    config = FunctionRegistry(settings).get(name)
+    function, qualifier = parse_function_name(name, settings=settings)
+    config = FunctionRegistry(settings).get(function, qualifier)
     names = build_package(config, output)
     console.print(
         f"wrote {output} ({output.stat().st_size} bytes): {', '.join(names)}; handler {config.handler}"
@@ -254,7 +257,7 @@ def register_function(
 
 @lambda_app.command()
 def update(
-    name: Annotated[str, typer.Argument(help="Function name.")],
+    name: Annotated[str, typer.Argument(help="Function name or ARN ($LATEST: versions never change).")],
     env: EnvOption = None,
     unset_env: Annotated[list[str] | None, typer.Option("--unset-env", help="Remove a variable.")] = None,
     handler: Annotated[str | None, typer.Option("--handler", help="New handler: module.function.")] = None,
@@ -267,11 +270,17 @@ def update(
     home: HomeOption = None,
 ) -> None:
     """Change a function's settings, e.g. `sconeflow lambda update classify_image --env ENDPOINT_NAME=...`."""
-    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.registry import LATEST, FunctionRegistry, parse_function_name
 
     settings = settings_for(home)
+    function, qualifier = parse_function_name(name, settings=settings)
+    if qualifier not in (None, LATEST):
+        raise PayloadError(
+            f"{name}: only $LATEST can be updated (a published version never changes); "
+            f"update {function} and publish a new version"
+        )
     saved = FunctionRegistry(settings).update(
-        name,
+        function,
         environment=_parse_env(env),
         unset_env=unset_env,
         handler=handler,
@@ -287,12 +296,35 @@ def update(
 
 
 @lambda_app.command()
-def delete(name: Annotated[str, typer.Argument(help="Function name.")], home: HomeOption = None) -> None:
-    """Delete a function from the registry (its logs stay)."""
-    from sconeflow.lambda_runtime.registry import FunctionRegistry
+def delete(
+    name: Annotated[
+        str,
+        typer.Argument(help="Function name or ARN; name:VERSION (or a qualified ARN) deletes that version."),
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Delete a function with its versions and aliases (its logs stay), or one published version."""
+    from sconeflow.lambda_runtime.registry import LATEST, FunctionRegistry, parse_function_name
 
-    FunctionRegistry(settings_for(home)).delete(name)
-    console.print(f"deleted {name}")
+    settings = settings_for(home)
+    function, qualifier = parse_function_name(name, settings=settings)
+    registry = FunctionRegistry(settings)
+    if qualifier == LATEST:
+        raise PayloadError(
+            f"{name}: $LATEST version cannot be deleted without deleting the function "
+            f"(`sconeflow lambda delete {function}` deletes the function)"
+        )
+    if qualifier is not None and any(a.name == qualifier for a in registry.list_aliases(function)):
+        raise PayloadError(
+            f"{name}: {qualifier} is an alias; delete it with the Lambda API's DeleteAlias "
+            f"(`sconeflow lambda delete {function}` deletes the function)"
+        )
+    if qualifier is not None:
+        registry.delete_version(function, qualifier)
+        console.print(f"deleted version {qualifier} of {function}")
+        return
+    registry.delete(function)
+    console.print(f"deleted {function}")
 
 
 def register(app: typer.Typer) -> None:

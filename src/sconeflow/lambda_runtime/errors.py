@@ -48,10 +48,24 @@ class InvalidParameterValue(LambdaError):
 
 
 class ResourceConflict(LambdaError):
-    """The function exists already."""
+    """The function (or alias) exists already, or a version is still referenced by an alias."""
 
     aws_code = "ResourceConflictException"
     http_status = 409
+
+
+class PreconditionFailed(LambdaError):
+    """The RevisionId given does not match the function's (or alias's) current one."""
+
+    aws_code = "PreconditionFailedException"
+    http_status = 412
+
+
+class NotImplementedOperation(LambdaError):
+    """An AWS Lambda operation the local service does not implement (S3's ``501 NotImplemented``)."""
+
+    aws_code = "NotImplemented"
+    http_status = 501
 
 
 class WorkerStartFailed(LambdaError):

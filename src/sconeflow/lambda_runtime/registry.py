@@ -7,15 +7,25 @@ built-in handler folder :data:`BUILTIN_CODE_DIR` (``code_dir`` NULL in the table
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sconeflow.config import Settings
 from sconeflow.db import Database, Migrations
-from sconeflow.lambda_runtime.errors import FunctionNotFound, InvalidParameterValue, ResourceConflict
+from sconeflow.lambda_runtime.errors import (
+    FunctionNotFound,
+    InvalidParameterValue,
+    PreconditionFailed,
+    ResourceConflict,
+)
 
 BUILTIN_CODE_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 LATEST = "$LATEST"
@@ -26,6 +36,8 @@ MAX_TIMEOUT_S = 900
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _HANDLER_RE = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+_VERSION_RE = re.compile(r"^[0-9]+$")
+_ALIAS_RE = re.compile(r"^(?![0-9]+$)[a-zA-Z0-9_-]{1,128}$")
 # Keys the Lambda runtime sets itself and AWS refuses in a function's configuration
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html, "Reserved environment variables").
 _RESERVED_ENV = {
@@ -87,6 +99,35 @@ LAMBDA_SCHEMA = Migrations(
            'Scones Unlimited batch workflow: list the images under s3_bucket/s3_prefix');
         """,
         "ALTER TABLE lambda_functions ADD COLUMN role TEXT NOT NULL DEFAULT ''",
+        # Published versions (immutable snapshots of $LATEST) and aliases. last_version: the highest
+        # number ever published, so a deleted version's number is never reused (as on AWS).
+        """
+        ALTER TABLE lambda_functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE lambda_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            handler TEXT NOT NULL,
+            code_dir TEXT,
+            runtime TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            timeout INTEGER NOT NULL,
+            memory_size INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            role TEXT NOT NULL,
+            code_sha256 TEXT NOT NULL,
+            code_size INTEGER NOT NULL,
+            last_modified TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE lambda_aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            function_version TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            revision INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (name, alias)
+        );
+        """,
     ],
 )
 
@@ -107,6 +148,9 @@ class FunctionConfig:
     last_modified: str = ""
     revision: int = 1
     role: str = ""  # the execution role ARN it was created with (recorded; local workers need none)
+    version: str = LATEST  # "$LATEST" or a published version's number ("1", "2", ...)
+    code_sha256: str = ""  # a published version's CodeSha256/CodeSize, fixed when it was published
+    code_size: int = 0
 
     @property
     def code_path(self) -> Path:
@@ -121,10 +165,39 @@ class FunctionConfig:
             tuple(sorted(self.environment.items())),
             self.memory_size,
             self.revision,
+            self.version,
         )
+
+    @property
+    def revision_id(self) -> str:
+        """Lambda's RevisionId: changes whenever the function (or this version) changes."""
+        sha = hashlib.sha256(repr((self.name, *self.fingerprint)).encode()).digest()
+        return str(uuid.UUID(bytes=sha[:16]))
+
+    def code_facts(self) -> tuple[str, int]:
+        """(CodeSha256, CodeSize): recorded for a published version, computed for $LATEST."""
+        if self.version != LATEST and self.code_sha256:
+            return self.code_sha256, self.code_size
+        from sconeflow.lambda_runtime.deploy import package_facts
+
+        return package_facts(self.code_path)
 
     def arn(self, settings: Settings, qualifier: str | None = None) -> str:
         return function_arn(settings, self.name, qualifier)
+
+
+@dataclass(frozen=True)
+class AliasConfig:
+    function: str
+    name: str
+    function_version: str
+    description: str = ""
+    revision: int = 1
+
+    @property
+    def revision_id(self) -> str:
+        key = repr((self.function, self.name, self.function_version, self.description, self.revision))
+        return str(uuid.UUID(bytes=hashlib.sha256(key.encode()).digest()[:16]))
 
 
 def function_arn(settings: Settings, name: str, qualifier: str | None = None) -> str:
@@ -132,19 +205,29 @@ def function_arn(settings: Settings, name: str, qualifier: str | None = None) ->
     return f"{base}:{qualifier}" if qualifier else base
 
 
-def parse_function_name(value: str, qualifier: str | None = None) -> tuple[str, str | None]:
-    """Name, ``name:qualifier``, a full or partial ARN (``123456789012:function:name``) -> (name, qual)."""
+def parse_function_name(
+    value: str, qualifier: str | None = None, *, settings: Settings | None = None
+) -> tuple[str, str | None]:
+    """Name, ``name:qualifier``, a full or partial ARN (``123456789012:function:name``) -> (name, qual).
+
+    With ``settings``, an ARN naming another region or account is not this home's function: it is
+    :class:`FunctionNotFound`, with the message Lambda gives (the local account and region are
+    ``settings.account`` / ``settings.region``).
+    """
     text = value.strip()
     parts = text.split(":")
+    region = account = None
     if text.startswith("arn:"):
         # arn:aws:lambda:region:account:function:name[:qualifier]
         if len(parts) not in (7, 8) or parts[2] != "lambda" or parts[5] != "function":
             raise InvalidParameterValue(f"invalid function ARN {value!r}")
         name, embedded = parts[6], parts[7] if len(parts) == 8 else None
+        region, account = parts[3], parts[4]
     elif len(parts) >= 3 and parts[1] == "function":
         if len(parts) > 4:
             raise InvalidParameterValue(f"invalid partial function ARN {value!r}")
         name, embedded = parts[2], parts[3] if len(parts) == 4 else None
+        account = parts[0]
     elif len(parts) == 2:
         name, embedded = parts
     elif len(parts) == 1:
@@ -157,7 +240,16 @@ def parse_function_name(value: str, qualifier: str | None = None) -> tuple[str, 
         )
     if not _NAME_RE.match(name):
         raise InvalidParameterValue(f"invalid function name {name!r}: 1-64 letters, digits, '-' or '_'")
-    return name, qualifier or embedded
+    qual = qualifier or embedded
+    if settings is not None:
+        if region is not None and region != settings.region:
+            raise FunctionNotFound(
+                f"Functions from '{region}' are not reachable in this region ('{settings.region}')"
+            )
+        if account is not None and account != settings.account:
+            arn = f"arn:aws:lambda:{region or settings.region}:{account}:function:{name}:{qual or LATEST}"
+            raise FunctionNotFound(f"Function not found: {arn}")
+    return name, qual
 
 
 def validate_environment(environment: dict[str, str]) -> dict[str, str]:
@@ -201,6 +293,42 @@ def _validate(config: FunctionConfig) -> None:
     validate_environment(config.environment)
 
 
+def _version_to_config(row, concurrency: int) -> FunctionConfig:
+    return FunctionConfig(
+        name=row["name"],
+        handler=row["handler"],
+        code_dir=row["code_dir"],
+        runtime=row["runtime"],
+        environment=json.loads(row["environment"] or "{}"),
+        timeout=row["timeout"],
+        memory_size=row["memory_size"],
+        concurrency=concurrency,
+        description=row["description"],
+        last_modified=row["last_modified"],
+        revision=0,
+        role=row["role"],
+        version=str(row["version"]),
+        code_sha256=row["code_sha256"],
+        code_size=row["code_size"],
+    )
+
+
+def _row_to_alias(row) -> AliasConfig:
+    return AliasConfig(
+        function=row["name"],
+        name=row["alias"],
+        function_version=row["function_version"],
+        description=row["description"],
+        revision=row["revision"],
+    )
+
+
+def _same_published_content(a: FunctionConfig, b: FunctionConfig) -> bool:
+    """Whether publishing ``a`` would only repeat version ``b`` (code and configuration unchanged)."""
+    keys = ("handler", "runtime", "environment", "timeout", "memory_size", "role")
+    return a.code_facts()[0] == b.code_facts()[0] and all(getattr(a, key) == getattr(b, key) for key in keys)
+
+
 def _row_to_config(row) -> FunctionConfig:
     return FunctionConfig(
         name=row["name"],
@@ -227,12 +355,26 @@ class FunctionRegistry:
         self.db.apply(LAMBDA_SCHEMA)
 
     def get(self, name: str, qualifier: str | None = None) -> FunctionConfig:
+        """$LATEST (no qualifier, or ``$LATEST``), a published version (``"3"``) or what an alias
+        points to; the config's ``version`` names the version it is."""
         row = self.db.query_one("SELECT * FROM lambda_functions WHERE name = ?", (name,))
-        if row is None or (qualifier not in (None, LATEST)):
-            raise FunctionNotFound(
-                f"Function not found: {function_arn(self.settings, name, qualifier or LATEST)}"
+        if row is not None and qualifier in (None, LATEST):
+            return _row_to_config(row)
+        if row is not None and qualifier and _VERSION_RE.match(qualifier):
+            version = self.db.query_one(
+                "SELECT * FROM lambda_versions WHERE name = ? AND version = ?", (name, int(qualifier))
             )
-        return _row_to_config(row)
+            if version is not None:
+                return _version_to_config(version, row["concurrency"])
+        elif row is not None and qualifier and _ALIAS_RE.match(qualifier):
+            alias = self.db.query_one(
+                "SELECT * FROM lambda_aliases WHERE name = ? AND alias = ?", (name, qualifier)
+            )
+            if alias is not None:
+                return self.get(name, alias["function_version"])
+        raise FunctionNotFound(
+            f"Function not found: {function_arn(self.settings, name, qualifier or LATEST)}"
+        )
 
     def list(self) -> list[FunctionConfig]:
         return [_row_to_config(r) for r in self.db.query("SELECT * FROM lambda_functions ORDER BY name")]
@@ -252,26 +394,34 @@ class FunctionRegistry:
             if row is not None and not replace_existing:
                 raise ResourceConflict(f"Function already exist: {config.name}")
             revision = (row["revision"] + 1) if row is not None else 1
-            conn.execute("DELETE FROM lambda_functions WHERE name = ?", (config.name,))
-            conn.execute(
-                "INSERT INTO lambda_functions (name, handler, code_dir, runtime, environment, timeout,"
-                " memory_size, concurrency, description, last_modified, revision, role)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    config.name,
-                    config.handler,
-                    config.code_dir,
-                    config.runtime,
-                    json.dumps(config.environment),
-                    config.timeout,
-                    config.memory_size,
-                    config.concurrency,
-                    config.description,
-                    _now(),
-                    revision,
-                    config.role,
-                ),
+            values = (
+                config.handler,
+                config.code_dir,
+                config.runtime,
+                json.dumps(config.environment),
+                config.timeout,
+                config.memory_size,
+                config.concurrency,
+                config.description,
+                _now(),
+                revision,
+                config.role,
+                config.name,
             )
+            if row is None:
+                conn.execute(
+                    "INSERT INTO lambda_functions (handler, code_dir, runtime, environment, timeout,"
+                    " memory_size, concurrency, description, last_modified, revision, role, name)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+            else:  # $LATEST changes; the published versions and aliases stay
+                conn.execute(
+                    "UPDATE lambda_functions SET handler = ?, code_dir = ?, runtime = ?, environment = ?,"
+                    " timeout = ?, memory_size = ?, concurrency = ?, description = ?, last_modified = ?,"
+                    " revision = ?, role = ? WHERE name = ?",
+                    values,
+                )
         return self.get(config.name)
 
     def update(
@@ -310,9 +460,221 @@ class FunctionRegistry:
         return self.register(updated, replace_existing=True)
 
     def delete(self, name: str) -> None:
+        """Delete the function with all its versions and aliases."""
         self.get(name)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM lambda_functions WHERE name = ?", (name,))
+            conn.execute("DELETE FROM lambda_versions WHERE name = ?", (name,))
+            conn.execute("DELETE FROM lambda_aliases WHERE name = ?", (name,))
+
+    # -- versions --------------------------------------------------------------------------------
+    def check_revision(self, name: str, revision_id: str | None) -> FunctionConfig:
+        """$LATEST, after checking ``revision_id`` (when given) against its RevisionId."""
+        current = self.get(name)
+        if revision_id and revision_id != current.revision_id:
+            raise PreconditionFailed(_REVISION_MISMATCH)
+        return current
+
+    def publish_version(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        code_sha256: str | None = None,
+        revision_id: str | None = None,
+    ) -> FunctionConfig:
+        """Publish $LATEST as the next numbered version (1, 2, ...), as PublishVersion does.
+
+        An unchanged $LATEST (code and configuration as in the newest version) publishes nothing and
+        returns the newest version. Code registered as a folder outside ``<home>/lambda-code`` is copied
+        (the version must not change when the folder does); unpacked zips are immutable already.
+        """
+        current = self.check_revision(name, revision_id)
+        sha, size = current.code_facts()
+        if code_sha256 is not None and code_sha256 != sha:
+            raise InvalidParameterValue(
+                f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST ({sha}). "
+                "Please try again with the CodeSHA256 in $LATEST."
+            )
+        newest = self.db.query_one(
+            "SELECT * FROM lambda_versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+        )
+        if newest is not None:
+            published = _version_to_config(newest, current.concurrency)
+            if _same_published_content(current, published):
+                return published
+        code_dir = self._snapshot_code(current, sha)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT revision, last_version FROM lambda_functions WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise FunctionNotFound(f"Function not found: {function_arn(self.settings, name, LATEST)}")
+            if row["revision"] != current.revision:
+                raise ResourceConflict(
+                    f"The function {name} was updated while its version was being published; try again"
+                )
+            number = row["last_version"] + 1
+            conn.execute(
+                "INSERT INTO lambda_versions (name, version, handler, code_dir, runtime, environment,"
+                " timeout, memory_size, description, role, code_sha256, code_size, last_modified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    number,
+                    current.handler,
+                    code_dir,
+                    current.runtime,
+                    json.dumps(current.environment),
+                    current.timeout,
+                    current.memory_size,
+                    current.description if description is None else description,
+                    current.role,
+                    sha,
+                    size,
+                    _now(),
+                ),
+            )
+            conn.execute("UPDATE lambda_functions SET last_version = ? WHERE name = ?", (number, name))
+        return self.get(name, str(number))
+
+    def _snapshot_code(self, config: FunctionConfig, sha: str) -> str | None:
+        if config.code_dir is None:  # the built-in handlers ship with sconeflow
+            return None
+        from sconeflow.lambda_runtime.deploy import code_root
+
+        source = Path(config.code_dir)
+        root = code_root(self.settings)
+        if source.resolve().is_relative_to(root.resolve()):  # an unpacked zip: never changed in place
+            return config.code_dir
+        digest = base64.b64decode(sha).hex()[:16]
+        target = root / config.name / f"published-{digest}"
+        if not target.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=target.parent))
+            try:
+                shutil.copytree(
+                    source, staging / "code", ignore=shutil.ignore_patterns("__pycache__"), symlinks=True
+                )
+                (staging / "code").replace(target)
+            except FileExistsError:
+                pass  # published concurrently: the same content
+            except OSError as exc:
+                raise InvalidParameterValue(f"cannot copy the code folder {source}: {exc}") from exc
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return str(target)
+
+    def list_versions(self, name: str) -> list[FunctionConfig]:
+        """$LATEST first, then the published versions in order."""
+        latest = self.get(name)
+        rows = self.db.query("SELECT * FROM lambda_versions WHERE name = ? ORDER BY version", (name,))
+        return [latest, *(_version_to_config(r, latest.concurrency) for r in rows)]
+
+    def delete_version(self, name: str, version: str) -> None:
+        """Delete one published version (refused while an alias points to it)."""
+        if not _VERSION_RE.match(version):  # an alias is deleted with DeleteAlias, not as a version
+            raise FunctionNotFound(f"Function not found: {function_arn(self.settings, name, version)}")
+        config = self.get(name, version)
+        with self.db.transaction() as conn:
+            aliases = [
+                r["alias"]
+                for r in conn.execute(
+                    "SELECT alias FROM lambda_aliases WHERE name = ? AND function_version = ? ORDER BY alias",
+                    (name, config.version),
+                )
+            ]
+            if aliases:
+                raise ResourceConflict(
+                    f"Unable to delete version because the following aliases reference it: {aliases}"
+                )
+            conn.execute(
+                "DELETE FROM lambda_versions WHERE name = ? AND version = ?", (name, int(config.version))
+            )
+
+    # -- aliases ---------------------------------------------------------------------------------
+    def _alias_arn(self, name: str, alias: str) -> str:
+        return function_arn(self.settings, name, alias)
+
+    def _check_alias_target(self, name: str, function_version: str) -> None:
+        if function_version != LATEST and not _VERSION_RE.match(function_version):
+            raise InvalidParameterValue(
+                f"FunctionVersion {function_version!r} is not $LATEST or a version number"
+            )
+        self.get(name, function_version)  # FunctionNotFound: ...:function:name:7
+
+    def get_alias(self, name: str, alias: str) -> AliasConfig:
+        self.get(name)
+        row = self.db.query_one("SELECT * FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias))
+        if row is None:
+            raise FunctionNotFound(f"Cannot find alias arn: {self._alias_arn(name, alias)}")
+        return _row_to_alias(row)
+
+    def list_aliases(self, name: str, function_version: str | None = None) -> list[AliasConfig]:
+        self.get(name)
+        rows = self.db.query("SELECT * FROM lambda_aliases WHERE name = ? ORDER BY alias", (name,))
+        aliases = [_row_to_alias(r) for r in rows]
+        if function_version:
+            aliases = [a for a in aliases if a.function_version == function_version]
+        return aliases
+
+    def create_alias(
+        self, name: str, alias: str, function_version: str, description: str = ""
+    ) -> AliasConfig:
+        if not _ALIAS_RE.match(alias):
+            raise InvalidParameterValue(
+                f"invalid alias name {alias!r}: 1-128 letters, digits, '-' or '_', not only digits"
+            )
+        self._check_alias_target(name, function_version)
+        with self.db.transaction() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias)
+            ).fetchone()
+            if exists is not None:
+                raise ResourceConflict(f"Alias already exists: {self._alias_arn(name, alias)}")
+            conn.execute(
+                "INSERT INTO lambda_aliases (name, alias, function_version, description) VALUES (?, ?, ?, ?)",
+                (name, alias, function_version, description),
+            )
+        return self.get_alias(name, alias)
+
+    def update_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        function_version: str | None = None,
+        description: str | None = None,
+        revision_id: str | None = None,
+    ) -> AliasConfig:
+        current = self.get_alias(name, alias)
+        if revision_id and revision_id != current.revision_id:
+            raise PreconditionFailed(_REVISION_MISMATCH)
+        if function_version is not None:
+            self._check_alias_target(name, function_version)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE lambda_aliases SET function_version = ?, description = ?, revision = revision + 1"
+                " WHERE name = ? AND alias = ?",
+                (
+                    current.function_version if function_version is None else function_version,
+                    current.description if description is None else description,
+                    name,
+                    alias,
+                ),
+            )
+        return self.get_alias(name, alias)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.get_alias(name, alias)
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias))
+
+
+_REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. "
+    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+)
 
 
 def _now() -> str:

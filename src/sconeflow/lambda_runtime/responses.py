@@ -1,14 +1,14 @@
-"""The Lambda REST-JSON wire layer: Invoke, ListFunctions, GetFunction, GetFunctionConfiguration,
-CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
+"""The Lambda REST-JSON wire layer: the operations in :data:`IMPLEMENTED_OPERATIONS`.
 
 Speaks :class:`~sconeflow.gateway.wire.WireRequest` / ``WireResponse``; all state lives in the registry
-and the runtime. Errors: header ``x-amzn-ErrorType`` and body ``{"Type": "User", "Message": ...}``.
+and the runtime. Errors: header ``x-amzn-ErrorType`` and body ``{"Type": "User", "Message": ...}``; an
+operation the local service does not implement answers ``501 NotImplemented`` (as the S3 part does)
+and changes nothing.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import uuid
@@ -16,20 +16,65 @@ from typing import Any
 
 from sconeflow.config import Settings
 from sconeflow.gateway.wire import WireRequest, WireResponse
-from sconeflow.lambda_runtime.deploy import package_facts, unpack_zip
+from sconeflow.lambda_runtime.deploy import unpack_zip
 from sconeflow.lambda_runtime.errors import (
     InvalidParameterValue,
     InvalidRequestContent,
     LambdaError,
+    NotImplementedOperation,
     ResourceConflict,
 )
-from sconeflow.lambda_runtime.registry import LATEST, RUNTIME_NAME, FunctionConfig, parse_function_name
+from sconeflow.lambda_runtime.registry import (
+    LATEST,
+    RUNTIME_NAME,
+    AliasConfig,
+    FunctionConfig,
+    function_arn,
+    parse_function_name,
+)
 from sconeflow.lambda_runtime.runtime import LambdaRuntime
 
 PREFIX = "/2015-03-31/functions"
 _INVOKE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _FUNCTION_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<config>/configuration)?/?$")
 _CODE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
+_VERSIONS_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/versions/?$")
+_ALIASES_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/aliases(?:/(?P<alias>[^/]+))?/?$")
+
+# What the local Lambda service answers (docs/lambda.md lists the same); anything else is 501.
+IMPLEMENTED_OPERATIONS = (
+    "Invoke",
+    "ListFunctions",
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "CreateFunction",
+    "UpdateFunctionCode",
+    "UpdateFunctionConfiguration",
+    "DeleteFunction",
+    "PublishVersion",
+    "ListVersionsByFunction",
+    "CreateAlias",
+    "GetAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "ListAliases",
+)
+# Lambda operations that are not implemented, by a path fragment, to name them in the 501 answer.
+_UNIMPLEMENTED_HINTS = (
+    ("/policy", "AddPermission, GetPolicy or RemovePermission"),
+    ("/tags/", "TagResource, UntagResource or ListTags"),
+    ("/concurrency", "Put/Get/DeleteFunctionConcurrency"),
+    ("/provisioned-concurrency", "provisioned concurrency"),
+    ("/event-invoke-config", "the EventInvokeConfig operations"),
+    ("/event-source-mappings", "the EventSourceMapping operations"),
+    ("/url", "the function URL operations"),
+    ("/layers", "the layer operations"),
+    ("/account-settings", "GetAccountSettings"),
+    ("/code-signing-config", "the code signing operations"),
+    ("/response-streaming-invocations", "InvokeWithResponseStreaming"),
+    ("/recursion-config", "Get/PutFunctionRecursionConfig"),
+    ("/runtime-management-config", "Get/PutRuntimeManagementConfig"),
+)
 
 
 def error_response(exc: LambdaError) -> WireResponse:
@@ -40,12 +85,26 @@ def error_response(exc: LambdaError) -> WireResponse:
     )
 
 
-def function_configuration(settings: Settings, config: FunctionConfig) -> dict[str, Any]:
-    sha = hashlib.sha256(repr(config.fingerprint).encode()).digest()
-    code_sha256, code_size = package_facts(config.code_path)
+def not_implemented(request: WireRequest) -> NotImplementedOperation:
+    hint = next((ops for fragment, ops in _UNIMPLEMENTED_HINTS if fragment in request.path), None)
+    what = f"{hint} ({request.method} {request.path})" if hint else f"{request.method} {request.path}"
+    return NotImplementedOperation(
+        f"A Lambda operation this local service does not implement: {what} is not implemented. "
+        f"Implemented: {', '.join(IMPLEMENTED_OPERATIONS)}."
+    )
+
+
+def function_configuration(
+    settings: Settings, config: FunctionConfig, qualifier: str | None = None
+) -> dict[str, Any]:
+    """FunctionConfiguration. The ARN is unqualified for $LATEST unless ``qualifier`` is given (as
+    ListVersionsByFunction and a qualified GetFunction answer); a published version's carries its number."""
+    code_sha256, code_size = config.code_facts()
+    if qualifier is None and config.version != LATEST:
+        qualifier = config.version
     return {
         "FunctionName": config.name,
-        "FunctionArn": config.arn(settings),
+        "FunctionArn": config.arn(settings, qualifier),
         "Runtime": config.runtime,
         "Role": config.role or f"arn:aws:iam::{settings.account}:role/sconeflow-lambda",
         "Handler": config.handler,
@@ -55,10 +114,10 @@ def function_configuration(settings: Settings, config: FunctionConfig) -> dict[s
         "MemorySize": config.memory_size,
         "LastModified": config.last_modified,
         "CodeSha256": code_sha256,
-        "Version": LATEST,
+        "Version": config.version,
         "Environment": {"Variables": dict(config.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
-        "RevisionId": str(uuid.UUID(bytes=sha[:16])),
+        "RevisionId": config.revision_id,
         "State": "Active",
         "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
@@ -66,6 +125,39 @@ def function_configuration(settings: Settings, config: FunctionConfig) -> dict[s
         "EphemeralStorage": {"Size": 512},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
     }
+
+
+def alias_configuration(settings: Settings, alias: AliasConfig) -> dict[str, Any]:
+    return {
+        "AliasArn": function_arn(settings, alias.function, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+
+
+def _page(request: WireRequest, items: list, limit_max: int = 50) -> tuple[list, str | None]:
+    """One page of ``items`` (Marker: an index from a previous page; MaxItems, at most ``limit_max``)."""
+    marker = request.query_one("Marker")
+    start = int(marker) if marker and marker.isdigit() else 0
+    try:
+        limit = int(request.query_one("MaxItems", "50") or 50)
+    except ValueError:
+        raise InvalidParameterValue("MaxItems must be an integer") from None
+    if limit < 1:
+        raise InvalidParameterValue("MaxItems must be at least 1")
+    limit = min(limit, limit_max)
+    return items[start : start + limit], str(start + limit) if start + limit < len(items) else None
+
+
+def _routing_config(body: dict[str, Any]) -> None:
+    weights = (body.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    if weights:
+        raise NotImplementedOperation(
+            "RoutingConfig.AdditionalVersionWeights (weighted aliases) is not implemented by the local "
+            "Lambda service: an alias points to one version"
+        )
 
 
 def _variables(body: dict[str, Any]) -> dict[str, str]:
@@ -86,35 +178,41 @@ class LambdaHandler:
         except LambdaError as exc:
             return error_response(exc)
 
+    def _name(self, raw: str, qualifier: str | None = None) -> tuple[str, str | None]:
+        return parse_function_name(raw, qualifier, settings=self.settings)
+
     def _dispatch(self, request: WireRequest) -> WireResponse:
-        path = request.path
+        path, method = request.path, request.method
         match = _INVOKE_RE.match(path)
-        if match and request.method == "POST":
+        if match and method == "POST":
             return self.invoke(request, match.group("name"))
-        if request.method == "GET" and path.rstrip("/") == PREFIX:
-            return self.list_functions(request)
-        if request.method == "POST" and path.rstrip("/") == PREFIX:
-            return self.create_function(request)
+        if path.rstrip("/") == PREFIX:
+            if method == "GET":
+                return self.list_functions(request)
+            if method == "POST":
+                return self.create_function(request)
         match = _CODE_RE.match(path)
-        if match and request.method == "PUT":
+        if match and method == "PUT":
             return self.update_code(request, match.group("name"))
+        match = _VERSIONS_RE.match(path)
+        if match and method in ("GET", "POST"):
+            if method == "GET":
+                return self.list_versions(request, match.group("name"))
+            return self.publish_version(request, match.group("name"))
+        match = _ALIASES_RE.match(path)
+        if match:
+            response = self.aliases(request, match.group("name"), match.group("alias"))
+            if response is not None:
+                return response
         match = _FUNCTION_RE.match(path)
-        if match and request.method == "PUT" and match.group("config"):
+        if match and method == "PUT" and match.group("config"):
             return self.update_configuration(request, match.group("name"))
-        if match and request.method == "DELETE" and not match.group("config"):
-            name, qualifier = parse_function_name(match.group("name"), request.query_one("Qualifier"))
-            if qualifier == LATEST:
-                message = "$LATEST version cannot be deleted without deleting the function."
-                raise InvalidParameterValue(message)
-            if qualifier is not None:  # a version or alias: only $LATEST exists locally, so it is not found
-                self.runtime.registry.get(name, qualifier)
-            self.runtime.registry.delete(name)
-            return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
-        match = _FUNCTION_RE.match(path)
-        if match and request.method == "GET":
-            name, qualifier = parse_function_name(match.group("name"), request.query_one("Qualifier"))
+        if match and method == "DELETE" and not match.group("config"):
+            return self.delete_function(request, match.group("name"))
+        if match and method == "GET":
+            name, qualifier = self._name(match.group("name"), request.query_one("Qualifier"))
             config = self.runtime.registry.get(name, qualifier)
-            configuration = function_configuration(self.settings, config)
+            configuration = function_configuration(self.settings, config, qualifier)
             if match.group("config"):
                 return WireResponse.json(configuration)
             return WireResponse.json(
@@ -123,7 +221,84 @@ class LambdaHandler:
                     "Code": {"RepositoryType": "S3", "Location": f"file://{config.code_path}"},
                 }
             )
-        raise InvalidParameterValue(f"unsupported Lambda operation {request.method} {path}")
+        raise not_implemented(request)
+
+    def delete_function(self, request: WireRequest, raw_name: str) -> WireResponse:
+        name, qualifier = self._name(raw_name, request.query_one("Qualifier"))
+        if qualifier == LATEST:
+            raise InvalidParameterValue("$LATEST version cannot be deleted without deleting the function.")
+        if qualifier is not None:  # that published version only
+            self.runtime.registry.delete_version(name, qualifier)
+        else:
+            self.runtime.registry.delete(name)
+        return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
+
+    # -- versions and aliases --------------------------------------------------------------------
+    def publish_version(self, request: WireRequest, raw_name: str) -> WireResponse:
+        name, _ = self._name(raw_name)
+        body = self._json(request)
+        published = self.runtime.registry.publish_version(
+            name,
+            description=body.get("Description"),
+            code_sha256=body.get("CodeSha256"),
+            revision_id=body.get("RevisionId"),
+        )
+        return WireResponse.json(function_configuration(self.settings, published), status=201)
+
+    def list_versions(self, request: WireRequest, raw_name: str) -> WireResponse:
+        name, _ = self._name(raw_name)
+        versions = self.runtime.registry.list_versions(name)
+        page, next_marker = _page(request, versions)
+        body: dict[str, Any] = {
+            "Versions": [function_configuration(self.settings, v, v.version) for v in page]
+        }
+        if next_marker:
+            body["NextMarker"] = next_marker
+        return WireResponse.json(body)
+
+    def aliases(self, request: WireRequest, raw_name: str, alias: str | None) -> WireResponse | None:
+        registry = self.runtime.registry
+        method = request.method
+        if alias is None and method == "GET":
+            name, _ = self._name(raw_name)
+            aliases = registry.list_aliases(name, request.query_one("FunctionVersion"))
+            page, next_marker = _page(request, aliases)
+            body: dict[str, Any] = {"Aliases": [alias_configuration(self.settings, a) for a in page]}
+            if next_marker:
+                body["NextMarker"] = next_marker
+            return WireResponse.json(body)
+        if alias is None and method == "POST":
+            name, _ = self._name(raw_name)
+            body = self._json(request)
+            _routing_config(body)
+            if not body.get("Name") or not body.get("FunctionVersion"):
+                raise InvalidParameterValue("Name and FunctionVersion are required")
+            created = registry.create_alias(
+                name, str(body["Name"]), str(body["FunctionVersion"]), str(body.get("Description") or "")
+            )
+            return WireResponse.json(alias_configuration(self.settings, created), status=201)
+        if alias is None:
+            return None
+        name, _ = self._name(raw_name)
+        if method == "GET":
+            return WireResponse.json(alias_configuration(self.settings, registry.get_alias(name, alias)))
+        if method == "PUT":
+            body = self._json(request)
+            _routing_config(body)
+            version = body.get("FunctionVersion")
+            description = body.get("Description")
+            updated = registry.update_alias(
+                name,
+                alias,
+                function_version=str(version) if version else None,
+                description=str(description) if description is not None else None,
+                revision_id=body.get("RevisionId"),
+            )
+            return WireResponse.json(alias_configuration(self.settings, updated))
+        if method == "DELETE":
+            registry.delete_alias(name, alias)
+            return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
+        return None
 
     # -- deployment ------------------------------------------------------------------------------
     def _json(self, request: WireRequest) -> dict[str, Any]:
@@ -160,7 +335,7 @@ class LambdaHandler:
     def create_function(self, request: WireRequest) -> WireResponse:
         body = self._json(request)
         name = str(body.get("FunctionName") or "")
-        name, _ = parse_function_name(name) if name else ("", None)
+        name, _ = self._name(name) if name else ("", None)
         if not name or not body.get("Handler"):
             raise InvalidParameterValue("FunctionName and Handler are required")
         if self.runtime.registry.exists(name):
@@ -177,19 +352,24 @@ class LambdaHandler:
             role=str(body.get("Role") or ""),
         )
         saved = self.runtime.registry.register(config)
+        if body.get("Publish"):
+            saved = self.runtime.registry.publish_version(name)
         return WireResponse.json(function_configuration(self.settings, saved), status=201)
 
     def update_code(self, request: WireRequest, name: str) -> WireResponse:
-        name, _ = parse_function_name(name)
-        self.runtime.registry.get(name)
-        code_dir = self._code_dir(name, self._json(request))
+        name, _ = self._name(name)
+        body = self._json(request)
+        self.runtime.registry.check_revision(name, body.get("RevisionId"))
+        code_dir = self._code_dir(name, body)
         saved = self.runtime.registry.update(name, code_dir=code_dir)
+        if body.get("Publish"):
+            saved = self.runtime.registry.publish_version(name)
         return WireResponse.json(function_configuration(self.settings, saved))
 
     def update_configuration(self, request: WireRequest, name: str) -> WireResponse:
-        name, _ = parse_function_name(name)
+        name, _ = self._name(name)
         body = self._json(request)
-        current = self.runtime.registry.get(name)
+        current = self.runtime.registry.check_revision(name, body.get("RevisionId"))
         unset = list(current.environment) if "Environment" in body else []
         saved = self.runtime.registry.update(
             name,
@@ -205,17 +385,10 @@ class LambdaHandler:
         return WireResponse.json(function_configuration(self.settings, saved))
 
     def list_functions(self, request: WireRequest) -> WireResponse:
-        functions = self.runtime.registry.list()
-        marker = request.query_one("Marker")
-        start = int(marker) if marker and marker.isdigit() else 0
-        try:
-            limit = max(1, min(50, int(request.query_one("MaxItems", "50") or 50)))
-        except ValueError:
-            raise InvalidParameterValue("MaxItems must be an integer") from None
-        page = functions[start : start + limit]
+        page, next_marker = _page(request, self.runtime.registry.list())
         body: dict[str, Any] = {"Functions": [function_configuration(self.settings, f) for f in page]}
-        if start + limit < len(functions):
-            body["NextMarker"] = str(start + limit)
+        if next_marker:
+            body["NextMarker"] = next_marker
         return WireResponse.json(body)
 
     def invoke(self, request: WireRequest, name: str) -> WireResponse:

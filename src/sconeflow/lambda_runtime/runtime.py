@@ -285,7 +285,7 @@ class _Engine:
         self.registry = FunctionRegistry(settings)
         self.logs = logfmt.LogStore(settings)
         self.lock = threading.Lock()
-        self.pools: dict[str, _Pool] = {}
+        self.pools: dict[str, _Pool] = {}  # by function name ($LATEST) or "name:version"
         self.fixed_endpoint: str | None = None
         self._endpoint_cache: tuple[float, str | None] = (0.0, None)
         self._in_process_gateway: Any = None
@@ -339,10 +339,10 @@ class _Engine:
             "_HANDLER": config.handler,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": config.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": LATEST,
+            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": f"{now:%Y/%m/%d}/[{LATEST}]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{now:%Y/%m/%d}/[{config.version}]{uuid.uuid4().hex}",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
@@ -362,16 +362,18 @@ class _Engine:
 
     # -- pools -----------------------------------------------------------------------------------
     def pool_for(self, config: FunctionConfig, endpoint: str | None = None) -> _Pool:
-        """The function's pool; workers started for another configuration or gateway are replaced."""
+        """The pool of the function version; workers started for another configuration or gateway are
+        replaced. Each published version has a pool of its own (its code and configuration differ)."""
         key = (*config.fingerprint, endpoint)
+        pool_name = config.name if config.version == LATEST else f"{config.name}:{config.version}"
         with self.lock:
-            pool = self.pools.get(config.name)
+            pool = self.pools.get(pool_name)
             if pool is not None and pool.key == key:
                 pool.config = config  # timeout/concurrency changes need no new workers
                 return pool
             if pool is not None:
                 pool.close()
-            pool = self.pools[config.name] = _Pool(config, key)
+            pool = self.pools[pool_name] = _Pool(config, key)
             if self._reaper is None or not self._reaper.is_alive():
                 self._closed.clear()
                 self._reaper = threading.Thread(target=self._reap_idle, name="lambda-reaper", daemon=True)
@@ -472,8 +474,8 @@ class LambdaRuntime:
         log_type: str | None = None,
         client_context: str | None = None,
     ) -> InvokeResult:
-        name, qual = parse_function_name(function_name, qualifier)
-        config = self.registry.get(name, qual)
+        name, qual = parse_function_name(function_name, qualifier, settings=self.settings)
+        config = self.registry.get(name, qual)  # $LATEST, a published version, or an alias's version
         if invocation_type not in INVOCATION_TYPES:
             raise InvalidParameterValue(
                 f"invalid InvocationType {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}"
@@ -481,12 +483,16 @@ class LambdaRuntime:
         if log_type not in (None, "None", "Tail"):
             raise InvalidParameterValue(f"invalid LogType {log_type!r}: use None or Tail")
         payload = bytes(payload or b"")
+        if not payload.strip():
+            # Lambda gives the handler {} for an empty payload; whitespace alone is treated the same
+            # (it carries no JSON value, and the worker would otherwise fail it as Runtime.UnmarshalError)
+            payload = b""
         limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
         if len(payload) > limit:
             raise RequestTooLarge(
                 f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
             )
-        if payload.strip():
+        if payload:
             try:
                 json.loads(payload)
             except ValueError as exc:
@@ -495,21 +501,26 @@ class LambdaRuntime:
         request_id = str(uuid.uuid4())
         invoked_arn = config.arn(self.settings, qual)
         if invocation_type == "DryRun":
-            return InvokeResult(204, b"", None, None, LATEST, request_id)
+            return InvokeResult(204, b"", None, None, config.version, request_id)
         if invocation_type == "Event":
             # Lambda passes the ClientContext to synchronous invocations only
-            self._engine.executor().submit(self._run_event, config.name, payload, request_id, invoked_arn)
-            return InvokeResult(202, b"", None, None, LATEST, request_id)
+            self._engine.executor().submit(
+                self._run_event, config.name, qual, payload, request_id, invoked_arn
+            )
+            return InvokeResult(202, b"", None, None, config.version, request_id)
         result = self._run(config, payload, request_id, invoked_arn, context, log_type == "Tail")
         return result
 
-    def _run_event(self, name: str, payload: bytes, request_id: str, invoked_arn: str) -> None:
+    def _run_event(
+        self, name: str, qualifier: str | None, payload: bytes, request_id: str, invoked_arn: str
+    ) -> None:
         """An Event invocation, from the queue: Lambda retries a throttled event (for up to six hours)
         instead of dropping it, so a busy function only delays it. The configuration is the one the
         function has when the event runs, as on AWS."""
         while True:
             try:
-                self._run(self.registry.get(name), payload, request_id, invoked_arn, None, False)
+                config = self.registry.get(name, qualifier)
+                self._run(config, payload, request_id, invoked_arn, None, False)
                 return
             except TooManyRequests:
                 if self._engine.closing:
@@ -671,7 +682,7 @@ class LambdaRuntime:
     ) -> InvokeResult:
         full = (
             init_text
-            + logfmt.start_line(request_id, LATEST)
+            + logfmt.start_line(request_id, config.version)
             + text
             + logfmt.end_line(request_id)
             + logfmt.report_line(
@@ -684,7 +695,7 @@ class LambdaRuntime:
             log.warning("cannot write the log of %s for %s", request_id, config.name, exc_info=True)
         log_result = base64.b64encode(logfmt.tail(full).encode("utf-8")).decode("ascii") if tail else None
         return InvokeResult(
-            200, body, "Unhandled" if error else None, log_result, LATEST, request_id, duration_ms
+            200, body, "Unhandled" if error else None, log_result, config.version, request_id, duration_ms
         )
 
     def close(self) -> None:
