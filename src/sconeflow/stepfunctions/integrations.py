@@ -67,7 +67,11 @@ class LocalIntegrations:
 
         name = self.resolve(function_name)
         try:
-            result = _runtime(self.settings).invoke(name, payload, invocation_type=invocation_type)
+            # the qualifier (a version or alias) is kept; a foreign region/account in the ARN is not:
+            # a state machine exported from AWS names the functions by its own account's ARNs
+            result = _runtime(self.settings).invoke(
+                name, payload, invocation_type=invocation_type, qualifier=qualifier
+            )
         except FunctionNotFound as exc:
             raise LambdaFunctionNotFound(function_name) from exc
         return LambdaResponse(
