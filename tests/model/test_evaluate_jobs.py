@@ -66,7 +66,9 @@ def test_job_names_statuses_and_reaping(settings):
     jobs.add_epoch(a.name, {"epoch": 1})
     done = jobs.complete(a.name, "s3://bucket/models/x/output/model.tar.gz", {"val_accuracy": 0.9})
     assert done.status == "Completed" and done.epoch_metrics == [{"epoch": 1}]
-    assert done.describe()["FinalMetricDataList"] == [{"MetricName": "val_accuracy", "Value": 0.9}]
+    assert done.describe()["FinalMetricDataList"] == [
+        {"MetricName": "val_accuracy", "Value": 0.9, "Timestamp": done.ended_at}
+    ]
     assert jobs.stop(b.name).status == "Stopped"
     with pytest.raises(TrainingJobNotFound):
         jobs.get("nope")

@@ -6,6 +6,7 @@ Heavy modules (torch, onnxruntime, matplotlib) are imported inside the commands.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -311,7 +312,7 @@ def list_jobs(
 
     jobs = TrainingJobs(settings_for(home)).list(status=status)
     if as_json:
-        console.print_json(json.dumps({"TrainingJobSummaries": [_summary(j) for j in jobs]}))
+        console.print_json(_strict_json({"TrainingJobSummaries": [job.summary() for job in jobs]}))
         return
     table = Table(title="training jobs")
     # The name is what describe/evaluate/predict take: never cut it (nor the status) to fit the width.
@@ -327,20 +328,24 @@ def list_jobs(
             job.status,
             job.created_at,
             f"{seconds:.0f} s" if seconds is not None else "-",
-            f"{metrics['val_accuracy']:.1%}" if "val_accuracy" in metrics else "-",
-            f"{metrics['test_accuracy']:.1%}" if "test_accuracy" in metrics else "-",
+            _percent(metrics.get("val_accuracy")),
+            _percent(metrics.get("test_accuracy")),
         )
     console.print(table)
 
 
-def _summary(job: Any) -> dict[str, Any]:
-    return {
-        "TrainingJobName": job.name,
-        "TrainingJobStatus": job.status,
-        "CreationTime": job.created_at,
-        "TrainingEndTime": job.ended_at,
-        "LastModifiedTime": job.last_modified,
-    }
+def _percent(value: Any) -> str:
+    """A metric as a percentage; "-" when absent or not a finite number (NaN in older records)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{value:.1%}"
+
+
+def _strict_json(doc: Any) -> str:
+    """``doc`` as strict JSON: a non-finite number left anywhere becomes null (never a bare NaN)."""
+    from sconeflow.model.jobs import json_safe
+
+    return json.dumps(json_safe(doc), allow_nan=False)
 
 
 @train_app.command("describe")
@@ -351,7 +356,7 @@ def describe_job(
     from sconeflow.model.jobs import TrainingJobs
 
     job = TrainingJobs(settings_for(home)).get(name)
-    console.print_json(json.dumps(job.describe()))
+    console.print_json(_strict_json(job.describe()))
 
 
 def evaluate_command(
