@@ -7,12 +7,14 @@ Local layout under the store root: ``<root>/<bucket>/<key>`` holds the bytes. A 
 "folder" object, as the S3 console and many tools create) is the file
 ``<root>/<bucket>/<key>.sconeflow-folder`` (:data:`FOLDER_MARKER` inside the folder the key names), so
 ``a/`` and ``a/b.txt`` live side by side; no key may use that name as a segment, and listings show the
-file as the key ``a/``. The content type, ETag, user metadata and standard headers (Cache-Control, ...)
-live in the object's extended attribute ``user.sconeflow.meta`` (written on the temporary file before
+file as the key ``a/``. The content type, ETag, user metadata, standard headers (Cache-Control, ...),
+S3 checksum (:class:`ObjectChecksum`) and a multipart object's part sizes live in the object's extended
+attribute ``user.sconeflow.meta`` (written on the temporary file before
 the rename, so bytes and metadata appear together), or, where the file system has no user xattrs, in a
 sidecar ``<root>/.meta/<bucket>/<sha1(key)[:2]>/<sha1(key)>.json``. Bucket names can never start with
 ``.``, so ``.meta`` never collides with a bucket. Metadata records the size and mtime it describes; if
-the file changed behind the store's back, the ETag is recomputed.
+the file changed behind the store's back, the ETag is recomputed and the checksum and part sizes, which
+described the old bytes, are dropped. Metadata written before a field existed simply lacks it.
 A bucket's creation time is recorded in ``<root>/.meta/<bucket>/bucket.json``.
 Writes go to a temporary file in the target folder, then ``os.replace``: a crash never leaves a
 half-written object visible.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -95,6 +98,34 @@ STANDARD_HEADERS = ("Cache-Control", "Content-Disposition", "Content-Encoding", 
 
 
 @dataclass(frozen=True)
+class ObjectChecksum:
+    """The additional checksum S3 keeps with an object (``x-amz-checksum-*``), answered by HeadObject and
+    GetObject with ``ChecksumMode=ENABLED``."""
+
+    algorithm: str  # S3's name: "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"
+    value: str  # base64; a COMPOSITE one is "<base64>-<number of parts>"
+    type: str = "FULL_OBJECT"  # or "COMPOSITE" (a multipart object's checksum of its parts' checksums)
+    parts: tuple[str | None, ...] = ()  # a multipart object's part checksums, of ``algorithm``, in order
+
+    def to_json(self) -> dict:
+        parts = list(self.parts)
+        return {"algorithm": self.algorithm, "value": self.value, "type": self.type, "parts": parts}
+
+    @classmethod
+    def from_json(cls, raw: object) -> ObjectChecksum | None:
+        """The checksum recorded by :meth:`to_json`; None for anything else (no record, a damaged one)."""
+        if not isinstance(raw, dict):
+            return None
+        algorithm, value, kind = raw.get("algorithm"), raw.get("value"), raw.get("type") or "FULL_OBJECT"
+        parts = raw.get("parts") or []
+        if not (isinstance(algorithm, str) and isinstance(value, str) and algorithm and value):
+            return None
+        if not isinstance(kind, str) or not isinstance(parts, list):
+            return None
+        return cls(algorithm, value, kind, tuple(p if isinstance(p, str) else None for p in parts))
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
     key: str
@@ -104,6 +135,8 @@ class ObjectInfo:
     content_type: str = "binary/octet-stream"
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # of STANDARD_HEADERS, as given
+    checksum: ObjectChecksum | None = None  # the S3 checksum it was uploaded with, if any
+    part_sizes: tuple[int, ...] = ()  # a completed multipart upload's part sizes; () for one part
 
 
 @dataclass(frozen=True)
@@ -142,6 +175,7 @@ class ObjectStore(Protocol):
         defer_etag: bool = False,
         etag: str | None = None,
     ) -> ObjectInfo: ...
+    # LocalStore.put_object also takes ``checksum`` and ``part_sizes`` (see there); S3Store has its own.
     def get_object(
         self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None
     ) -> bytes: ...
@@ -370,12 +404,16 @@ class LocalStore:
         headers: dict[str, str] | None = None,
         defer_etag: bool = False,
         etag: str | None = None,
+        checksum: ObjectChecksum | None = None,
+        part_sizes: list[int] | tuple[int, ...] | None = None,
     ) -> ObjectInfo:
         """Write an object atomically. ``defer_etag``: skip the MD5 now (a writer that republishes growing
         files, e.g. data capture); the ETag is computed, and cached, the first time the object is listed or
         headed, and the returned info's ``etag`` is empty. ``etag``: record this ETag instead of the MD5
         (a completed multipart upload's ``<md5 of the part MD5s>-<parts>``, as S3 gives); it is kept with
-        the object's metadata until the file changes behind the store's back."""
+        the object's metadata until the file changes behind the store's back. ``checksum``: the S3 checksum
+        to keep with the object (taken as given: the caller verified it). ``part_sizes``: a completed
+        multipart upload's part sizes, kept when they add up to the object's size."""
         path = self._object_path(bucket, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -407,6 +445,10 @@ class LocalStore:
                     "metadata": dict(metadata or {}),
                     "headers": standard_headers(headers),
                 }
+                if checksum is not None:
+                    meta["checksum"] = checksum.to_json()
+                if part_sizes and sum(part_sizes) == stat.st_size:
+                    meta["part_sizes"] = [int(size) for size in part_sizes]
                 in_xattr = self._write_xattr(out.fileno(), meta)
             meta_path = self._meta_path(bucket, key)
             if in_xattr:
@@ -427,6 +469,8 @@ class LocalStore:
             content_type=meta["content_type"],
             metadata=meta["metadata"],
             headers=meta["headers"],
+            checksum=checksum,
+            part_sizes=tuple(meta.get("part_sizes", ())),
         )
 
     def _write_xattr(self, fd: int, meta: dict) -> bool:
@@ -455,6 +499,8 @@ class LocalStore:
             content_type=meta.get("content_type") or guess_content_type(key),
             metadata=meta.get("metadata") or {},
             headers=meta.get("headers") or {},
+            checksum=ObjectChecksum.from_json(meta.get("checksum")) if fresh else None,
+            part_sizes=_part_sizes(meta.get("part_sizes"), stat.st_size) if fresh else (),
         )
 
     def _hash(self, path: Path, meta: dict) -> str:
@@ -526,6 +572,8 @@ class LocalStore:
                 parent = parent.parent
 
     def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo:
+        """A copy with the source's content type, metadata, headers and checksum. Like S3's CopyObject it
+        is one part: it gets the plain MD5 as its ETag and no part sizes."""
         info = self.head_object(src_bucket, src_key)
         with self.open_object(src_bucket, src_key) as handle:
             return self.put_object(
@@ -535,6 +583,7 @@ class LocalStore:
                 content_type=info.content_type,
                 metadata=info.metadata,
                 headers=info.headers,
+                checksum=dataclasses.replace(info.checksum, parts=()) if info.checksum else None,
             )
 
     def _walk_keys(self, bucket: str, prefix: str) -> Iterator[str]:
@@ -622,6 +671,15 @@ class LocalStore:
                 yield self._info(bucket, key, base.joinpath(*_file_parts(key)))
             except FileNotFoundError:  # deleted by another process while listing
                 continue
+
+
+def _part_sizes(raw: object, size: int) -> tuple[int, ...]:
+    """Recorded part sizes, when they are a list of non-negative integers adding up to ``size``."""
+    if not isinstance(raw, list) or not raw:
+        return ()
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in raw) or sum(raw) != size:
+        return ()
+    return tuple(raw)
 
 
 def _rolled_up(after: str, prefix: str, delimiter: str | None) -> str | None:

@@ -6,15 +6,22 @@ concatenates the parts into one object in the store, recorded with S3's multipar
 Each part ``NNNNN.part`` has a sidecar ``NNNNN.etag`` (its MD5 and size) so that ListParts need not read
 the parts; ListMultipartUploads reads the ``upload.json`` of every upload in progress.
 
-A completed upload leaves ``objects/<sha1 of bucket and key>.json``: the object's multipart ETag, its
-parts' sizes (GetObject/HeadObject ``partNumber``) and checksums (the composite ``<base64>-N`` checksum S3
-keeps for an upload created with a ``ChecksumAlgorithm``). The record describes the object only while the
-object still has that ETag, so an overwrite, a copy or a delete needs no bookkeeping here.
+A completed upload's part sizes (GetObject/HeadObject ``partNumber``) and checksum (the composite
+``<base64>-N`` S3 keeps for an upload created with a ``ChecksumAlgorithm``, with each part's) are kept with
+the object in the local store's metadata (:class:`~sconeflow.store.ObjectInfo` ``part_sizes`` and
+``checksum``), so an overwrite, a copy or a delete carries or drops them with the object. Before that they
+were kept in ``objects/<sha1 of bucket and key>.json`` here: such a record is still read for an object that
+has a multipart ETag and no part sizes of its own (one completed by an older sconeflow) while it names the
+object's ETag and size. A record that no longer does (its object overwritten, copied over or deleted) is
+removed when it is read, when an upload completes to its key, and by :meth:`MultipartUploads.sweep_legacy`
+when a gateway starts serving S3; the folder goes with the last one.
+On the ``s3://`` store backend neither is kept (the real S3 object has its own): objects answer as one part.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -29,11 +36,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sconeflow.store import NoSuchBucket, ObjectInfo, ObjectStore, validate_key
+from sconeflow.store import (
+    LocalStore,
+    NoSuchBucket,
+    ObjectChecksum,
+    ObjectInfo,
+    ObjectStore,
+    StoreError,
+    validate_key,
+)
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+LEGACY_RECORDS = "objects"  # where part sizes were kept before they moved into the store's metadata
+
+
+def keeps_checksums(store: ObjectStore) -> bool:
+    """Whether ``store.put_object`` keeps an S3 checksum and part sizes with the object (the local store)."""
+    return isinstance(store, LocalStore)
 
 
 class MultipartError(Exception):
@@ -355,10 +378,12 @@ class MultipartUploads:
             checksum,
             part_checksums if algorithm else [],
         )
-        # Written before the object: a record whose object never came has an ETag no object has.
-        _write_atomically(
-            self._records(), _record_name(upload.bucket, upload.key), _record_json(upload, record)
-        )
+        details: dict = {}
+        if keeps_checksums(self.store):
+            details["part_sizes"] = sizes
+            if checksum and algorithm and checksum_type:
+                parts_of = tuple(part_checksums) if checksum_type == "COMPOSITE" else ()
+                details["checksum"] = ObjectChecksum(algorithm, checksum, checksum_type, parts_of)
         with _Concatenated(files) as reader:
             info = self.store.put_object(
                 upload.bucket,
@@ -368,7 +393,9 @@ class MultipartUploads:
                 metadata=upload.metadata,
                 headers=upload.headers,
                 etag=record.etag,
+                **details,
             )
+        self._drop_legacy_record(upload.bucket, upload.key)
         shutil.rmtree(folder, ignore_errors=True)
         return info, record
 
@@ -380,18 +407,56 @@ class MultipartUploads:
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def _records(self) -> Path:
-        folder = self.root / "objects"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
     def object_parts(self, info: ObjectInfo) -> ObjectParts | None:
-        """The parts of ``info``'s object when it is a completed multipart upload (its record names the
-        same bucket, key, ETag and size), else None: a single-part object, or a record that predates it."""
-        if "-" not in info.etag:  # only a multipart ETag has a record: no file is opened for the rest
+        """The parts of ``info``'s object when it is a completed multipart upload, else None (a single-part
+        object). They come from the object's own metadata; for an object completed before part sizes were
+        kept there, from its old record under ``objects/`` while that names the same ETag and size."""
+        if info.part_sizes:
+            checksum = info.checksum
+            return ObjectParts(
+                info.etag,
+                list(info.part_sizes),
+                checksum.algorithm if checksum else None,
+                checksum.type if checksum else None,
+                checksum.value if checksum else None,
+                list(checksum.parts) if checksum else [],
+            )
+        if "-" not in info.etag:  # only a multipart ETag can have an old record: no file is opened
             return None
+        record = self._legacy_record(info)
+        if record is None:
+            self._drop_legacy_record(info.bucket, info.key)  # a leftover that describes no object now
+        return record
+
+    def sweep_legacy(self) -> None:
+        """Remove the old ``objects/`` records that describe no object any more (see the module)."""
+        folder = self.root / LEGACY_RECORDS
         try:
-            raw = json.loads((self.root / "objects" / _record_name(info.bucket, info.key)).read_text())
+            names = os.listdir(folder)
+        except OSError:
+            return  # the usual case: nothing from before
+        for name in names:
+            try:
+                raw = json.loads((folder / name).read_text())
+                info = self.store.head_object(raw["bucket"], raw["key"])
+            except (OSError, ValueError, KeyError, TypeError, StoreError):  # unreadable, or no object now
+                info = None
+            if info is None or info.part_sizes or self._legacy_record(info) is None:
+                (folder / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+    def _drop_legacy_record(self, bucket: str, key: str) -> None:
+        folder = self.root / LEGACY_RECORDS
+        try:
+            (folder / _record_name(bucket, key)).unlink(missing_ok=True)
+            folder.rmdir()  # the last one gone: no empty folder is left behind
+        except OSError:
+            pass
+
+    def _legacy_record(self, info: ObjectInfo) -> ObjectParts | None:
+        try:
+            raw = json.loads((self.root / LEGACY_RECORDS / _record_name(info.bucket, info.key)).read_text())
             record = ObjectParts(
                 raw["etag"],
                 [int(size) for size in raw["sizes"]],
@@ -421,10 +486,6 @@ def _invalid_part() -> MultipartError:
 
 def _record_name(bucket: str, key: str) -> str:
     return hashlib.sha1(f"{bucket}/{key}".encode(), usedforsecurity=False).hexdigest() + ".json"
-
-
-def _record_json(upload: Upload, record: ObjectParts) -> bytes:
-    return json.dumps({"bucket": upload.bucket, "key": upload.key, **record.__dict__}).encode()
 
 
 def _digest_file(

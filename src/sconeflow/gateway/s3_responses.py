@@ -20,6 +20,7 @@ import uuid
 import zlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import BinaryIO
 from urllib.parse import quote, unquote, urlencode, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -27,12 +28,14 @@ from xml.sax.saxutils import escape
 from sconeflow.config import Settings
 from sconeflow.gateway.s3_errors import S3Error
 from sconeflow.gateway.s3_multipart import (
+    HASHERS,
     CompletedPart,
     MultipartError,
     MultipartUploads,
     ObjectParts,
     Upload,
     checksum_of,
+    keeps_checksums,
 )
 from sconeflow.gateway.s3_post import MAX_POST_BYTES, check_post_policy, parse_form_data
 from sconeflow.gateway.wire import WireRequest, WireResponse
@@ -46,6 +49,7 @@ from sconeflow.store import (
     KeyConflict,
     NoSuchBucket,
     NoSuchKey,
+    ObjectChecksum,
     ObjectInfo,
     ObjectStore,
     StoreError,
@@ -118,7 +122,8 @@ def _iso(ts: datetime) -> str:
 
 
 def _http_date(ts: datetime) -> str:
-    return format_datetime(ts.replace(microsecond=0), usegmt=True)
+    # astimezone: a time from boto3 (the s3:// store) carries dateutil's tzutc, which usegmt refuses
+    return format_datetime(ts.astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
 def _http_date_or_none(value: str | None) -> datetime | None:
@@ -339,6 +344,36 @@ def _checksum_names(checksums: dict[str, str]) -> dict[str, str]:
     return {"Checksum" + name[len("x-amz-checksum-") :].upper(): value for name, value in checksums.items()}
 
 
+# S3's additional checksum algorithms, by the lower-case name their ``x-amz-checksum-<name>`` header uses.
+CHECKSUM_ALGORITHMS = {
+    "crc32": "CRC32",
+    "crc32c": "CRC32C",
+    "crc64nvme": "CRC64NVME",
+    "sha1": "SHA1",
+    "sha256": "SHA256",
+}
+
+
+def object_checksum(given: dict[str, str]) -> ObjectChecksum | None:
+    """The checksum S3 keeps with an object from the (verified) ``x-amz-checksum-<algorithm>`` values of a
+    PutObject or POST Object: FULL_OBJECT, of the one algorithm given (the first, in S3's order, if more)."""
+    for name, algorithm in CHECKSUM_ALGORITHMS.items():
+        value = given.get(f"x-amz-checksum-{name}")
+        if value:
+            return ObjectChecksum(algorithm, value.strip())
+    return None
+
+
+def checksum_headers(checksum: ObjectChecksum | None) -> dict[str, str]:
+    """``x-amz-checksum-<algorithm>`` and ``x-amz-checksum-type`` for ``checksum`` (none for None)."""
+    if checksum is None:
+        return {}
+    return {
+        f"x-amz-checksum-{checksum.algorithm.lower()}": checksum.value,
+        "x-amz-checksum-type": checksum.type,
+    }
+
+
 def verify_digests(body: bytes, given: dict[str, str]) -> None:
     """Content-MD5 and ``x-amz-checksum-*`` values (headers or aws-chunked trailers) against ``body``:
     S3's InvalidDigest for a value that is not base64 of the right length, BadDigest for a mismatch."""
@@ -366,6 +401,7 @@ class S3Handler:
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
+        self._uploads().sweep_legacy()  # records of an older sconeflow that describe no object now
 
     def handle(self, request: WireRequest) -> WireResponse:
         path = request.path.lstrip("/")
@@ -714,10 +750,8 @@ class S3Handler:
                 ProposedSize=str(len(upload.data)),
                 MaxSizeAllowed=str(MAX_POST_BYTES),
             )
-        verify_digests(
-            upload.data,
-            {k: v for k, v in fields.items() if k == "content-md5" or k.startswith("x-amz-checksum-")},
-        )
+        digests = {k: v for k, v in fields.items() if k == "content-md5" or k.startswith("x-amz-checksum-")}
+        verify_digests(upload.data, digests)
         key = fields["key"].replace("${filename}", upload.filename)
         try:
             info = self.store.put_object(
@@ -729,6 +763,7 @@ class S3Handler:
                     k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.startswith("x-amz-meta-")
                 },
                 headers={name: fields[name.lower()] for name in STANDARD_HEADERS if fields.get(name.lower())},
+                **self._kept_checksum(object_checksum(digests)),
             )
         except StoreError as exc:
             raise _translate(exc, bucket, key) from None
@@ -928,10 +963,15 @@ class S3Handler:
                 content_type=_content_type(request),
                 metadata=self._metadata(request),
                 headers=_stored_headers(request),
+                **self._kept_checksum(object_checksum(checksums)),
             )
         if checksums:
             checksums["x-amz-checksum-type"] = "FULL_OBJECT"
         return WireResponse(200, {"ETag": f'"{info.etag}"', **checksums})
+
+    def _kept_checksum(self, checksum: ObjectChecksum | None) -> dict[str, ObjectChecksum]:
+        """``put_object``'s ``checksum`` argument, for a store that keeps one (the local store)."""
+        return {"checksum": checksum} if checksum is not None and keeps_checksums(self.store) else {}
 
     def _check_write_conditions(
         self, bucket: str, key: str, if_match: str | None, if_none_match: str | None
@@ -980,22 +1020,33 @@ class S3Handler:
         return src_bucket, src_key, None
 
     def copy_object(self, request: WireRequest, bucket: str, key: str) -> WireResponse:
+        """CopyObject. The copy keeps the source's checksum (S3: "that checksum value will be copied to the
+        new object by default") unless ``x-amz-checksum-algorithm`` asks for another, computed over the copy
+        (which also makes copying an object onto itself legal)."""
         src_bucket, src_key, _ = self._copy_source(request)
-        if (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE":
+        algorithm = self._copy_checksum_algorithm(request)
+        replace = (request.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
+        if replace or algorithm:
             try:
-                data = self.store.get_object(src_bucket, src_key)
+                source = self.store.head_object(src_bucket, src_key)
+                with self.store.open_object(src_bucket, src_key) as data:
+                    # (a store that keeps no checksum, the s3:// one, is not read twice for nothing)
+                    checksum = self._copy_checksum(
+                        data, source, algorithm if keeps_checksums(self.store) else None
+                    )
+                    info = self.store.put_object(
+                        bucket,
+                        key,
+                        data,
+                        content_type=_content_type(request) if replace else source.content_type,
+                        metadata=self._metadata(request) if replace else source.metadata,
+                        headers=_stored_headers(request) if replace else source.headers,
+                        **self._kept_checksum(checksum),
+                    )
             except NoSuchKey:  # name the source, not the destination
                 raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
-            info = self.store.put_object(
-                bucket,
-                key,
-                data,
-                content_type=_content_type(request),
-                metadata=self._metadata(request),
-                headers=_stored_headers(request),
-            )
         else:
-            if (src_bucket, src_key) == (bucket, key):
+            if (src_bucket, src_key) == (bucket, key):  # (a new checksum algorithm took the other branch)
                 raise S3Error(
                     "InvalidRequest",
                     "This copy request is illegal because it is trying to copy an object to itself without "
@@ -1007,10 +1058,46 @@ class S3Handler:
                 info = self.store.copy_object(src_bucket, src_key, bucket, key)
             except NoSuchKey:
                 raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=src_key) from None
+        checksum = ""
+        if info.checksum is not None:
+            name, kept = f"Checksum{info.checksum.algorithm}", info.checksum
+            checksum = f"<{name}>{_e(kept.value)}</{name}><ChecksumType>{kept.type}</ChecksumType>"
         return _xml(
             f'<CopyObjectResult xmlns="{XMLNS}"><LastModified>{_iso(info.last_modified)}</LastModified>'
-            f"<ETag>&quot;{info.etag}&quot;</ETag></CopyObjectResult>"
+            f"<ETag>&quot;{info.etag}&quot;</ETag>{checksum}</CopyObjectResult>"
         )
+
+    @staticmethod
+    def _copy_checksum_algorithm(request: WireRequest) -> str | None:
+        """CopyObject's ``x-amz-checksum-algorithm``: S3's name, or None when absent. An unknown one is
+        S3's 400; one this gateway cannot compute (CRC32C, CRC64NVME need a native library) is 501."""
+        given = (request.header("x-amz-checksum-algorithm") or "").strip()
+        if not given:
+            return None
+        algorithm = CHECKSUM_ALGORITHMS.get(given.lower())
+        if algorithm is None:
+            raise S3Error(
+                "InvalidRequest",
+                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: "
+                "[CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+                400,
+            )
+        if algorithm not in HASHERS:
+            raise not_implemented(f"computing a {algorithm} checksum for CopyObject")
+        return algorithm
+
+    @staticmethod
+    def _copy_checksum(data: BinaryIO, source: ObjectInfo, algorithm: str | None) -> ObjectChecksum | None:
+        """The copy's checksum: the source's (without its parts': the copy is one part), or a FULL_OBJECT
+        ``algorithm`` checksum of ``data``, read through and rewound (the very file then copied)."""
+        if algorithm is None:
+            kept = source.checksum
+            return ObjectChecksum(kept.algorithm, kept.value, kept.type) if kept else None
+        hasher = HASHERS[algorithm]()
+        while chunk := data.read(1 << 20):
+            hasher.update(chunk)
+        data.seek(0)
+        return ObjectChecksum(algorithm, base64.b64encode(hasher.digest()).decode())
 
     def get_object(self, request: WireRequest, bucket: str, key: str, *, head: bool) -> WireResponse:
         part_number = _part_number(request) if "partNumber" in request.query else None
@@ -1040,10 +1127,9 @@ class S3Handler:
         parts = self._uploads().object_parts(info) if part_number or checksum_mode else None
         if part_number is not None:
             return self._get_part(info, parts, part_number, headers, head=head, checksum_mode=checksum_mode)
-        if checksum_mode and parts is not None and parts.checksum and parts.checksum_algorithm:
-            headers[f"x-amz-checksum-{parts.checksum_algorithm.lower()}"] = parts.checksum
-            headers["x-amz-checksum-type"] = parts.checksum_type or "COMPOSITE"
         byte_range = self._parse_range(request.header("range"), info.size)
+        if checksum_mode and byte_range is None:  # as on S3, a range gets no whole-object checksum
+            headers.update(checksum_headers(self._whole_checksum(info, parts)))
         if byte_range is None:
             headers["Content-Length"] = str(info.size)
             body = b"" if head else self.store.get_object(bucket, key)
@@ -1053,6 +1139,18 @@ class S3Handler:
         headers["Content-Length"] = str(end - start + 1)
         body = b"" if head else self.store.get_object(bucket, key, byte_range=(start, end))
         return WireResponse(206, headers, body)
+
+    @staticmethod
+    def _whole_checksum(info: ObjectInfo, parts: ObjectParts | None) -> ObjectChecksum | None:
+        """The object's checksum: kept with it, or (an object completed by an older sconeflow) in its
+        multipart record."""
+        if info.checksum is not None:
+            return info.checksum
+        if parts is not None and parts.checksum and parts.checksum_algorithm:
+            return ObjectChecksum(
+                parts.checksum_algorithm, parts.checksum, parts.checksum_type or "COMPOSITE"
+            )
+        return None
 
     def _get_part(
         self,
@@ -1076,6 +1174,8 @@ class S3Handler:
                 ActualPartCount=str(count),
             )
         start, end = parts.part_range(number) if parts is not None else (0, info.size - 1)
+        if parts is None and checksum_mode:  # the whole object: its own checksum
+            headers.update(checksum_headers(info.checksum))
         if parts is not None:
             headers["x-amz-mp-parts-count"] = str(count)
             part_checksum = parts.part_checksums[number - 1] if len(parts.part_checksums) >= number else None
