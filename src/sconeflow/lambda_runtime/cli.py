@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from sconeflow.cliutil import HomeOption, console, err_console, settings_for
+from sconeflow.config import Settings
 from sconeflow.errors import SconeflowError
+
+if TYPE_CHECKING:
+    from sconeflow.lambda_runtime.registry import AliasConfig
 
 lambda_app = typer.Typer(
     name="lambda",
@@ -22,6 +26,10 @@ lambda_app = typer.Typer(
 
 class PayloadError(SconeflowError):
     """The --payload argument cannot be read."""
+
+
+class UsageProblem(SconeflowError):
+    """A command-line argument cannot be used."""
 
 
 def _read_payload(value: str | None) -> bytes:
@@ -53,12 +61,13 @@ def list_functions(
     as_json: Annotated[bool, typer.Option("--json", help="Print the AWS ListFunctions shape.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """List the registered functions."""
+    """List the registered functions ($LATEST) with their published versions and aliases."""
     from sconeflow.lambda_runtime.registry import FunctionRegistry
     from sconeflow.lambda_runtime.responses import function_configuration
 
     settings = settings_for(home)
-    functions = FunctionRegistry(settings).list()
+    registry = FunctionRegistry(settings)
+    functions = registry.list()
     if as_json:
         console.print_json(
             json.dumps({"Functions": [function_configuration(settings, f) for f in functions]})
@@ -67,12 +76,38 @@ def list_functions(
     table = Table(title="Lambda functions")
     # whole function names (to copy into other commands) even on a narrow terminal; the rest folds
     table.add_column("name", no_wrap=True, min_width=max((len(f.name) for f in functions), default=4))
-    for column in ("handler", "timeout", "memory", "concurrency", "environment"):
+    for column in ("handler", "timeout", "memory", "concurrency", "environment", "versions", "aliases"):
         table.add_column(column, overflow="fold")
     for f in functions:
         env = ", ".join(f"{k}={v}" for k, v in f.environment.items())
-        table.add_row(f.name, f.handler, f"{f.timeout}s", f"{f.memory_size} MB", str(f.concurrency), env)
+        versions = _ranges([int(v.version) for v in registry.list_versions(f.name)[1:]])  # not $LATEST
+        aliases = ", ".join(_alias_text(a) for a in registry.list_aliases(f.name))
+        table.add_row(
+            f.name,
+            f.handler,
+            f"{f.timeout}s",
+            f"{f.memory_size} MB",
+            str(f.concurrency),
+            env,
+            versions or "-",
+            aliases or "-",
+        )
     console.print(table)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``1-3, 5`` (published versions, ascending)."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _alias_text(alias: AliasConfig) -> str:
+    return f"{alias.name} -> {alias.function_version}"
 
 
 @lambda_app.command()
@@ -316,7 +351,7 @@ def delete(
         )
     if qualifier is not None and any(a.name == qualifier for a in registry.list_aliases(function)):
         raise PayloadError(
-            f"{name}: {qualifier} is an alias; delete it with the Lambda API's DeleteAlias "
+            f"{name}: {qualifier} is an alias; delete it with `sconeflow lambda alias delete {name}` "
             f"(`sconeflow lambda delete {function}` deletes the function)"
         )
     if qualifier is not None:
@@ -325,6 +360,251 @@ def delete(
         return
     registry.delete(function)
     console.print(f"deleted {function}")
+
+
+# -- versions and aliases ---------------------------------------------------------------------------
+
+alias_app = typer.Typer(
+    name="alias",
+    help="Function aliases: a name (e.g. live) that points to $LATEST or a published version.",
+    no_args_is_help=True,
+)
+lambda_app.add_typer(alias_app, name="alias")
+
+
+def _function_only(settings: Settings, name: str, command: str) -> str:
+    """The function ``name`` names (name or ARN); a qualifier other than $LATEST is a UsageProblem."""
+    from sconeflow.lambda_runtime.registry import LATEST, parse_function_name
+
+    function, qualifier = parse_function_name(name, settings=settings)
+    if qualifier not in (None, LATEST):
+        raise UsageProblem(
+            f"{name}: `sconeflow lambda {command}` takes the function (name or ARN), not a version or alias"
+        )
+    return function
+
+
+def _alias_ref(settings: Settings, name: str, alias: str | None) -> tuple[str, str]:
+    """(function, alias) of NAME ALIAS, or of NAME alone given as ``name:alias`` or an alias ARN."""
+    from sconeflow.lambda_runtime.registry import LATEST, parse_function_name
+
+    function, qualifier = parse_function_name(name, settings=settings)
+    if alias is None:
+        if qualifier is None or qualifier == LATEST or qualifier.isdigit():
+            raise UsageProblem(f"{name}: name the alias as NAME ALIAS, NAME:ALIAS or its ARN")
+        return function, qualifier
+    if qualifier is not None:
+        raise UsageProblem(f"{name}: give the function without a qualifier when ALIAS is given ({alias})")
+    return function, alias
+
+
+def _print_alias(settings: Settings, alias: AliasConfig) -> None:
+    from sconeflow.lambda_runtime.registry import function_arn
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("alias", function_arn(settings, alias.function, alias.name))
+    table.add_row("version", alias.function_version)
+    table.add_row("description", alias.description)
+    table.add_row("revision id", alias.revision_id)
+    console.print(table)
+
+
+@lambda_app.command()
+def publish(
+    name: Annotated[str, typer.Argument(help="Function name or ARN.")],
+    description: Annotated[
+        str | None, typer.Option("--description", help="Version description (default: the function's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the PublishVersion response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Publish $LATEST as the next version (1, 2, ...); an unchanged $LATEST publishes nothing and
+    answers the newest version (as PublishVersion does)."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.responses import function_configuration
+
+    settings = settings_for(home)
+    function = _function_only(settings, name, "publish")
+    registry = FunctionRegistry(settings)
+    before = {v.version for v in registry.list_versions(function)}
+    published = registry.publish_version(function, description=description)
+    if as_json:
+        console.print_json(json.dumps(function_configuration(settings, published)))
+        return
+    arn = published.arn(settings, published.version)
+    if published.version in before:
+        console.print(
+            f"{function} is unchanged since version {published.version} (nothing published): {arn}",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"[green]published[/] version {published.version} of {function}: {arn}", soft_wrap=True)
+
+
+@lambda_app.command()
+def versions(
+    name: Annotated[str, typer.Argument(help="Function name or ARN.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ListVersionsByFunction response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """List $LATEST and the published versions, with the aliases pointing to each."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.responses import function_configuration
+
+    settings = settings_for(home)
+    function = _function_only(settings, name, "versions")
+    registry = FunctionRegistry(settings)
+    configs = registry.list_versions(function)
+    if as_json:
+        items = [function_configuration(settings, v, v.version) for v in configs]
+        console.print_json(json.dumps({"Versions": items}))
+        return
+    pointed: dict[str, list[str]] = {}
+    for alias in registry.list_aliases(function):
+        pointed.setdefault(alias.function_version, []).append(alias.name)
+    table = Table(title=f"versions of {function}")
+    for column in ("version", "description", "code sha256", "last modified", "aliases", "arn"):
+        table.add_column(column, overflow="fold")
+    for v in configs:
+        table.add_row(
+            v.version,
+            v.description,
+            v.code_facts()[0],
+            v.last_modified,
+            ", ".join(pointed.get(v.version, [])),
+            v.arn(settings, v.version),
+        )
+    console.print(table)
+
+
+FunctionArg = Annotated[
+    str, typer.Argument(help="Function name or ARN (or NAME:ALIAS, or the alias ARN, alone).")
+]
+AliasNameArg = Annotated[str | None, typer.Argument(help="Alias name (when NAME names the function).")]
+DescriptionOption = Annotated[str | None, typer.Option("--description", help="Alias description.")]
+
+
+@alias_app.command("create")
+def alias_create(
+    name: FunctionArg,
+    alias: AliasNameArg = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The version it points to: a number or $LATEST.")
+    ] = None,
+    description: DescriptionOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the CreateAlias response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Create an alias pointing to a version.
+
+    E.g. `sconeflow lambda alias create classify_image live --version 2`."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.responses import alias_configuration
+
+    settings = settings_for(home)
+    function, alias_name = _alias_ref(settings, name, alias)
+    if version is None:
+        raise UsageProblem("give --version: the version the alias points to (a number or $LATEST)")
+    created = FunctionRegistry(settings).create_alias(function, alias_name, version, description or "")
+    if as_json:
+        console.print_json(json.dumps(alias_configuration(settings, created)))
+        return
+    console.print(
+        f"[green]created[/] alias {alias_name} of {function} -> version {created.function_version}",
+        soft_wrap=True,
+    )
+
+
+@alias_app.command("update")
+def alias_update(
+    name: FunctionArg,
+    alias: AliasNameArg = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Point it to this version (a number or $LATEST).")
+    ] = None,
+    description: DescriptionOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the UpdateAlias response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Point an alias to another version (--version) and/or change its --description."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.responses import alias_configuration
+
+    settings = settings_for(home)
+    function, alias_name = _alias_ref(settings, name, alias)
+    if version is None and description is None:
+        raise UsageProblem("nothing to change: give --version and/or --description")
+    updated = FunctionRegistry(settings).update_alias(
+        function, alias_name, function_version=version, description=description
+    )
+    if as_json:
+        console.print_json(json.dumps(alias_configuration(settings, updated)))
+        return
+    console.print(
+        f"[green]updated[/] alias {alias_name} of {function} -> version {updated.function_version}",
+        soft_wrap=True,
+    )
+
+
+@alias_app.command("get")
+def alias_get(
+    name: FunctionArg,
+    alias: AliasNameArg = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the GetAlias response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show an alias: the version it points to, its description and RevisionId."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+    from sconeflow.lambda_runtime.responses import alias_configuration
+
+    settings = settings_for(home)
+    found = FunctionRegistry(settings).get_alias(*_alias_ref(settings, name, alias))
+    if as_json:
+        console.print_json(json.dumps(alias_configuration(settings, found)))
+        return
+    _print_alias(settings, found)
+
+
+@alias_app.command("delete")
+def alias_delete(name: FunctionArg, alias: AliasNameArg = None, home: HomeOption = None) -> None:
+    """Delete an alias (the version it points to stays)."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry
+
+    settings = settings_for(home)
+    function, alias_name = _alias_ref(settings, name, alias)
+    FunctionRegistry(settings).delete_alias(function, alias_name)
+    console.print(f"deleted alias {alias_name} of {function}", soft_wrap=True)
+
+
+@alias_app.command("list")
+def alias_list(
+    name: Annotated[str, typer.Argument(help="Function name or ARN.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only the aliases pointing to this version.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ListAliases response.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """List a function's aliases and the versions they point to."""
+    from sconeflow.lambda_runtime.registry import FunctionRegistry, function_arn
+    from sconeflow.lambda_runtime.responses import alias_configuration
+
+    settings = settings_for(home)
+    function = _function_only(settings, name, "alias list")
+    aliases = FunctionRegistry(settings).list_aliases(function, version)
+    if as_json:
+        console.print_json(json.dumps({"Aliases": [alias_configuration(settings, a) for a in aliases]}))
+        return
+    table = Table(title=f"aliases of {function}")
+    for column in ("name", "version", "description", "arn"):
+        table.add_column(column, overflow="fold")
+    for a in aliases:
+        table.add_row(a.name, a.function_version, a.description, function_arn(settings, function, a.name))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

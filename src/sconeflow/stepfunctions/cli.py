@@ -100,6 +100,54 @@ def _service(settings: Settings) -> Any:
     return StepFunctionsService(settings)
 
 
+def _qualified(service: Any, ref: str) -> str:
+    """What the service takes for ``ref``: a name or ARN unchanged; ``name:3`` / ``name:PROD`` as the
+    version / alias ARN of that state machine (a state machine name cannot hold ``:``)."""
+    if ref.startswith("arn:") or ":" not in ref:
+        return ref
+    name, _, qualifier = ref.partition(":")
+    if not name or not qualifier or ":" in qualifier:
+        raise UsageProblem(
+            f"{ref!r}: give a state machine name or ARN, NAME:VERSION, NAME:ALIAS, or a version or alias ARN"
+        )
+    return f"{service.describe_state_machine(name).arn}:{qualifier}"
+
+
+def _is_qualified(ref: str) -> bool:
+    from sconeflow.stepfunctions.executions import version_arn_of
+    from sconeflow.stepfunctions.service import alias_arn_of
+
+    return version_arn_of(ref) is not None or alias_arn_of(ref) is not None
+
+
+def _unqualified_machine(service: Any, ref: str, command: str) -> Any:
+    """The state machine ``ref`` names by name or unqualified ARN; a version or alias is a UsageProblem."""
+    target = _qualified(service, ref)
+    if _is_qualified(target):
+        raise UsageProblem(
+            f"{ref!r}: `sconeflow sfn {command}` takes a state machine name or ARN, not a version or alias"
+        )
+    return service.describe_state_machine(target)
+
+
+def _version_number(version_arn: str | None) -> str:
+    return version_arn.rpartition(":")[2] if version_arn else ""
+
+
+def _ran(record: Any) -> str:
+    """Which version (and alias) an execution ran: ``2``, ``2 via PROD``, or ``-`` (unqualified ARN)."""
+    if record.version_arn is None:
+        return "-"
+    text = _version_number(record.version_arn)
+    if record.alias_arn is not None:
+        text += f" via {record.alias_arn.rpartition(':')[2]}"
+    return text
+
+
+def _routing_text(routing: list[tuple[str, int]]) -> str:
+    return " + ".join(f"version {_version_number(arn)} ({weight}%)" for arn, weight in routing)
+
+
 def _fmt_time(value: datetime | None) -> str:
     if value is None:
         return "-"
@@ -134,6 +182,10 @@ def _print_execution(record: Any) -> None:
     table.add_column()
     table.add_row("execution", record.arn)
     table.add_row("state machine", f"{record.state_machine_name} (revision {record.revision})")
+    if record.version_arn is not None:
+        table.add_row("version", f"{_version_number(record.version_arn)} ({record.version_arn})")
+    if record.alias_arn is not None:
+        table.add_row("alias", record.alias_arn)
     table.add_row("status", _status(record.status))
     table.add_row("started", _fmt_time(record.start_date))
     table.add_row("stopped", _fmt_time(record.stop_date))
@@ -242,10 +294,34 @@ def machines_cmd(home: HomeOption = None) -> None:
 
 @sfn_app.command("delete")
 def delete_cmd(
-    name: Annotated[str, typer.Argument(help="State machine name or ARN.")], home: HomeOption = None
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="State machine name or ARN; NAME:VERSION (or a version ARN) deletes that version."
+        ),
+    ],
+    home: HomeOption = None,
 ) -> None:
-    """Delete a state machine (running executions are stopped; history is kept)."""
-    machine = _service(settings_for(home)).delete_state_machine(name)
+    """Delete a state machine with its versions and aliases (running executions are stopped; history is
+    kept), or one published version."""
+    from sconeflow.stepfunctions.executions import version_arn_of
+    from sconeflow.stepfunctions.service import alias_arn_of
+
+    service = _service(settings_for(home))
+    target = _qualified(service, name)
+    if version_arn_of(target) is not None:
+        service.describe_state_machine(version_arn_of(target)[0])  # an unknown machine is named
+        if service.store.get_version(*version_arn_of(target)) is None:
+            raise UsageProblem(f"{name!r}: no such version (`sconeflow sfn versions` lists them)")
+        service.delete_version(target)  # ConflictException while an alias routes to it
+        console.print(f"deleted version {target}", soft_wrap=True)
+        return
+    if alias_arn_of(target) is not None:
+        raise UsageProblem(
+            f"{name!r} is an alias: delete it with `sconeflow sfn alias delete {name}` "
+            "(`sconeflow sfn delete MACHINE` deletes the state machine)"
+        )
+    machine = service.delete_state_machine(target)
     console.print(f"deleted {machine.arn}")
 
 
@@ -286,7 +362,7 @@ def _start_detached(settings: Settings, machine: str, input_text: str, name: str
             close_fds=True,
         )
     deadline = time.monotonic() + 30
-    machine_record = service.describe_state_machine(machine)
+    machine_record = service.machine_of(machine)
     arn = service.execution_arn(machine_record.name, name)
     while time.monotonic() < deadline:
         try:
@@ -303,7 +379,13 @@ def _start_detached(settings: Settings, machine: str, input_text: str, name: str
 
 @sfn_app.command("start")
 def start_cmd(
-    machine: Annotated[str, typer.Argument(help="State machine name or ARN.")],
+    machine: Annotated[
+        str,
+        typer.Argument(
+            help="State machine name or ARN; NAME:VERSION, NAME:ALIAS or a version or alias ARN runs "
+            "that version (an alias picks one of its versions by weight)."
+        ),
+    ],
     input_: Annotated[str, typer.Option("--input", help="Execution input: JSON text, or @file.")] = "{}",
     name: Annotated[str | None, typer.Option(help="Execution name (default: a UUID).")] = None,
     wait: Annotated[
@@ -319,8 +401,9 @@ def start_cmd(
     if delete_input_file and input_.startswith("@"):
         Path(input_[1:]).unlink(missing_ok=True)
     service = _service(settings)
+    target = _qualified(service, machine)
     if wait:
-        record = service.run_to_end(machine, input_text, name=name)
+        record = service.run_to_end(target, input_text, name=name)
         if quiet:
             return
         _finish(record)
@@ -329,13 +412,15 @@ def start_cmd(
 
     name = check_name(name or str(uuid.uuid4()), "execution name")
     check_input(input_text)
-    machine_record = service.describe_state_machine(machine)
+    machine_record = service.machine_of(target)  # StateMachineDoesNotExist for an unknown version/alias
+    # a version or alias ARN is passed on as it is: the execution must run that version, not the latest
+    start_arn = target if _is_qualified(target) else machine_record.arn
     url = _gateway_url(settings)
     if url is not None:
         from sconeflow.gateway.client import boto3_client
 
         client = boto3_client(settings, "stepfunctions", url=url)
-        response = client.start_execution(stateMachineArn=machine_record.arn, input=input_text, name=name)
+        response = client.start_execution(stateMachineArn=start_arn, input=input_text, name=name)
         arn = response["executionArn"]
         where = f"the gateway ({url})"
     else:
@@ -349,7 +434,7 @@ def start_cmd(
         if existing is not None:
             arn = existing.arn
         else:
-            arn = _start_detached(settings, machine_record.arn, input_text, name).arn
+            arn = _start_detached(settings, start_arn, input_text, name).arn
         where = "a background process"
     console.print(f"[blue]RUNNING[/] {arn}  (in {where}; `sconeflow sfn describe {name}`)")
 
@@ -389,27 +474,49 @@ def run_cmd(
 
 @sfn_app.command("list")
 def list_cmd(
-    machine: Annotated[str | None, typer.Option("--machine", "-m", help="Only this state machine.")] = None,
+    machine: Annotated[
+        str | None,
+        typer.Option(
+            "--machine",
+            "-m",
+            help="Only this state machine; NAME:VERSION only that version's, NAME:ALIAS only those "
+            "started through the alias.",
+        ),
+    ] = None,
     status: Annotated[str | None, typer.Option(help="Only this status (RUNNING, SUCCEEDED, ...).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ListExecutions response.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """List executions, newest first (a run whose process died shows ABORTED, not RUNNING)."""
+    """List executions, newest first, with the version (and alias) each ran (a run whose process died
+    shows ABORTED, not RUNNING)."""
     from sconeflow.stepfunctions.executions import STATUSES
 
     if status and status.upper() not in (*STATUSES, "PENDING_REDRIVE"):
         raise UsageProblem(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     settings = settings_for(home)
-    records = _service(settings).list_executions(
-        machine, status=status.upper() if status else None, limit=limit
+    service = _service(settings)
+    records = service.list_executions(
+        _qualified(service, machine) if machine else None,
+        status=status.upper() if status else None,
+        limit=limit,
     )
+    if as_json:
+        from sconeflow.stepfunctions.responses import list_item_shape
+
+        print(json.dumps({"executions": [list_item_shape(r) for r in records]}, indent=2))
+        return
     table = Table(title="executions")
-    for column in ("name", "state machine", "status", "started", "duration", "error"):
-        table.add_column(column, overflow="fold")
-    for record in records:
+    ran = [_ran(record) for record in records]
+    for column in ("name", "state machine", "version", "status", "started", "duration", "error"):
+        # "2 via PROD" whole even on a narrow terminal; the rest folds
+        width = max(map(len, ran), default=7) if column == "version" else None
+        table.add_column(column, overflow="fold", min_width=width)
+    for record, version in zip(records, ran, strict=True):
         table.add_row(
             record.name,
             record.state_machine_name,
+            version,
             _status(record.status),
             _fmt_time(record.start_date),
             _duration(record),
@@ -525,6 +632,298 @@ def render_cmd(
     else:
         result = render_execution(service, execution, output)
     console.print(f"wrote {result.path} ({result.width_px}x{result.height_px} px)")
+
+
+# -- versions and aliases ---------------------------------------------------------------------------
+
+
+alias_app = typer.Typer(
+    name="alias",
+    help="State machine aliases: a name that routes executions to one or two published versions by weight.",
+    no_args_is_help=True,
+)
+sfn_app.add_typer(alias_app, name="alias")
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+@sfn_app.command("publish")
+def publish_cmd(
+    machine: Annotated[str, typer.Argument(help="State machine name or ARN.")],
+    description: Annotated[
+        str | None, typer.Option("--description", help="Version description (up to 256 characters).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the PublishStateMachineVersion response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Publish the current revision as the next version (1, 2, 3 ...); a revision published before
+    keeps its version (as PublishStateMachineVersion answers)."""
+    service = _service(settings_for(home))
+    record = _unqualified_machine(service, machine, "publish")
+    before = {v.version for v in service.list_versions(record.arn)}
+    version = service.publish_version(record.arn, description=description)
+    if as_json:
+        print(json.dumps({"creationDate": _epoch(version.created), "stateMachineVersionArn": version.arn}))
+        return
+    if version.version in before:
+        console.print(
+            f"revision {version.revision} of {record.name} is already version {version.version} "
+            f"(nothing published): {version.arn}",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"[green]published[/] version {version.version} of {record.name} "
+            f"(revision {version.revision}): {version.arn}",
+            soft_wrap=True,
+        )
+
+
+@sfn_app.command("versions")
+def versions_cmd(
+    machine: Annotated[str, typer.Argument(help="State machine name or ARN.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ListStateMachineVersions response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """List a state machine's published versions, newest first, with the aliases routing to each."""
+    service = _service(settings_for(home))
+    record = _unqualified_machine(service, machine, "versions")
+    versions = service.list_versions(record.arn)
+    if as_json:
+        items = [{"stateMachineVersionArn": v.arn, "creationDate": _epoch(v.created)} for v in versions]
+        print(json.dumps({"stateMachineVersions": items}, indent=2))
+        return
+    routed: dict[str, list[str]] = {}
+    for alias in service.list_aliases(record.arn):
+        for arn, weight in alias.routing:
+            routed.setdefault(arn, []).append(f"{alias.name} ({weight}%)")
+    table = Table(title=f"versions of {record.name} (current revision {record.revision})")
+    for column in ("version", "revision", "created", "description", "aliases", "arn"):
+        table.add_column(column, overflow="fold")
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            f"{v.revision} (current)" if v.revision == record.revision else str(v.revision),
+            _fmt_time(v.created),
+            v.description or "",
+            ", ".join(routed.get(v.arn, [])),
+            v.arn,
+        )
+    console.print(table)
+    if not versions:
+        console.print(
+            f"no published versions: `sconeflow sfn publish {record.name}` publishes one", soft_wrap=True
+        )
+
+
+def _alias_arn(service: Any, machine: str, alias: str | None) -> str:
+    """The alias ARN of MACHINE ALIAS, or of MACHINE alone given as NAME:ALIAS or an alias ARN."""
+    from sconeflow.stepfunctions.service import alias_arn_of
+
+    if alias is None:
+        target = _qualified(service, machine)
+        parsed = alias_arn_of(target)
+        if parsed is None:
+            raise UsageProblem(f"{machine!r}: name the alias as MACHINE ALIAS, MACHINE:ALIAS or its ARN")
+        service.describe_state_machine(parsed[0])  # an unknown state machine is named as such
+        return target
+    record = _unqualified_machine(service, machine, "alias")
+    return f"{record.arn}:{alias}"
+
+
+def _parse_routes(machine_arn: str, routes: list[str] | None) -> list[dict[str, Any]] | None:
+    """``--route VERSION=WEIGHT`` (one or two; a single ``--route VERSION`` is weight 100) as a
+    ``routingConfiguration``. VERSION: a version number or a version ARN."""
+    if not routes:
+        return None
+    if len(routes) > 2:
+        raise UsageProblem(f"--route given {len(routes)} times: an alias routes to one or two versions")
+    items: list[dict[str, Any]] = []
+    for route in routes:
+        version, sep, weight_text = route.partition("=")
+        version = version.strip()
+        if not sep and len(routes) == 1:
+            weight_text = "100"
+        try:
+            weight = int(weight_text.strip())
+        except ValueError:
+            raise UsageProblem(
+                f"--route {route!r}: use VERSION=WEIGHT, e.g. --route 2=90 --route 1=10 "
+                "(weights 0-100 summing to 100)"
+            ) from None
+        if version.isdigit():
+            version = f"{machine_arn}:{version}"
+        elif not version.startswith("arn:"):
+            raise UsageProblem(f"--route {route!r}: VERSION is a version number (or a version ARN)")
+        items.append({"stateMachineVersionArn": version, "weight": weight})
+    return items
+
+
+def _print_alias(alias: Any) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("alias", alias.arn)
+    table.add_row("routing", _routing_text(alias.routing))
+    table.add_row("description", alias.description or "")
+    table.add_row("created", _fmt_time(alias.created))
+    table.add_row("updated", _fmt_time(alias.updated))
+    console.print(table)
+
+
+AliasArg = Annotated[
+    str, typer.Argument(help="State machine name or ARN (or MACHINE:ALIAS, or the alias ARN, alone).")
+]
+AliasNameArg = Annotated[str | None, typer.Argument(help="Alias name (when MACHINE names the machine).")]
+RouteOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--route",
+        help="VERSION=WEIGHT, once or twice: weights 0-100 summing to 100 (one --route VERSION: all of it).",
+    ),
+]
+DescriptionOption = Annotated[
+    str | None, typer.Option("--description", help="Alias description (up to 256 characters).")
+]
+
+
+@alias_app.command("create")
+def alias_create_cmd(
+    machine: AliasArg,
+    alias: AliasNameArg = None,
+    route: RouteOption = None,
+    description: DescriptionOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the CreateStateMachineAlias response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Create an alias routing to one or two published versions.
+
+    E.g. `sconeflow sfn alias create scones PROD --route 2=90 --route 1=10`."""
+    service = _service(settings_for(home))
+    arn = _alias_arn(service, machine, alias)
+    machine_arn, _, name = arn.rpartition(":")
+    routing = _parse_routes(machine_arn, route)
+    if routing is None:
+        raise UsageProblem("give --route VERSION=WEIGHT (once or twice), e.g. --route 1=100")
+    record, created = service.create_alias(name, routing, description)
+    if as_json:
+        print(json.dumps({"stateMachineAliasArn": record.arn, "creationDate": _epoch(record.created)}))
+        return
+    if created:
+        console.print(
+            f"[green]created[/] alias {record.arn}: {_routing_text(record.routing)}", soft_wrap=True
+        )
+    else:
+        console.print(
+            f"alias {record.arn} already exists as given: {_routing_text(record.routing)}", soft_wrap=True
+        )
+
+
+@alias_app.command("update")
+def alias_update_cmd(
+    machine: AliasArg,
+    alias: AliasNameArg = None,
+    route: RouteOption = None,
+    description: DescriptionOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the UpdateStateMachineAlias response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Change an alias's routing (--route, replacing all of it) and/or its --description."""
+    service = _service(settings_for(home))
+    arn = _alias_arn(service, machine, alias)
+    if route is None and description is None:
+        raise UsageProblem("nothing to change: give --route VERSION=WEIGHT and/or --description")
+    record = service.update_alias(
+        arn, description=description, routing=_parse_routes(arn.rpartition(":")[0], route)
+    )
+    if as_json:
+        print(json.dumps({"updateDate": _epoch(record.updated)}))
+        return
+    console.print(f"[green]updated[/] alias {record.arn}: {_routing_text(record.routing)}", soft_wrap=True)
+
+
+@alias_app.command("describe")
+def alias_describe_cmd(
+    machine: AliasArg,
+    alias: AliasNameArg = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the DescribeStateMachineAlias response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show an alias: its routing (versions and weights), description and dates."""
+    from sconeflow.stepfunctions.responses import alias_shape
+
+    service = _service(settings_for(home))
+    record = service.describe_alias(_alias_arn(service, machine, alias))
+    if as_json:
+        print(json.dumps(alias_shape(record), indent=2))
+        return
+    _print_alias(record)
+
+
+@alias_app.command("delete")
+def alias_delete_cmd(
+    machine: AliasArg,
+    alias: AliasNameArg = None,
+    home: HomeOption = None,
+) -> None:
+    """Delete an alias (its versions and the executions started through it stay)."""
+    from sconeflow.stepfunctions.service import ResourceNotFound
+
+    service = _service(settings_for(home))
+    arn = _alias_arn(service, machine, alias)
+    try:
+        service.describe_alias(arn)
+    except ResourceNotFound:
+        # as DeleteStateMachineAlias: an alias that does not exist is no error
+        console.print(f"no alias {arn}: nothing deleted", soft_wrap=True)
+        return
+    service.delete_alias(arn)
+    console.print(f"deleted alias {arn}", soft_wrap=True)
+
+
+@alias_app.command("list")
+def alias_list_cmd(
+    machine: Annotated[
+        str,
+        typer.Argument(help="State machine name or ARN; NAME:VERSION lists the aliases routing to it."),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ListStateMachineAliases response.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """List a state machine's aliases, oldest first, with their routing."""
+    from sconeflow.stepfunctions.service import alias_arn_of
+
+    service = _service(settings_for(home))
+    target = _qualified(service, machine)
+    if alias_arn_of(target) is not None:
+        raise UsageProblem(f"{machine!r} is an alias: `sconeflow sfn alias describe {machine}` shows it")
+    if not _is_qualified(target):  # a name: the service filters by anything but the machine's ARN
+        target = service.describe_state_machine(target).arn
+    aliases = service.list_aliases(target)
+    if as_json:
+        items = [{"stateMachineAliasArn": a.arn, "creationDate": _epoch(a.created)} for a in aliases]
+        print(json.dumps({"stateMachineAliases": items}, indent=2))
+        return
+    table = Table(title=f"aliases of {machine}")
+    for column in ("name", "routing", "description", "updated", "arn"):
+        table.add_column(column, overflow="fold")
+    for a in aliases:
+        table.add_row(a.name, _routing_text(a.routing), a.description or "", _fmt_time(a.updated), a.arn)
+    console.print(table)
 
 
 # -- notifications ----------------------------------------------------------------------------------
