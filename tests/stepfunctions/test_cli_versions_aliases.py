@@ -197,3 +197,14 @@ def test_version_and_alias_arguments_are_named_errors(settings: Settings, tmp_pa
     for args, expected in cases.items():
         assert type(sfn_error(*args)).__name__ == expected, args
     assert "alias delete" in str(sfn_error("delete", "m:PROD"))
+
+
+def test_the_service_lists_a_machines_aliases_by_name_arn_or_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """By name it used to answer [] (a name was taken for a version ARN to filter by)."""
+    service = _two_versions_by_service(settings, tmp_path)
+    service.create_alias("NEW", [{"stateMachineVersionArn": f"{ARN}:2", "weight": 100}])
+    assert [a.name for a in service.list_aliases("m")] == ["OLD", "NEW"]
+    assert [a.name for a in service.list_aliases(ARN)] == ["OLD", "NEW"]
+    assert [a.name for a in service.list_aliases(f"{ARN}:1")] == ["OLD"]

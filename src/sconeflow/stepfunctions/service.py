@@ -592,7 +592,7 @@ class StepFunctionsService:
         """The aliases of a state machine, oldest first; given a version ARN, those routing to it."""
         machine = self.store.get_machine(ref)
         aliases = self.store.list_aliases(machine.arn)
-        if ref != machine.arn:
+        if ref.startswith(machine.arn + ":"):  # a version ARN (a name or the machine ARN: all of them)
             aliases = [a for a in aliases if any(v == ref for v, _ in a.routing)]
         return aliases
 
