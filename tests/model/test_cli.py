@@ -15,6 +15,7 @@ from sconeflow.model.artifact import read_artifact, resolve_model
 from sconeflow.model.errors import InvalidHyperparameter, ManifestMissing
 
 runner = CliRunner()
+ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole"
 
 
 def invoke(*args: str):
@@ -36,6 +37,8 @@ def test_train_list_describe_evaluate_predict(settings, prepared, tmp_path):
         "1",
         "--seed",
         "3",
+        "--role-arn",
+        ROLE,
         "--home",
         home,
     )
@@ -48,6 +51,7 @@ def test_train_list_describe_evaluate_predict(settings, prepared, tmp_path):
     assert name in result.output
     described = json.loads(invoke("train", "describe", name, "--home", home).output)
     assert described["TrainingJobName"] == name
+    assert described["RoleArn"] == ROLE
     assert described["HyperParameters"]["epochs"] == "4" and described["HyperParameters"]["seed"] == "3"
     assert described["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"models/{name}/output/model.tar.gz")
 
@@ -137,3 +141,9 @@ def test_color_jitter_option(settings, prepared):
     name = json.loads(invoke("train", "list", "--json", "--home", home).output)["TrainingJobSummaries"][0]
     job = json.loads(invoke("train", "describe", name["TrainingJobName"], "--home", home).output)
     assert job["HyperParameters"]["color_jitter"] == "true"
+
+
+def test_a_malformed_role_arn_is_refused_before_any_work(settings):
+    result = invoke("train", "--fast", "--role-arn", "admin", "--home", str(settings.home))
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InvalidHyperparameter), result.output

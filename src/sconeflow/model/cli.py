@@ -126,6 +126,10 @@ def train_command(
     job_name: Annotated[
         str | None, typer.Option("--job-name", help="Name of the job (default: generated).")
     ] = None,
+    role_arn: Annotated[
+        str | None,
+        typer.Option("--role-arn", help="IAM role ARN recorded as the job's RoleArn (as on SageMaker)."),
+    ] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 2,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     no_evaluate: Annotated[
@@ -213,7 +217,7 @@ def train_command(
                 f" ({report.seconds:.1f}s)",
             )
 
-        job = train(settings, config, job_name=job_name, on_epoch=on_epoch)
+        job = train(settings, config, job_name=job_name, role_arn=role_arn, on_epoch=on_epoch)
     _print_job_summary(settings, job)
 
 

@@ -820,14 +820,17 @@ def train(
     *,
     store: ObjectStore | None = None,
     job_name: str | None = None,
+    role_arn: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainingJob:
-    """Run one training job end to end; the returned record is Completed (errors leave it Failed)."""
+    """Run one training job end to end; the returned record is Completed (errors leave it Failed).
+
+    ``role_arn`` is recorded as the job's RoleArn (as CreateTrainingJob takes it; nothing checks it)."""
     config = config or TrainConfig()
     bucket = config.bucket or settings.bucket
     store = store or open_store(settings.resolved_store_uri)
     jobs = TrainingJobs(settings)
-    job = jobs.create(bucket, config.hyperparameters(), name=job_name)
+    job = jobs.create(bucket, config.hyperparameters(), name=job_name, role_arn=role_arn)
     log.info("training job %s started", job.name)
     try:
         jobs.set_secondary(job.name, "Downloading")
