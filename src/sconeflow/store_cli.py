@@ -6,6 +6,9 @@ an S3 bucket when ``SCONEFLOW_STORE=s3://``). ``ls`` prints lines like ``aws s3 
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -89,6 +92,11 @@ def cat(uri: Annotated[str, typer.Argument(help="s3://bucket/key")], home: HomeO
     sys.stdout.buffer.flush()
 
 
+def _folder(prefix: str) -> str:
+    """The listing prefix of a recursive command: ``up`` means the folder ``up/`` (as in the AWS CLI)."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
 def _is_remote(text: str) -> bool:
     return text.startswith("s3://")
 
@@ -115,12 +123,24 @@ def cp(
             with open(src, "rb") as handle:
                 info = store.put_object(bucket, key, handle)
         else:
-            target = Path(dst)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(store.get_object(*_split(src)))
+            _download(store, src, Path(dst))
             _out(f"download: {src} to {dst}")
             continue
         _out(f"{'copy' if _is_remote(src) else 'upload'}: {src} to s3://{info.bucket}/{info.key}")
+
+
+def _download(store, src: str, target: Path) -> None:
+    """Stream an object into ``target`` through a temporary file beside it, then rename: an error or
+    Ctrl-C half-way leaves the previous file (or none), never a truncated one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".sconeflow-{secrets.token_hex(6)}.part"
+    try:
+        with store.open_object(*_split(src)) as handle, open(temporary, "xb") as out:
+            shutil.copyfileobj(handle, out, 1 << 20)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _plan_copies(store, source: str, destination: str, recursive: bool) -> list[tuple[str, str]]:
@@ -142,7 +162,7 @@ def _plan_copies(store, source: str, destination: str, recursive: bool) -> list[
     pairs = []
     if _is_remote(source):
         bucket, prefix = _split(source)
-        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        base = _folder(prefix)
         for info in store.iter_objects(bucket, base):
             if info.key.endswith("/"):  # a "folder" object: no file to write (aws s3 cp skips empty ones)
                 if info.size and not _is_remote(destination):
@@ -153,6 +173,12 @@ def _plan_copies(store, source: str, destination: str, recursive: bool) -> list[
                 if not info.size:
                     continue
             rel = info.key[len(base) :]
+            if not _is_remote(destination) and {".", ".."} & set(rel.split("/")):
+                # S3 allows such keys; as a path they would write outside the destination folder
+                raise StoreUsageError(
+                    f"s3://{bucket}/{info.key} has a '.' or '..' segment: it cannot be written under "
+                    f"{destination}"
+                )
             pairs.append((f"s3://{bucket}/{info.key}", destination.rstrip("/") + "/" + rel))
     else:
         root = Path(source)
@@ -172,9 +198,11 @@ def rm(
     """Delete an object, or every object under a prefix."""
     store = _store(home)
     bucket, key = _split(uri)
-    keys = [info.key for info in store.iter_objects(bucket, key)] if recursive else [key]
     if not recursive and not key:
         raise StoreUsageError(f"{uri!r} names no key (use --recursive to empty a prefix)")
+    # like `aws s3 rm --recursive` (and `cp -r` here): the path is a folder, so `rm -r s3://b/up`
+    # empties up/ and never touches its siblings upload.txt or up2/...
+    keys = [info.key for info in store.iter_objects(bucket, _folder(key))] if recursive else [key]
     for each in keys:
         store.delete_object(bucket, each)
         _out(f"delete: s3://{bucket}/{each}")

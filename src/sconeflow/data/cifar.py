@@ -71,7 +71,13 @@ def parse_meta(raw: bytes) -> tuple[list[str], list[str]]:
     coarse = _field(obj, "coarse_label_names", "meta")
     if not isinstance(fine, list) or not isinstance(coarse, list) or not fine:
         raise CorruptDataset("meta label names must be non-empty lists")
-    return [_text(v, "a fine label name") for v in fine], [_text(v, "a coarse label name") for v in coarse]
+    fine_names = [_text(v, "a fine label name") for v in fine]
+    twice = sorted({name for name in fine_names if fine_names.count(name) > 1})
+    if twice:  # classes are chosen by name: the rows of the second id would be dropped silently
+        raise CorruptDataset(
+            f"meta lists the fine label name(s) {', '.join(map(repr, twice))} more than once"
+        )
+    return fine_names, [_text(v, "a coarse label name") for v in coarse]
 
 
 def parse_split(raw: bytes, name: str, n_fine: int, n_coarse: int) -> CifarSplit:
@@ -82,13 +88,13 @@ def parse_split(raw: bytes, name: str, n_fine: int, n_coarse: int) -> CifarSplit
     coarse = _field(obj, "coarse_labels", name)
     well_formed = isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
     if not well_formed or data.shape[1] != ROW_BYTES:
-        shape = getattr(data, "shape", None)
-        raise CorruptDataset(f"{name}: 'data' must be a uint8 array of shape (N, {ROW_BYTES}), not {shape}")
+        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise CorruptDataset(f"{name}: 'data' must be a uint8 array of shape (N, {ROW_BYTES}), not {found}")
     n = data.shape[0]
     for label, values in (("filenames", filenames), ("fine_labels", fine), ("coarse_labels", coarse)):
         if not isinstance(values, list) or len(values) != n:
             raise CorruptDataset(f"{name}: {label!r} must be a list of {n} entries")
-    if any(not isinstance(v, int) for v in fine) or any(not isinstance(v, int) for v in coarse):
+    if any(not _is_int(v) for v in fine) or any(not _is_int(v) for v in coarse):
         raise CorruptDataset(f"{name}: labels must be integers")
     fine_arr = np.asarray(fine, dtype=np.int64)
     coarse_arr = np.asarray(coarse, dtype=np.int64)
@@ -98,6 +104,10 @@ def parse_split(raw: bytes, name: str, n_fine: int, n_coarse: int) -> CifarSplit
         raise CorruptDataset(f"{name}: a coarse label is outside 0..{n_coarse - 1}")
     names = [_text(v, f"{name}: a filename") for v in filenames]
     return CifarSplit(name, names, fine_arr, coarse_arr, data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True would be label 1
 
 
 def _find_folder(root: Path) -> Path:

@@ -9,12 +9,13 @@ writes, so re-running is idempotent and a run is all-or-nothing. Stale images un
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,11 @@ from sconeflow.data.download import CIFAR100_MD5, CIFAR100_URL, download, verify
 from sconeflow.data.errors import CorruptDataset, DownloadError, EmptyClass, UnknownClass
 from sconeflow.data.transform import encode_png, rows_to_images
 from sconeflow.store import InvalidKey, NoSuchBucket, ObjectStore, open_store, validate_key
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: prepares of one bucket are not serialised
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +225,32 @@ def _existing_etags(store: ObjectStore, bucket: str) -> dict[str, str]:
     return etags
 
 
+@contextlib.contextmanager
+def _bucket_lock(settings: Settings, store: ObjectStore, bucket: str) -> Iterator[None]:
+    """Serialise the load step of prepares of one bucket that share a home (other processes too).
+
+    Without it two runs interleave: one run's undo (after Ctrl-C or an error) deletes objects the other
+    run found unchanged and reported as written, and one run's stale removal deletes images the other
+    run's manifests list. Reading and encoding stay outside the lock; a waiting run can be interrupted.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    folder = settings.run_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(f"{store.uri}\n{bucket}".encode()).hexdigest()[:16]
+    with open(folder / f"data-prepare-{bucket}-{digest}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another prepare is loading s3://%s/ from this home; waiting for it", bucket)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_source(
     settings: Settings,
     source: str | Path | None,
@@ -280,21 +312,22 @@ def prepare_dataset(
         CLASSES_KEY, _classes_document(data, chosen, counts, Path(source_label).name), "application/json"
     )
     wanted = [obj for split in SPLITS for obj in objects[split]]
-    existing = _existing_etags(store, bucket)
-    writer = _Writer(store, bucket, existing)
-    total = len(wanted) + len(manifests) + 1
-    try:
-        for done, obj in enumerate([*wanted, *manifests, classes_doc], start=1):
-            writer.put(obj)
-            if progress and (done % 64 == 0 or done == total):
-                progress("upload", done, total)
-    except BaseException:
-        writer.undo()
-        raise
-    keep = {obj.key for obj in wanted}
-    stale = [key for key in existing if key.split("/", 1)[0] in SPLITS and "/" in key and key not in keep]
-    for key in stale:
-        store.delete_object(bucket, key)
+    with _bucket_lock(settings, store, bucket):
+        existing = _existing_etags(store, bucket)
+        writer = _Writer(store, bucket, existing)
+        total = len(wanted) + len(manifests) + 1
+        try:
+            for done, obj in enumerate([*wanted, *manifests, classes_doc], start=1):
+                writer.put(obj)
+                if progress and (done % 64 == 0 or done == total):
+                    progress("upload", done, total)
+        except BaseException:
+            writer.undo()
+            raise
+        keep = {obj.key for obj in wanted}
+        stale = [key for key in existing if key.split("/", 1)[0] in SPLITS and "/" in key and key not in keep]
+        for key in stale:
+            store.delete_object(bucket, key)
     base = f"s3://{bucket}/"
     report = PrepareReport(
         bucket=bucket,
