@@ -15,7 +15,7 @@ has a multipart ETag and no part sizes of its own (one completed by an older sco
 object's ETag and size. A record that no longer does (its object overwritten, copied over or deleted) is
 removed when it is read, when an upload completes to its key, and by :meth:`MultipartUploads.sweep_legacy`
 when a gateway starts serving S3; the folder goes with the last one.
-On the ``s3://`` store backend neither is kept (the real S3 object has its own): objects answer as one part.
+On the ``s3://`` store backend the real S3 object carries both (a real multipart upload of the same parts).
 """
 
 from __future__ import annotations
@@ -55,8 +55,11 @@ LEGACY_RECORDS = "objects"  # where part sizes were kept before they moved into 
 
 
 def keeps_checksums(store: ObjectStore) -> bool:
-    """Whether ``store.put_object`` keeps an S3 checksum and part sizes with the object (the local store)."""
-    return isinstance(store, LocalStore)
+    """Whether ``store.put_object`` keeps an S3 checksum and part sizes with the object (the local store;
+    the ``s3://`` store, where S3 carries them: see :mod:`sconeflow.store_s3`)."""
+    from sconeflow.store_s3 import S3Store
+
+    return isinstance(store, LocalStore | S3Store)
 
 
 class MultipartError(Exception):
