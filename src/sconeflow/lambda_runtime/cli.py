@@ -107,7 +107,17 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def _alias_text(alias: AliasConfig) -> str:
-    return f"{alias.name} -> {alias.function_version}"
+    return f"{alias.name} -> {_routing_text(alias)}"
+
+
+def _routing_text(alias: AliasConfig) -> str:
+    """``3`` or, for a weighted alias, ``3 (90%), 2 (10%)``."""
+    if not alias.routing:
+        return alias.function_version
+    rest = 1.0 - sum(alias.routing.values())
+    parts = [f"{alias.function_version} ({rest * 100:g}%)"]
+    parts += [f"{version} ({weight * 100:g}%)" for version, weight in alias.routing.items()]
+    return ", ".join(parts)
 
 
 @lambda_app.command()
@@ -405,7 +415,7 @@ def _print_alias(settings: Settings, alias: AliasConfig) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("alias", function_arn(settings, alias.function, alias.name))
-    table.add_row("version", alias.function_version)
+    table.add_row("version", _routing_text(alias))
     table.add_row("description", alias.description)
     table.add_row("revision id", alias.revision_id)
     console.print(table)
@@ -466,6 +476,8 @@ def versions(
     pointed: dict[str, list[str]] = {}
     for alias in registry.list_aliases(function):
         pointed.setdefault(alias.function_version, []).append(alias.name)
+        for extra, weight in alias.routing.items():
+            pointed.setdefault(extra, []).append(f"{alias.name} ({weight * 100:g}%)")
     table = Table(title=f"versions of {function}")
     for column in ("version", "description", "code sha256", "last modified", "aliases", "arn"):
         table.add_column(column, overflow="fold")
@@ -486,6 +498,35 @@ FunctionArg = Annotated[
 ]
 AliasNameArg = Annotated[str | None, typer.Argument(help="Alias name (when NAME names the function).")]
 DescriptionOption = Annotated[str | None, typer.Option("--description", help="Alias description.")]
+RouteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--route",
+        help="VERSION=WEIGHT: also route this share of invocations to another published version "
+        "(WEIGHT 0-1, e.g. 2=0.1, or a percentage, 2=10%); on update, --route none removes it.",
+    ),
+]
+
+
+def _parse_route(route: str | None, *, allow_none: bool) -> dict[str, float] | None:
+    """``--route VERSION=WEIGHT`` as RoutingConfig.AdditionalVersionWeights (None: not given)."""
+    if route is None:
+        return None
+    if allow_none and route.strip().lower() in ("none", ""):
+        return {}
+    version, sep, weight_text = route.partition("=")
+    version, weight_text = version.strip(), weight_text.strip()
+    try:
+        weight = float(weight_text[:-1]) / 100 if weight_text.endswith("%") else float(weight_text)
+    except ValueError:
+        weight = -1.0
+    if not sep or not version.isdigit() or not 0 <= weight < 1:
+        raise UsageProblem(
+            f"--route {route!r}: use VERSION=WEIGHT with a published version number and a weight from 0 "
+            "to below 1 (or a percentage below 100%), e.g. --route 2=0.1 or --route 2=10%"
+            + ("; --route none removes the routing" if allow_none else "")
+        )
+    return {version: weight}
 
 
 @alias_app.command("create")
@@ -496,12 +537,13 @@ def alias_create(
         str | None, typer.Option("--version", help="The version it points to: a number or $LATEST.")
     ] = None,
     description: DescriptionOption = None,
+    route: RouteOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the CreateAlias response.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Create an alias pointing to a version.
+    """Create an alias pointing to a version (and, with --route, a share of the calls to another).
 
-    E.g. `sconeflow lambda alias create classify_image live --version 2`."""
+    E.g. `sconeflow lambda alias create classify_image live --version 2 --route 1=0.1`."""
     from sconeflow.lambda_runtime.registry import FunctionRegistry
     from sconeflow.lambda_runtime.responses import alias_configuration
 
@@ -509,12 +551,15 @@ def alias_create(
     function, alias_name = _alias_ref(settings, name, alias)
     if version is None:
         raise UsageProblem("give --version: the version the alias points to (a number or $LATEST)")
-    created = FunctionRegistry(settings).create_alias(function, alias_name, version, description or "")
+    routing = _parse_route(route, allow_none=False)
+    created = FunctionRegistry(settings).create_alias(
+        function, alias_name, version, description or "", routing=routing
+    )
     if as_json:
         console.print_json(json.dumps(alias_configuration(settings, created)))
         return
     console.print(
-        f"[green]created[/] alias {alias_name} of {function} -> version {created.function_version}",
+        f"[green]created[/] alias {alias_name} of {function} -> version {_routing_text(created)}",
         soft_wrap=True,
     )
 
@@ -527,25 +572,31 @@ def alias_update(
         str | None, typer.Option("--version", help="Point it to this version (a number or $LATEST).")
     ] = None,
     description: DescriptionOption = None,
+    route: RouteOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the UpdateAlias response.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Point an alias to another version (--version) and/or change its --description."""
+    """Point an alias to another version (--version), change its weighted --route and/or its
+    --description."""
     from sconeflow.lambda_runtime.registry import FunctionRegistry
     from sconeflow.lambda_runtime.responses import alias_configuration
 
     settings = settings_for(home)
     function, alias_name = _alias_ref(settings, name, alias)
-    if version is None and description is None:
-        raise UsageProblem("nothing to change: give --version and/or --description")
+    if version is None and description is None and route is None:
+        raise UsageProblem("nothing to change: give --version, --route and/or --description")
     updated = FunctionRegistry(settings).update_alias(
-        function, alias_name, function_version=version, description=description
+        function,
+        alias_name,
+        function_version=version,
+        description=description,
+        routing=_parse_route(route, allow_none=True),
     )
     if as_json:
         console.print_json(json.dumps(alias_configuration(settings, updated)))
         return
     console.print(
-        f"[green]updated[/] alias {alias_name} of {function} -> version {updated.function_version}",
+        f"[green]updated[/] alias {alias_name} of {function} -> version {_routing_text(updated)}",
         soft_wrap=True,
     )
 
@@ -603,7 +654,7 @@ def alias_list(
     for column in ("name", "version", "description", "arn"):
         table.add_column(column, overflow="fold")
     for a in aliases:
-        table.add_row(a.name, a.function_version, a.description, function_arn(settings, function, a.name))
+        table.add_row(a.name, _routing_text(a), a.description, function_arn(settings, function, a.name))
     console.print(table)
 
 

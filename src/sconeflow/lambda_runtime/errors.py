@@ -47,6 +47,13 @@ class InvalidParameterValue(LambdaError):
     http_status = 400
 
 
+class ValidationError(LambdaError):
+    """A request value outside the API model's constraints (AWS's ``ValidationException``)."""
+
+    aws_code = "ValidationException"
+    http_status = 400
+
+
 class ResourceConflict(LambdaError):
     """The function (or alias) exists already, or a version is still referenced by an alias."""
 

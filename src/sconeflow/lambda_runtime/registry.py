@@ -10,13 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
+import random
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sconeflow.config import Settings
 from sconeflow.db import Database, Migrations
@@ -25,6 +29,7 @@ from sconeflow.lambda_runtime.errors import (
     InvalidParameterValue,
     PreconditionFailed,
     ResourceConflict,
+    ValidationError,
 )
 
 BUILTIN_CODE_DIR = Path(__file__).resolve().parent.parent / "lambdas"
@@ -33,6 +38,9 @@ RUNTIME_NAME = "python3.11"
 # The Lambda runtimes this local runtime can stand in for: it runs Python handlers with its own interpreter.
 PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 MAX_TIMEOUT_S = 900
+# Asynchronous invocation defaults (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_MAX_EVENT_AGE_S = 21600
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _HANDLER_RE = re.compile(r"^[^\s]+\.[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
@@ -128,6 +136,20 @@ LAMBDA_SCHEMA = Migrations(
             PRIMARY KEY (name, alias)
         );
         """,
+        # Weighted aliases (RoutingConfig.AdditionalVersionWeights, a JSON object) and the asynchronous
+        # invocation settings per function, version or alias (NULL: Lambda's defaults).
+        """
+        ALTER TABLE lambda_aliases ADD COLUMN routing TEXT NOT NULL DEFAULT '{}';
+        CREATE TABLE lambda_event_invoke_configs (
+            name TEXT NOT NULL,
+            qualifier TEXT NOT NULL,
+            max_retry_attempts INTEGER,
+            max_event_age INTEGER,
+            destinations TEXT NOT NULL DEFAULT '{}',
+            last_modified REAL NOT NULL,
+            PRIMARY KEY (name, qualifier)
+        );
+        """,
     ],
 )
 
@@ -193,11 +215,51 @@ class AliasConfig:
     function_version: str
     description: str = ""
     revision: int = 1
+    # RoutingConfig.AdditionalVersionWeights: {version: weight}, at most one entry (weight in [0, 1))
+    routing: dict[str, float] = field(default_factory=dict)
 
     @property
     def revision_id(self) -> str:
-        key = repr((self.function, self.name, self.function_version, self.description, self.revision))
+        key = repr(
+            (self.function, self.name, self.function_version, self.description, self.revision, self.routing)
+        )
         return str(uuid.UUID(bytes=hashlib.sha256(key.encode()).digest()[:16]))
+
+    def pick_version(self, draw: float | None = None) -> str:
+        """The version an invocation of the alias runs: an additional version with its weight's
+        probability, else the alias's FunctionVersion. ``draw``: a number in [0, 1) (default random)."""
+        if not self.routing:
+            return self.function_version
+        value = random.random() if draw is None else draw
+        for version, weight in self.routing.items():
+            if value < weight:
+                return version
+            value -= weight
+        return self.function_version
+
+    def versions(self) -> list[str]:
+        """Every version the alias can run."""
+        return [self.function_version, *self.routing]
+
+
+@dataclass(frozen=True)
+class EventInvokeConfig:
+    """The asynchronous invocation settings of a function, version or alias (None: Lambda's default)."""
+
+    function: str
+    qualifier: str  # "$LATEST", a version number or an alias
+    max_retry_attempts: int | None = None
+    max_event_age: int | None = None
+    destinations: dict[str, Any] = field(default_factory=dict)
+    last_modified: float = 0.0
+
+    @property
+    def retry_attempts(self) -> int:
+        return DEFAULT_RETRY_ATTEMPTS if self.max_retry_attempts is None else self.max_retry_attempts
+
+    @property
+    def event_age(self) -> int:
+        return DEFAULT_MAX_EVENT_AGE_S if self.max_event_age is None else self.max_event_age
 
 
 def function_arn(settings: Settings, name: str, qualifier: str | None = None) -> str:
@@ -320,7 +382,65 @@ def _row_to_alias(row) -> AliasConfig:
         function_version=row["function_version"],
         description=row["description"],
         revision=row["revision"],
+        routing={str(k): float(v) for k, v in json.loads(row["routing"] or "{}").items()},
     )
+
+
+def _row_to_event_config(row) -> EventInvokeConfig:
+    return EventInvokeConfig(
+        function=row["name"],
+        qualifier=row["qualifier"],
+        max_retry_attempts=row["max_retry_attempts"],
+        max_event_age=row["max_event_age"],
+        destinations=json.loads(row["destinations"] or "{}"),
+        last_modified=row["last_modified"],
+    )
+
+
+def validate_routing(weights: Any) -> dict[str, float]:
+    """RoutingConfig.AdditionalVersionWeights as AWS constrains it: version-number keys, weights in
+    [0, 1] (the API model), at most one additional version, whose weight is below 1."""
+    if weights is None:
+        return {}
+    if not isinstance(weights, dict):
+        raise ValidationError(
+            "1 validation error detected: Value at 'routingConfig.additionalVersionWeights' failed to "
+            "satisfy constraint: Member must be a map of version to weight"
+        )
+    clean: dict[str, float] = {}
+    for key, value in weights.items():
+        version = str(key)
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):
+            weight = math.nan
+        text = "{" + ", ".join(f"{k}={v}" for k, v in weights.items()) + "}"
+        if not _VERSION_RE.match(version) or len(version) > 1024:
+            raise ValidationError(
+                f"1 validation error detected: Value '{text}' at 'routingConfig.additionalVersionWeights' "
+                "failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length "
+                "less than or equal to 1024, Member must have length greater than or equal to 1, Member "
+                "must satisfy regular expression pattern: [0-9]+]"
+            )
+        if not 0.0 <= weight <= 1.0:
+            raise ValidationError(
+                f"1 validation error detected: Value '{text}' at 'routingConfig.additionalVersionWeights' "
+                "failed to satisfy constraint: Map value must satisfy constraint: [Member must have value "
+                "less than or equal to 1.0, Member must have value greater than or equal to 0.0]"
+            )
+        clean[version] = weight
+    if len(clean) > 1:
+        raise InvalidParameterValue(
+            f"Number of items in AdditionalVersionWeights cannot be greater than 1 (got {len(clean)}): "
+            "an alias routes to its FunctionVersion and at most one additional version"
+        )
+    for version, weight in clean.items():
+        if weight >= 1.0:
+            raise InvalidParameterValue(
+                f"Invalid weight {weight} for version {version}: the additional version's weight must be "
+                "below 1.0 (the alias's FunctionVersion gets the rest)"
+            )
+    return clean
 
 
 def _same_published_content(a: FunctionConfig, b: FunctionConfig) -> bool:
@@ -370,8 +490,8 @@ class FunctionRegistry:
             alias = self.db.query_one(
                 "SELECT * FROM lambda_aliases WHERE name = ? AND alias = ?", (name, qualifier)
             )
-            if alias is not None:
-                return self.get(name, alias["function_version"])
+            if alias is not None:  # a weighted alias picks one of its two versions per call
+                return self.get(name, _row_to_alias(alias).pick_version())
         raise FunctionNotFound(
             f"Function not found: {function_arn(self.settings, name, qualifier or LATEST)}"
         )
@@ -466,6 +586,7 @@ class FunctionRegistry:
             conn.execute("DELETE FROM lambda_functions WHERE name = ?", (name,))
             conn.execute("DELETE FROM lambda_versions WHERE name = ?", (name,))
             conn.execute("DELETE FROM lambda_aliases WHERE name = ?", (name,))
+            conn.execute("DELETE FROM lambda_event_invoke_configs WHERE name = ?", (name,))
 
     # -- versions --------------------------------------------------------------------------------
     def check_revision(self, name: str, revision_id: str | None) -> FunctionConfig:
@@ -579,10 +700,8 @@ class FunctionRegistry:
         with self.db.transaction() as conn:
             aliases = [
                 r["alias"]
-                for r in conn.execute(
-                    "SELECT alias FROM lambda_aliases WHERE name = ? AND function_version = ? ORDER BY alias",
-                    (name, config.version),
-                )
+                for r in conn.execute("SELECT * FROM lambda_aliases WHERE name = ? ORDER BY alias", (name,))
+                if config.version in _row_to_alias(r).versions()  # also a weighted alias's second version
             ]
             if aliases:
                 raise ResourceConflict(
@@ -590,6 +709,10 @@ class FunctionRegistry:
                 )
             conn.execute(
                 "DELETE FROM lambda_versions WHERE name = ? AND version = ?", (name, int(config.version))
+            )
+            conn.execute(
+                "DELETE FROM lambda_event_invoke_configs WHERE name = ? AND qualifier = ?",
+                (name, config.version),
             )
 
     # -- aliases ---------------------------------------------------------------------------------
@@ -603,6 +726,22 @@ class FunctionRegistry:
             )
         self.get(name, function_version)  # FunctionNotFound: ...:function:name:7
 
+    def _check_routing(self, name: str, function_version: str, routing: dict[str, float]) -> None:
+        """Both versions of a weighted alias must be published versions of this function."""
+        if not routing:
+            return
+        if function_version == LATEST:
+            raise InvalidParameterValue(
+                "$LATEST is not supported for an alias pointing to more than 1 version"
+            )
+        for version in routing:
+            if version == function_version:
+                raise InvalidParameterValue(
+                    f"Invalid function version {version}. Function version {version} is already included "
+                    "in routing configuration."
+                )
+            self.get(name, version)  # FunctionNotFound: ...:function:name:7
+
     def get_alias(self, name: str, alias: str) -> AliasConfig:
         self.get(name)
         row = self.db.query_one("SELECT * FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias))
@@ -614,18 +753,25 @@ class FunctionRegistry:
         self.get(name)
         rows = self.db.query("SELECT * FROM lambda_aliases WHERE name = ? ORDER BY alias", (name,))
         aliases = [_row_to_alias(r) for r in rows]
-        if function_version:
-            aliases = [a for a in aliases if a.function_version == function_version]
+        if function_version:  # the aliases that invoke that version (a weighted one's second too)
+            aliases = [a for a in aliases if function_version in a.versions()]
         return aliases
 
     def create_alias(
-        self, name: str, alias: str, function_version: str, description: str = ""
+        self,
+        name: str,
+        alias: str,
+        function_version: str,
+        description: str = "",
+        routing: dict[str, float] | None = None,
     ) -> AliasConfig:
         if not _ALIAS_RE.match(alias):
             raise InvalidParameterValue(
                 f"invalid alias name {alias!r}: 1-128 letters, digits, '-' or '_', not only digits"
             )
+        routing = validate_routing(routing)
         self._check_alias_target(name, function_version)
+        self._check_routing(name, function_version, routing)
         with self.db.transaction() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias)
@@ -633,8 +779,9 @@ class FunctionRegistry:
             if exists is not None:
                 raise ResourceConflict(f"Alias already exists: {self._alias_arn(name, alias)}")
             conn.execute(
-                "INSERT INTO lambda_aliases (name, alias, function_version, description) VALUES (?, ?, ?, ?)",
-                (name, alias, function_version, description),
+                "INSERT INTO lambda_aliases (name, alias, function_version, description, routing)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, alias, function_version, description, json.dumps(routing)),
             )
         return self.get_alias(name, alias)
 
@@ -646,19 +793,25 @@ class FunctionRegistry:
         function_version: str | None = None,
         description: str | None = None,
         revision_id: str | None = None,
+        routing: dict[str, float] | None = None,
     ) -> AliasConfig:
+        """Change the alias; ``routing`` None keeps its weights, ``{}`` removes them."""
         current = self.get_alias(name, alias)
         if revision_id and revision_id != current.revision_id:
             raise PreconditionFailed(_REVISION_MISMATCH)
+        new_routing = current.routing if routing is None else validate_routing(routing)
+        new_version = current.function_version if function_version is None else function_version
         if function_version is not None:
             self._check_alias_target(name, function_version)
+        self._check_routing(name, new_version, new_routing)
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE lambda_aliases SET function_version = ?, description = ?, revision = revision + 1"
-                " WHERE name = ? AND alias = ?",
+                "UPDATE lambda_aliases SET function_version = ?, description = ?, routing = ?,"
+                " revision = revision + 1 WHERE name = ? AND alias = ?",
                 (
-                    current.function_version if function_version is None else function_version,
+                    new_version,
                     current.description if description is None else description,
+                    json.dumps(new_routing),
                     name,
                     alias,
                 ),
@@ -669,6 +822,108 @@ class FunctionRegistry:
         self.get_alias(name, alias)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM lambda_aliases WHERE name = ? AND alias = ?", (name, alias))
+            conn.execute(
+                "DELETE FROM lambda_event_invoke_configs WHERE name = ? AND qualifier = ?", (name, alias)
+            )
+
+    # -- asynchronous invocation settings (EventInvokeConfig) -----------------------------------
+    def _event_qualifier(self, name: str, qualifier: str | None) -> str:
+        """The qualifier a configuration is kept under; the function, version or alias must exist."""
+        qualifier = qualifier or LATEST
+        if qualifier != LATEST and not _VERSION_RE.match(qualifier):
+            self.get_alias(name, qualifier)
+        else:
+            self.get(name, qualifier)
+        return qualifier
+
+    def find_event_config(self, name: str, qualifier: str | None) -> EventInvokeConfig | None:
+        row = self.db.query_one(
+            "SELECT * FROM lambda_event_invoke_configs WHERE name = ? AND qualifier = ?",
+            (name, qualifier or LATEST),
+        )
+        return _row_to_event_config(row) if row is not None else None
+
+    def get_event_config(self, name: str, qualifier: str | None) -> EventInvokeConfig:
+        qualifier = self._event_qualifier(name, qualifier)
+        found = self.find_event_config(name, qualifier)
+        if found is None:
+            raise FunctionNotFound(
+                f"The function {function_arn(self.settings, name, qualifier)} doesn't have an "
+                "EventInvokeConfig"
+            )
+        return found
+
+    def list_event_configs(self, name: str) -> list[EventInvokeConfig]:
+        self.get(name)
+        rows = self.db.query(
+            "SELECT * FROM lambda_event_invoke_configs WHERE name = ? ORDER BY last_modified, qualifier",
+            (name,),
+        )
+        return [_row_to_event_config(r) for r in rows]
+
+    def put_event_config(
+        self,
+        name: str,
+        qualifier: str | None,
+        *,
+        max_retry_attempts: Any = None,
+        max_event_age: Any = None,
+        destinations: dict[str, Any] | None = None,
+        merge: bool = False,
+    ) -> EventInvokeConfig:
+        """PutFunctionEventInvokeConfig (replaces every setting) or, with ``merge``,
+        UpdateFunctionEventInvokeConfig (changes the settings given; the configuration must exist)."""
+        qualifier = self._event_qualifier(name, qualifier)
+        retries = _bounded_int(max_retry_attempts, "maximumRetryAttempts", 0, 2)
+        age = _bounded_int(max_event_age, "maximumEventAgeInSeconds", 60, 21600)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM lambda_event_invoke_configs WHERE name = ? AND qualifier = ?",
+                (name, qualifier),
+            ).fetchone()
+            if merge and row is not None:
+                current = _row_to_event_config(row)
+                retries = current.max_retry_attempts if retries is None else retries
+                age = current.max_event_age if age is None else age
+                if destinations is None:
+                    destinations = current.destinations
+                else:
+                    destinations = {**current.destinations, **destinations}
+            conn.execute(
+                "INSERT OR REPLACE INTO lambda_event_invoke_configs (name, qualifier, max_retry_attempts,"
+                " max_event_age, destinations, last_modified) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, qualifier, retries, age, json.dumps(destinations or {}), time.time()),
+            )
+        return self.get_event_config(name, qualifier)
+
+    def delete_event_config(self, name: str, qualifier: str | None) -> None:
+        config = self.get_event_config(name, qualifier)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM lambda_event_invoke_configs WHERE name = ? AND qualifier = ?",
+                (name, config.qualifier),
+            )
+
+
+def _bounded_int(value: Any, field_name: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field_name}' failed to satisfy "
+            "constraint: Member must be an integer"
+        )
+    if value < low:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field_name}' failed to satisfy "
+            f"constraint: Member must have value greater than or equal to {low}"
+        )
+    if value > high:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{field_name}' failed to satisfy "
+            f"constraint: Member must have value less than or equal to {high}"
+        )
+    return value
 
 
 _REVISION_MISMATCH = (

@@ -28,6 +28,7 @@ from sconeflow.lambda_runtime.registry import (
     LATEST,
     RUNTIME_NAME,
     AliasConfig,
+    EventInvokeConfig,
     FunctionConfig,
     function_arn,
     parse_function_name,
@@ -40,6 +41,9 @@ _FUNCTION_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)(?P<config>/co
 _CODE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
 _VERSIONS_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/versions/?$")
 _ALIASES_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/aliases(?:/(?P<alias>[^/]+))?/?$")
+_EVENT_CONFIG_RE = re.compile(
+    r"^/2019-09-25/functions/(?P<name>[^/]+)/event-invoke-config(?P<list>/list)?/?$"
+)
 
 # What the local Lambda service answers (docs/lambda.md lists the same); anything else is 501.
 IMPLEMENTED_OPERATIONS = (
@@ -58,6 +62,11 @@ IMPLEMENTED_OPERATIONS = (
     "UpdateAlias",
     "DeleteAlias",
     "ListAliases",
+    "PutFunctionEventInvokeConfig",
+    "GetFunctionEventInvokeConfig",
+    "UpdateFunctionEventInvokeConfig",
+    "DeleteFunctionEventInvokeConfig",
+    "ListFunctionEventInvokeConfigs",
 )
 # Lambda operations that are not implemented, by a path fragment, to name them in the 501 answer.
 _UNIMPLEMENTED_HINTS = (
@@ -65,7 +74,6 @@ _UNIMPLEMENTED_HINTS = (
     ("/tags/", "TagResource, UntagResource or ListTags"),
     ("/concurrency", "Put/Get/DeleteFunctionConcurrency"),
     ("/provisioned-concurrency", "provisioned concurrency"),
-    ("/event-invoke-config", "the EventInvokeConfig operations"),
     ("/event-source-mappings", "the EventSourceMapping operations"),
     ("/url", "the function URL operations"),
     ("/layers", "the layer operations"),
@@ -128,13 +136,34 @@ def function_configuration(
 
 
 def alias_configuration(settings: Settings, alias: AliasConfig) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "AliasArn": function_arn(settings, alias.function, alias.name),
         "Name": alias.name,
         "FunctionVersion": alias.function_version,
         "Description": alias.description,
         "RevisionId": alias.revision_id,
     }
+    if alias.routing:
+        body["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.routing)}
+    return body
+
+
+def event_invoke_configuration(settings: Settings, config: EventInvokeConfig) -> dict[str, Any]:
+    """FunctionEventInvokeConfig: the qualified ARN ($LATEST included), the settings given, and
+    DestinationConfig with OnSuccess/OnFailure (empty objects when not set), as Lambda answers."""
+    body: dict[str, Any] = {
+        "LastModified": config.last_modified,
+        "FunctionArn": function_arn(settings, config.function, config.qualifier),
+        "DestinationConfig": {
+            "OnSuccess": dict(config.destinations.get("OnSuccess") or {}),
+            "OnFailure": dict(config.destinations.get("OnFailure") or {}),
+        },
+    }
+    if config.max_retry_attempts is not None:
+        body["MaximumRetryAttempts"] = config.max_retry_attempts
+    if config.max_event_age is not None:
+        body["MaximumEventAgeInSeconds"] = config.max_event_age
+    return body
 
 
 def _page(request: WireRequest, items: list, limit_max: int = 50) -> tuple[list, str | None]:
@@ -151,13 +180,40 @@ def _page(request: WireRequest, items: list, limit_max: int = 50) -> tuple[list,
     return items[start : start + limit], str(start + limit) if start + limit < len(items) else None
 
 
-def _routing_config(body: dict[str, Any]) -> None:
-    weights = (body.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
-    if weights:
-        raise NotImplementedOperation(
-            "RoutingConfig.AdditionalVersionWeights (weighted aliases) is not implemented by the local "
-            "Lambda service: an alias points to one version"
-        )
+def _routing_config(body: dict[str, Any]) -> dict[str, float] | None:
+    """RoutingConfig.AdditionalVersionWeights of a CreateAlias/UpdateAlias body (None: not given;
+    ``{}``: no additional version)."""
+    if "RoutingConfig" not in body:
+        return None
+    routing = body.get("RoutingConfig") or {}
+    if not isinstance(routing, dict):
+        raise InvalidParameterValue("RoutingConfig must be an object with AdditionalVersionWeights")
+    weights = routing.get("AdditionalVersionWeights")
+    return {} if weights is None else weights
+
+
+def _destinations(settings: Settings, registry: Any, body: dict[str, Any]) -> dict[str, Any] | None:
+    """DestinationConfig: locally a destination is a Lambda function of this home (its ARN, or a
+    qualified ARN); queues, topics, buckets and event buses are not available locally."""
+    if "DestinationConfig" not in body:
+        return None
+    config = body.get("DestinationConfig") or {}
+    clean: dict[str, Any] = {}
+    for key in ("OnSuccess", "OnFailure"):
+        destination = (config.get(key) or {}).get("Destination")
+        if not destination:
+            continue
+        destination = str(destination)
+        if ":lambda:" not in destination or ":function:" not in destination:
+            raise InvalidParameterValue(
+                f"The destination ARN {destination} is not supported by the local Lambda service: only a "
+                "Lambda function of this home can be a destination (SQS, SNS, S3 and EventBridge are not "
+                "available locally)"
+            )
+        name, qualifier = parse_function_name(destination, settings=settings)
+        registry.get(name, qualifier)  # ResourceNotFoundException when it does not exist
+        clean[key] = {"Destination": destination}
+    return clean
 
 
 def _variables(body: dict[str, Any]) -> dict[str, str]:
@@ -202,6 +258,11 @@ class LambdaHandler:
         match = _ALIASES_RE.match(path)
         if match:
             response = self.aliases(request, match.group("name"), match.group("alias"))
+            if response is not None:
+                return response
+        match = _EVENT_CONFIG_RE.match(path)
+        if match:
+            response = self.event_invoke_config(request, match.group("name"), bool(match.group("list")))
             if response is not None:
                 return response
         match = _FUNCTION_RE.match(path)
@@ -270,11 +331,14 @@ class LambdaHandler:
         if alias is None and method == "POST":
             name, _ = self._name(raw_name)
             body = self._json(request)
-            _routing_config(body)
             if not body.get("Name") or not body.get("FunctionVersion"):
                 raise InvalidParameterValue("Name and FunctionVersion are required")
             created = registry.create_alias(
-                name, str(body["Name"]), str(body["FunctionVersion"]), str(body.get("Description") or "")
+                name,
+                str(body["Name"]),
+                str(body["FunctionVersion"]),
+                str(body.get("Description") or ""),
+                routing=_routing_config(body),
             )
             return WireResponse.json(alias_configuration(self.settings, created), status=201)
         if alias is None:
@@ -284,7 +348,6 @@ class LambdaHandler:
             return WireResponse.json(alias_configuration(self.settings, registry.get_alias(name, alias)))
         if method == "PUT":
             body = self._json(request)
-            _routing_config(body)
             version = body.get("FunctionVersion")
             description = body.get("Description")
             updated = registry.update_alias(
@@ -293,11 +356,47 @@ class LambdaHandler:
                 function_version=str(version) if version else None,
                 description=str(description) if description is not None else None,
                 revision_id=body.get("RevisionId"),
+                routing=_routing_config(body),
             )
             return WireResponse.json(alias_configuration(self.settings, updated))
         if method == "DELETE":
             registry.delete_alias(name, alias)
             return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
+        return None
+
+    def event_invoke_config(self, request: WireRequest, raw_name: str, listing: bool) -> WireResponse | None:
+        """Put/Get/Update/Delete/ListFunctionEventInvokeConfig(s)."""
+        registry = self.runtime.registry
+        method = request.method
+        if listing:
+            if method != "GET":
+                return None
+            name, _ = self._name(raw_name)
+            page, next_marker = _page(request, registry.list_event_configs(name))
+            body: dict[str, Any] = {
+                "FunctionEventInvokeConfigs": [event_invoke_configuration(self.settings, c) for c in page]
+            }
+            if next_marker:
+                body["NextMarker"] = next_marker
+            return WireResponse.json(body)
+        name, qualifier = self._name(raw_name, request.query_one("Qualifier"))
+        if method == "GET":
+            found = registry.get_event_config(name, qualifier)
+            return WireResponse.json(event_invoke_configuration(self.settings, found))
+        if method == "DELETE":
+            registry.delete_event_config(name, qualifier)
+            return WireResponse(204, {"x-amzn-RequestId": str(uuid.uuid4())})
+        if method in ("PUT", "POST"):
+            body = self._json(request)
+            saved = registry.put_event_config(
+                name,
+                qualifier,
+                max_retry_attempts=body.get("MaximumRetryAttempts"),
+                max_event_age=body.get("MaximumEventAgeInSeconds"),
+                destinations=_destinations(self.settings, registry, body),
+                merge=method == "POST",
+            )
+            return WireResponse.json(event_invoke_configuration(self.settings, saved))
         return None
 
     # -- deployment ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import IO, Any
 from sconeflow.config import Settings
 from sconeflow.lambda_runtime import logs as logfmt
 from sconeflow.lambda_runtime.errors import (
+    FunctionNotFound,
     InvalidParameterValue,
     InvalidRequestContent,
     RequestTooLarge,
@@ -42,7 +43,14 @@ from sconeflow.lambda_runtime.protocol import (
     read_response,
     write_all,
 )
-from sconeflow.lambda_runtime.registry import LATEST, FunctionConfig, FunctionRegistry, parse_function_name
+from sconeflow.lambda_runtime.registry import (
+    DEFAULT_MAX_EVENT_AGE_S,
+    DEFAULT_RETRY_ATTEMPTS,
+    LATEST,
+    FunctionConfig,
+    FunctionRegistry,
+    parse_function_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,11 @@ INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 ENDPOINT_TTL_S = 1.0
 IDLE_TTL_S = 600.0  # a warm worker idle this long is stopped, as Lambda reclaims idle sandboxes
 REAP_EVERY_S = 30.0
+# Waits before the retries of a failed asynchronous invocation: Lambda's one and two minutes. The local
+# setting SCONEFLOW_LAMBDA_ASYNC_RETRY_DELAYS (or Settings.extra["lambda_async_retry_delays"]) shortens
+# them for tests and local use: seconds, comma-separated ("1,2"; one number is used for every retry).
+ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
+ASYNC_RETRY_DELAYS_ENV = "SCONEFLOW_LAMBDA_ASYNC_RETRY_DELAYS"
 _PASS_THROUGH_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -77,6 +90,39 @@ class InvokeResult:
 
     def json(self) -> Any:
         return json.loads(self.payload) if self.payload else None
+
+
+def async_retry_delays(settings: Settings) -> tuple[float, ...]:
+    """The waits before the 1st and 2nd retry of a failed asynchronous invocation, in seconds."""
+    raw = settings.extra.get("lambda_async_retry_delays") or os.environ.get(ASYNC_RETRY_DELAYS_ENV, "")
+    if not raw.strip():
+        return ASYNC_RETRY_DELAYS_S
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(not 0 <= d < 86400 for d in delays):
+        log.warning(
+            "%s=%r is not a list of seconds (e.g. 1,2): using %s",
+            ASYNC_RETRY_DELAYS_ENV,
+            raw,
+            ASYNC_RETRY_DELAYS_S,
+        )
+        return ASYNC_RETRY_DELAYS_S
+    return delays
+
+
+@dataclass
+class _Event:
+    """An asynchronous invocation in Lambda's queue: the same request id on every attempt."""
+
+    name: str
+    qualifier: str | None
+    payload: bytes
+    request_id: str
+    invoked_arn: str
+    enqueued: float  # time.monotonic() when accepted
+    attempts: int = 0  # attempts made so far
 
 
 def _compact(obj: dict[str, Any]) -> bytes:
@@ -293,6 +339,7 @@ class _Engine:
         self._raw_logs: dict[str, IO[bytes]] = {}
         self._reaper: threading.Thread | None = None
         self._closed = threading.Event()
+        self._timers: set[threading.Timer] = set()  # asynchronous invocations waiting to be retried
         self.closing = False  # set while close() runs: queued Event invocations stop waiting for workers
 
     # -- endpoint for the handlers' boto3 clients ------------------------------------------------
@@ -404,6 +451,21 @@ class _Engine:
                 self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-event")
             return self._executor
 
+    def schedule(self, delay: float, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the event pool after ``delay`` seconds (dropped if the engine closes)."""
+
+        def fire() -> None:
+            with self.lock:
+                self._timers.discard(timer)
+            if not self.closing:
+                self.executor().submit(fn, *args)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        with self.lock:
+            self._timers.add(timer)
+        timer.start()
+
     def close(self) -> None:
         self.closing = True
         try:
@@ -417,6 +479,11 @@ class _Engine:
             executor, self._executor = self._executor, None
             gateway, self._in_process_gateway = self._in_process_gateway, None
             raw, self._raw_logs = list(self._raw_logs.values()), {}
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
+            timer.cancel()
+        if timers:
+            log.warning("%d asynchronous invocation(s) waiting for a retry dropped at close", len(timers))
         self.fixed_endpoint = None
         self._closed.set()
         if executor is not None:
@@ -504,31 +571,112 @@ class LambdaRuntime:
             return InvokeResult(204, b"", None, None, config.version, request_id)
         if invocation_type == "Event":
             # Lambda passes the ClientContext to synchronous invocations only
-            self._engine.executor().submit(
-                self._run_event, config.name, qual, payload, request_id, invoked_arn
-            )
+            event = _Event(config.name, qual, payload, request_id, invoked_arn, time.monotonic())
+            self._engine.executor().submit(self._run_event, event)
             return InvokeResult(202, b"", None, None, config.version, request_id)
         result = self._run(config, payload, request_id, invoked_arn, context, log_type == "Tail")
         return result
 
-    def _run_event(
-        self, name: str, qualifier: str | None, payload: bytes, request_id: str, invoked_arn: str
-    ) -> None:
-        """An Event invocation, from the queue: Lambda retries a throttled event (for up to six hours)
-        instead of dropping it, so a busy function only delays it. The configuration is the one the
-        function has when the event runs, as on AWS."""
+    def _run_event(self, event: _Event) -> None:
+        """One attempt of an Event invocation, from the queue.
+
+        A throttled event (every worker busy) waits for a worker, up to the event's maximum age, as
+        Lambda keeps retrying throttled events. A function error (the handler raised, timed out or
+        crashed) is retried MaximumRetryAttempts times (default 2) after Lambda's waits (see
+        :func:`async_retry_delays`), each attempt logged as its own START/END/REPORT with the same
+        request id. The configuration is the one the function has when the attempt runs, as on AWS.
+        """
+        name = event.name
+        settings = self.registry.find_event_config(name, event.qualifier)
+        max_retries = settings.retry_attempts if settings else DEFAULT_RETRY_ATTEMPTS
+        max_age = settings.event_age if settings else DEFAULT_MAX_EVENT_AGE_S
         while True:
             try:
-                config = self.registry.get(name, qualifier)
-                self._run(config, payload, request_id, invoked_arn, None, False)
-                return
+                config = self.registry.get(name, event.qualifier)
+                result = self._run(config, event.payload, event.request_id, event.invoked_arn, None, False)
+                break
             except TooManyRequests:
                 if self._engine.closing:
-                    log.warning("asynchronous invocation %s of %s dropped at close", request_id, name)
+                    log.warning("asynchronous invocation %s of %s dropped at close", event.request_id, name)
                     return
-            except Exception:
-                log.exception("asynchronous invocation %s failed", request_id)
+                if time.monotonic() - event.enqueued >= max_age:
+                    log.warning(
+                        "asynchronous invocation %s of %s discarded: throttled for longer than its maximum "
+                        "event age (%ss)",
+                        event.request_id,
+                        name,
+                        max_age,
+                    )
+                    self._deliver(event, settings, None, "EventAgeExceeded")
+                    return
+            except FunctionNotFound:
+                log.warning("asynchronous invocation %s: %s no longer exists", event.request_id, name)
                 return
+            except Exception:
+                log.exception("asynchronous invocation %s failed", event.request_id)
+                return
+        event.attempts += 1
+        if result.function_error is None:
+            self._deliver(event, settings, result, "Success")
+            return
+        if event.attempts > max_retries:
+            log.warning(
+                "asynchronous invocation %s of %s failed %d time(s): discarded",
+                event.request_id,
+                name,
+                event.attempts,
+            )
+            self._deliver(event, settings, result, "RetriesExhausted")
+            return
+        delays = async_retry_delays(self.settings)
+        delay = delays[min(event.attempts - 1, len(delays) - 1)]
+        if time.monotonic() - event.enqueued + delay > max_age:
+            log.warning(
+                "asynchronous invocation %s of %s discarded: its retry would exceed its maximum event age "
+                "(%ss)",
+                event.request_id,
+                name,
+                max_age,
+            )
+            self._deliver(event, settings, result, "EventAgeExceeded")
+            return
+        self._engine.schedule(delay, self._run_event, event)
+
+    def _deliver(self, event: _Event, settings: Any, result: InvokeResult | None, condition: str) -> None:
+        """Send the invocation record to the OnSuccess/OnFailure destination (a local Lambda function,
+        invoked asynchronously), in Lambda's destination record format."""
+        key = "OnSuccess" if condition == "Success" else "OnFailure"
+        target = ((settings.destinations if settings else {}).get(key) or {}).get("Destination")
+        if not target:
+            return
+        try:
+            request_payload = json.loads(event.payload) if event.payload else {}
+        except ValueError:
+            request_payload = None
+        record: dict[str, Any] = {
+            "version": "1.0",
+            "timestamp": _utc_stamp(),
+            "requestContext": {
+                "requestId": event.request_id,
+                "functionArn": event.invoked_arn,
+                "condition": condition,
+                "approximateInvokeCount": max(event.attempts, 1),
+            },
+            "requestPayload": request_payload,
+        }
+        if result is not None:
+            response: dict[str, Any] = {"statusCode": 200, "executedVersion": result.executed_version}
+            if result.function_error:
+                response["functionError"] = result.function_error
+            record["responseContext"] = response
+            try:
+                record["responsePayload"] = result.json()
+            except ValueError:
+                record["responsePayload"] = result.payload.decode("utf-8", "replace")
+        try:
+            self.invoke(target, json.dumps(record).encode(), "Event")
+        except Exception:
+            log.exception("cannot deliver asynchronous invocation %s to %s", event.request_id, target)
 
     def _run(
         self,
