@@ -174,8 +174,9 @@ class ObjectStore(Protocol):
         headers: dict[str, str] | None = None,
         defer_etag: bool = False,
         etag: str | None = None,
+        checksum: ObjectChecksum | None = None,
+        part_sizes: list[int] | tuple[int, ...] | None = None,
     ) -> ObjectInfo: ...
-    # LocalStore.put_object also takes ``checksum`` and ``part_sizes`` (see there); S3Store has its own.
     def get_object(
         self, bucket: str, key: str, *, byte_range: tuple[int, int | None] | None = None
     ) -> bytes: ...

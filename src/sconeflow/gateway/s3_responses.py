@@ -1030,7 +1030,7 @@ class S3Handler:
             try:
                 source = self.store.head_object(src_bucket, src_key)
                 with self.store.open_object(src_bucket, src_key) as data:
-                    # (a store that keeps no checksum, the s3:// one, is not read twice for nothing)
+                    # (a store that keeps no checksum is not read twice for nothing)
                     checksum = self._copy_checksum(
                         data, source, algorithm if keeps_checksums(self.store) else None
                     )
