@@ -356,19 +356,9 @@ def _validate(config: FunctionConfig) -> None:
 
 
 def _version_to_config(row, concurrency: int) -> FunctionConfig:
-    return FunctionConfig(
-        name=row["name"],
-        handler=row["handler"],
-        code_dir=row["code_dir"],
-        runtime=row["runtime"],
-        environment=json.loads(row["environment"] or "{}"),
-        timeout=row["timeout"],
-        memory_size=row["memory_size"],
-        concurrency=concurrency,
-        description=row["description"],
-        last_modified=row["last_modified"],
-        revision=0,
-        role=row["role"],
+    """A published version's row: its own code and configuration, the function's concurrency."""
+    return replace(
+        _row_to_config(row, concurrency=concurrency, revision=0),
         version=str(row["version"]),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],
@@ -449,7 +439,8 @@ def _same_published_content(a: FunctionConfig, b: FunctionConfig) -> bool:
     return a.code_facts()[0] == b.code_facts()[0] and all(getattr(a, key) == getattr(b, key) for key in keys)
 
 
-def _row_to_config(row) -> FunctionConfig:
+def _row_to_config(row, *, concurrency: int | None = None, revision: int | None = None) -> FunctionConfig:
+    """``$LATEST`` from its ``lambda_functions`` row (a version row gives the two fields it lacks)."""
     return FunctionConfig(
         name=row["name"],
         handler=row["handler"],
@@ -458,10 +449,10 @@ def _row_to_config(row) -> FunctionConfig:
         environment=json.loads(row["environment"] or "{}"),
         timeout=row["timeout"],
         memory_size=row["memory_size"],
-        concurrency=row["concurrency"],
+        concurrency=row["concurrency"] if concurrency is None else concurrency,
         description=row["description"],
         last_modified=row["last_modified"],
-        revision=row["revision"],
+        revision=row["revision"] if revision is None else revision,
         role=row["role"],
     )
 
