@@ -1,1 +1,1 @@
-from tests.gateway.support import gateway, runtime  # noqa: F401 - fixtures
+from tests.gateway.support import gateway, lam, runtime  # noqa: F401 - fixtures

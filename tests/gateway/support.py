@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sconeflow.config import Settings
+from sconeflow.gateway.client import boto3_client
 from sconeflow.gateway.server import InProcessGateway, start_in_process
 from sconeflow.lambda_runtime.registry import FunctionConfig, FunctionRegistry
 from sconeflow.lambda_runtime.runtime import LambdaRuntime
@@ -29,6 +31,12 @@ def runtime(settings: Settings, gateway: InProcessGateway) -> Iterator[LambdaRun
         yield rt
     finally:
         rt.close()
+
+
+@pytest.fixture
+def lam(settings: Settings, gateway: InProcessGateway) -> Any:
+    """A boto3 ``lambda`` client against the in-process gateway."""
+    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def register_code(

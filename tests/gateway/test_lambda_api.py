@@ -11,16 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
-from sconeflow.gateway.server import InProcessGateway
 from tests.gateway.support import register_code
 
 SLEEPY = "import time\ndef handler(event, context):\n    time.sleep(event.get('s', 0))\n    return event\n"
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def test_invoke_request_response(lam: Any) -> None:

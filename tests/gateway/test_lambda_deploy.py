@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
-from sconeflow.gateway.server import InProcessGateway
 from sconeflow.lambda_runtime.packaging import build_package
 from sconeflow.lambda_runtime.registry import FunctionRegistry
 from sconeflow.store import LocalStore
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def _zip(files: dict[str, str]) -> bytes:

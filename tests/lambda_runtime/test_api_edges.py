@@ -26,11 +26,6 @@ ECHO = "def handler(event, context):\n    return {'event': event, 'code': 'CODE'
 runner = CliRunner()
 
 
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
-
-
 def _code(exc: pytest.ExceptionInfo) -> tuple[str, int]:
     response = exc.value.response
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]

@@ -13,8 +13,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
-from sconeflow.gateway.server import InProcessGateway
 from sconeflow.lambda_runtime.logs import LogStore
 from tests.gateway.support import register_code
 
@@ -36,11 +34,6 @@ def handler(event, context):
     with open(os.environ["OUT"], "a") as out:
         out.write(json.dumps(event) + "\\n")
 """
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 @pytest.fixture

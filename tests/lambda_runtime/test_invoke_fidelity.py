@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
 from sconeflow.gateway.server import InProcessGateway
 from sconeflow.lambda_runtime.logs import LogStore
 from tests.gateway.support import register_code
@@ -58,11 +57,6 @@ def handler(event, context):
         handle.write(json.dumps({"n": event.get("n"), "client_context": seen}) + "\\n")
     return "ok"
 """
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def _tail(response: dict[str, Any]) -> str:

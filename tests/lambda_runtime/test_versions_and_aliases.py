@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
-from sconeflow.gateway.server import InProcessGateway
 from tests.gateway.support import register_code
 
 ROLE = "arn:aws:iam::123456789012:role/lambda"
@@ -28,11 +26,6 @@ def handler(event, context):
     return {{"code": "{tag}", "greeting": os.environ.get("GREETING"), "version": context.function_version,
             "arn": context.invoked_function_arn, "event": event}}
 """
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def _zip(tag: str) -> bytes:

@@ -16,17 +16,10 @@ from typer.testing import CliRunner
 
 from sconeflow.cli import app
 from sconeflow.config import Settings
-from sconeflow.gateway.client import boto3_client
-from sconeflow.gateway.server import InProcessGateway
 
 ROLE = "arn:aws:iam::123456789012:role/lambda"
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 SOURCE = "def handler(event, context):\n    return {{'code': '{tag}', 'version': context.function_version}}\n"
-
-
-@pytest.fixture
-def lam(settings: Settings, gateway: InProcessGateway) -> Any:
-    return boto3_client(settings, "lambda", url=gateway.url)
 
 
 def _zip(tag: str) -> bytes:
